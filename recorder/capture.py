@@ -1,0 +1,301 @@
+"""The capture thread: turns frames copied off the forwarding path into log records.
+
+Forwarders (proxy.py) push every message they relay, prefixed with a one-byte
+channel/direction code, to one inproc PULL socket owned by this thread. This
+thread splits the frames (no JSON parsing except on the rare control and stdin
+messages), stamps them, and appends them to the LogWriter, flushing at least
+every 100 ms. It also answers each new iopub subscription with krec's own signed
+``iopub_welcome`` (JEP 65), redacts password input, and logs events that other
+threads hand it through ``event()``.
+"""
+
+from __future__ import annotations
+
+import json
+import queue
+import sys
+import threading
+import time
+from collections.abc import Callable
+from typing import Any
+
+import zmq
+
+from .logfile import LogWriter
+from .wire import DELIM, Signer, make_header, new_id, serialize
+
+#: prefix code -> (channel, source). Lower case: from the client side; upper: kernel side.
+CODES: dict[bytes, tuple[str, str]] = {
+    b"s": ("shell", "client"),
+    b"S": ("shell", "kernel"),
+    b"c": ("control", "client"),
+    b"C": ("control", "kernel"),
+    b"i": ("stdin", "client"),
+    b"I": ("stdin", "kernel"),
+    b"O": ("iopub", "kernel"),
+    b"o": ("iopub", "client"),  # subscription frames from the frontend-side XPUB
+}
+
+REDACTED = "<redacted by krec>"
+
+
+class CaptureThread(threading.Thread):
+    """Owns the capture PULL socket and the LogWriter; the only thread that writes the log."""
+
+    def __init__(
+        self,
+        *,
+        writer: LogWriter,
+        capture_ctx: zmq.Context,
+        forward_ctx: zmq.Context,
+        capture_addr: str,
+        inject_addr: str,
+        signer: Signer,
+        record_passwords: bool = False,
+        on_control: Callable[[str, dict[str, Any]], None] | None = None,
+        warn: Callable[[str], None] | None = None,
+    ) -> None:
+        super().__init__(name="krec-capture", daemon=True)
+        self.writer = writer
+        self._capture_ctx = capture_ctx
+        self._forward_ctx = forward_ctx
+        self._capture_addr = capture_addr
+        self._inject_addr = inject_addr
+        self._signer = signer
+        self._record_passwords = record_passwords
+        self._on_control = on_control
+        self._warn = warn or (lambda text: print(f"krec: {text}", file=sys.stderr, flush=True))
+        self._events: queue.SimpleQueue[tuple[int, str, dict[str, Any]]] = queue.SimpleQueue()
+        self._session = ""
+        self._welcomes: set[bytes] = set()
+        self._password_requests: set[str] = set()
+        self._client_version_seen = False
+        self._release_inject = threading.Event()
+        self._inject_released = threading.Event()
+        self._drain = threading.Event()
+        self.ready = threading.Event()
+        self.messages = 0
+        self.failure: BaseException | None = None
+        self._warned_write = False
+        self._warned_removed = False
+        self._next_removal_check = 0.0
+
+    # -- API for other threads ------------------------------------------------
+
+    def event(self, name: str, **fields: Any) -> None:
+        """Queue an event record (thread-safe); it is stamped now."""
+        self._events.put((time.time_ns(), name, fields))
+
+    def release_forward_sockets(self, timeout: float = 5.0) -> None:
+        """Close this thread's socket in the forwarding context so it can terminate."""
+        self._release_inject.set()
+        self._inject_released.wait(timeout)
+
+    def drain_and_stop(self, reason: str, timeout: float = 10.0, **fields: Any) -> None:
+        """Record everything still queued, then ``recording_stopped``, fsync and close."""
+        self.event("recording_stopped", reason=reason, **fields)
+        self._release_inject.set()
+        self._drain.set()
+        self.join(timeout)
+
+    # -- the loop ---------------------------------------------------------------
+
+    def run(self) -> None:
+        pull = self._capture_ctx.socket(zmq.PULL)
+        pull.rcvhwm = 0
+        pull.linger = 0
+        pull.bind(self._capture_addr)
+        inject: zmq.Socket | None = self._forward_ctx.socket(zmq.PUB)
+        inject.sndhwm = 0
+        inject.linger = 0
+        inject.bind(self._inject_addr)
+        self._session = new_id()
+        poller = zmq.Poller()
+        poller.register(pull, zmq.POLLIN)
+        self.ready.set()
+        writer = self.writer
+        try:
+            while True:
+                if inject is not None and self._release_inject.is_set():
+                    inject.close()
+                    inject = None
+                    self._inject_released.set()
+                draining = self._drain.is_set()
+                if not draining:
+                    poller.poll(50)
+                self._write_events()
+                n = self._receive(pull, inject)
+                writer.flush_if_due()
+                self._check_writer()
+                if draining and n == 0:
+                    self._write_events()
+                    break
+        except BaseException as e:  # crash visibly: the session must know it is unrecorded
+            self.failure = e
+            self._warn(f"recording failed: {e!r}; messages are still forwarded but not recorded")
+        finally:
+            if inject is not None:
+                inject.close()
+            self._inject_released.set()
+            pull.close()
+            writer.close()
+
+    def _receive(self, pull: zmq.Socket, inject: zmq.Socket | None) -> int:
+        """Record every message waiting on the capture socket (up to a batch)."""
+        recv = pull.recv_multipart
+        write = self.writer.write_message
+        now = time.time_ns
+        n = 0
+        while n < 5000:
+            try:
+                frames = recv(zmq.NOBLOCK)
+            except zmq.Again:
+                break
+            n += 1
+            code = frames[0]
+            ch, source = CODES.get(code, ("", ""))
+            if code == b"O" or code == b"S":
+                # the hot path: kernel output and replies, recorded as they are
+                try:
+                    i = frames.index(DELIM, 1)
+                except ValueError:
+                    self._bad(now(), ch, source, frames[1:], "no <IDS|MSG> delimiter")
+                    continue
+                if len(frames) < i + 6:
+                    self._bad(now(), ch, source, frames[1:], "too few frames after <IDS|MSG>")
+                    continue
+                header = frames[i + 2]
+                if code == b"O" and self._welcomes and header in self._welcomes:
+                    self._welcomes.discard(header)
+                    source = "krec"
+                write(
+                    now(), ch, source, frames[1:i], header, frames[i + 3], frames[i + 4],
+                    frames[i + 5], frames[i + 6 :],
+                )
+            elif code == b"o":
+                self._subscription(now(), frames[1:], inject)
+            elif ch:
+                self._rare(now(), ch, source, frames[1:])
+            else:
+                self._bad(now(), "", "", frames, "unknown capture code")
+        self.messages += n
+        return n
+
+    def _rare(self, t: int, ch: str, source: str, frames: list[bytes]) -> None:
+        """Shell requests, control and stdin: verify, parse the few fields krec acts on."""
+        try:
+            i = frames.index(DELIM)
+        except ValueError:
+            self._bad(t, ch, source, frames, "no <IDS|MSG> delimiter")
+            return
+        if len(frames) < i + 6:
+            self._bad(t, ch, source, frames, "too few frames after <IDS|MSG>")
+            return
+        signature, header, parent, metadata, content = frames[i + 1 : i + 6]
+        ids, buffers = frames[:i], frames[i + 6 :]
+        if source == "client" and not self._signer.verify(signature, (header, parent, metadata,
+                                                                        content)):
+            self.writer.write_event("bad_message", t=t, ch=ch, reason="bad signature",
+                                    **{"from": source})
+        if ch == "shell":
+            if source == "client" and not self._client_version_seen:
+                self._note_client_version(t, header)
+        else:
+            h = _loads(header)
+            msg_type = h.get("msg_type", "")
+            if ch == "control" and source == "client":
+                c = _loads(content)
+                if msg_type == "interrupt_request":
+                    self.writer.write_event("interrupt", t=t, mode="message")
+                if self._on_control is not None and msg_type:
+                    self._on_control(msg_type, c)
+            elif ch == "stdin":
+                content = self._stdin(t, source, msg_type, h, parent, content)
+        self.writer.write_message(t, ch, source, ids, header, parent, metadata, content, buffers)
+
+    def _stdin(
+        self, t: int, source: str, msg_type: str, header: dict, parent: bytes, content: bytes
+    ) -> bytes:
+        if msg_type == "input_request" and source == "kernel":
+            if _loads(content).get("password"):
+                self._password_requests.add(header.get("msg_id", ""))
+        elif msg_type == "input_reply" and source == "client":
+            parent_id = _loads(parent).get("msg_id", "")
+            if parent_id in self._password_requests:
+                self._password_requests.discard(parent_id)
+                if not self._record_passwords:
+                    c = _loads(content)
+                    value = c.get("value", "")
+                    c["value"] = REDACTED
+                    self.writer.write_event(
+                        "password_redacted", t=t, length=len(value) if isinstance(value, str)
+                        else 0, parent_msg_id=parent_id,
+                    )
+                    return json.dumps(c).encode()
+        return content
+
+    def _note_client_version(self, t: int, header: bytes) -> None:
+        version = _loads(header).get("version")
+        if isinstance(version, str):
+            self._client_version_seen = True
+            self.writer.write_event("protocol_version", t=t, client=version)
+
+    def _subscription(self, t: int, frames: list[bytes], inject: zmq.Socket | None) -> None:
+        frame = frames[0] if frames else b""
+        if not frame or frame[0] not in (0, 1):
+            self._bad(t, "iopub", "client", frames, "unexpected frame from a subscriber")
+            return
+        topic = frame[1:].decode("utf-8", "replace")
+        if frame[0] == 1:
+            self.writer.write_event("client_subscribed", t=t, topic=topic)
+            if inject is not None:
+                self._send_welcome(inject, topic)
+        else:
+            self.writer.write_event("client_unsubscribed", t=t, topic=topic)
+
+    def _send_welcome(self, inject: zmq.Socket, topic: str) -> None:
+        header = make_header("iopub_welcome", self._session)
+        ids = [topic.encode()] if topic else []
+        frames = serialize(self._signer, header, {"subscription": topic}, ids=ids)
+        self._welcomes.add(frames[len(ids) + 2])
+        inject.send_multipart(frames)
+
+    def _bad(self, t: int, ch: str, source: str, frames: list[bytes], reason: str) -> None:
+        self.writer.write_event(
+            "bad_message", t=t, ch=ch, reason=reason, frames=list(frames), **{"from": source}
+        )
+
+    def _write_events(self) -> None:
+        while True:
+            try:
+                t, name, fields = self._events.get_nowait()
+            except queue.Empty:
+                return
+            self.writer.write_event(name, t=t, **fields)
+
+    def _check_writer(self) -> None:
+        writer = self.writer
+        if writer.error is not None and not self._warned_write:
+            self._warned_write = True
+            self._warn(
+                f"cannot write {writer.path}: {writer.error.strerror or writer.error}; "
+                "the session goes on, records are dropped until writing works again"
+            )
+        elif writer.error is None and self._warned_write:
+            self._warned_write = False
+            self._warn(f"writing {writer.path} again")
+        now = time.monotonic()
+        if self._warned_removed or now < self._next_removal_check:
+            return
+        self._next_removal_check = now + 1.0
+        if writer.file_removed():
+            self._warned_removed = True
+            self._warn(f"{writer.path} was removed while recording; new records are lost")
+
+
+def _loads(data: bytes) -> dict[str, Any]:
+    try:
+        value = json.loads(data)
+    except (ValueError, UnicodeDecodeError):
+        return {}
+    return value if isinstance(value, dict) else {}

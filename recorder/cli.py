@@ -1,0 +1,214 @@
+"""The `krec` command line: argument parsing and dispatch; each command lives in its module.
+
+Every command has ``--help`` with examples. A user mistake (missing file, corrupt
+log, bad filter, unknown kernel) is one line on stderr and exit status 2: every
+KrecError is turned into that here, never a traceback.
+"""
+
+from __future__ import annotations
+
+import argparse
+import importlib
+import os
+import signal
+import sys
+from collections.abc import Callable, Sequence
+from typing import Any, NoReturn
+
+from . import __version__
+from .errors import KrecError
+
+EPILOG_RECORD = """\
+examples:
+  krec record -- jupyter lab                  every kernel JupyterLab starts is recorded
+  krec record -o logs -- jupyter nbconvert --to notebook --execute nb.ipynb
+  krec record -o logs -- python -m pytest tests/
+  krec record --kernel python3 --connection-file cf.json    then: jupyter console --existing cf.json
+  krec record --existing kernel-1234.json -o s.krec         attach to a running kernel
+"""
+
+
+class _Parser(argparse.ArgumentParser):
+    """argparse, but a usage error is one line (and exit status 2)."""
+
+    def error(self, message: str) -> NoReturn:
+        self.exit(2, f"{self.prog}: error: {message} (see {self.prog} --help)\n")
+
+
+def _formatter(prog: str) -> argparse.HelpFormatter:
+    return argparse.RawDescriptionHelpFormatter(prog, max_help_position=32)
+
+
+def _sub(
+    subparsers: Any, name: str, help_text: str, epilog: str = "", **kw: Any
+) -> argparse.ArgumentParser:
+    return subparsers.add_parser(
+        name,
+        help=help_text,
+        description=help_text,
+        epilog=epilog,
+        formatter_class=_formatter,
+        **kw,
+    )
+
+
+def _add_record(sub: Any) -> None:
+    p = _sub(sub, "record", "record every message between a frontend and its kernel",
+             EPILOG_RECORD, usage="%(prog)s [-o OUT] (-- CMD [ARG...] | --kernel NAME | "
+             "--existing KERNEL_CF) [options]")
+    p.add_argument("-o", "--output", metavar="OUT",
+                   help="log directory with `-- CMD` (default ./krec-logs), "
+                        "else the log file (default ./NAME-<stamp>.krec)")
+    mode = p.add_mutually_exclusive_group()
+    mode.add_argument("--kernel", metavar="NAME", help="start kernel NAME behind the proxy")
+    mode.add_argument("--existing", metavar="KERNEL_CF",
+                      help="attach to the running kernel of this connection file")
+    p.add_argument("--connection-file", metavar="CF",
+                   help="where to write the connection file frontends attach to")
+    p.add_argument("--ip", default="127.0.0.1",
+                   help="address frontends connect to (default 127.0.0.1; others warn)")
+    p.add_argument("--encrypt", action="store_true",
+                   help="with --kernel: CurveZMQ-encrypt the frontend connection")
+    p.add_argument("--record-passwords", action="store_true",
+                   help="store getpass() answers instead of redacting them")
+    p.add_argument("cmd", nargs=argparse.REMAINDER, help=argparse.SUPPRESS)
+    p.set_defaults(func=_record)
+
+
+def _record(args: argparse.Namespace) -> int:
+    from . import record
+
+    cmd = list(args.cmd)
+    if cmd and cmd[0] == "--":
+        cmd = cmd[1:]
+    chosen = sum(bool(x) for x in (cmd, args.kernel, args.existing))
+    if chosen != 1:
+        raise KrecError("give exactly one of: -- CMD, --kernel NAME, --existing KERNEL_CF")
+    if args.ip not in ("127.0.0.1", "localhost", "::1"):
+        print(f"krec: warning: listening on {args.ip}: anyone who can reach it and has the "
+              "connection file can run code", file=sys.stderr)
+    if cmd:
+        return record.run_command(cmd, log_dir=args.output or "krec-logs",
+                                  record_passwords=args.record_passwords)
+    if args.kernel:
+        return record.run_owned(args.kernel, output=args.output,
+                                connection_file=args.connection_file, ip=args.ip,
+                                record_passwords=args.record_passwords, encryption=args.encrypt)
+    return record.run_existing(args.existing, output=args.output,
+                               connection_file=args.connection_file, ip=args.ip,
+                               record_passwords=args.record_passwords)
+
+
+def _add_install(sub: Any) -> None:
+    p = _sub(sub, "install", "install recorded variants of kernelspecs (NAME-krec)", """\
+examples:
+  krec install --user                 python3-krec, "Python 3 (recorded)", for every kernel
+  krec install --user python3 --log-dir ~/krec-logs
+  krec install --sys-prefix python3
+""")
+    where = p.add_mutually_exclusive_group()
+    where.add_argument("--user", action="store_true", help="install for the current user")
+    where.add_argument("--sys-prefix", action="store_true", help="install into sys.prefix")
+    where.add_argument("--prefix", metavar="P", help="install into prefix P")
+    p.add_argument("--log-dir", metavar="DIR", default="krec-logs",
+                   help="where recorded kernels write their logs (default ./krec-logs, "
+                        "made absolute)")
+    p.add_argument("names", nargs="*", metavar="NAME",
+                   help="kernelspecs to wrap (default: all)")
+    p.set_defaults(func=_install)
+
+
+def _install(args: argparse.Namespace) -> int:
+    from .kernelspec import WRAPPER_MARK, all_specs, install_wrapper
+
+    log_dir = os.path.abspath(os.path.expanduser(args.log_dir))
+    names = args.names or sorted(
+        n for n, e in all_specs().items() if not e["spec"].get("metadata", {}).get(WRAPPER_MARK)
+    )
+    if not names:
+        raise KrecError("no kernelspecs are installed")
+    prefix = sys.prefix if args.sys_prefix else args.prefix
+    for name in names:
+        wrapper, dest = install_wrapper(name, log_dir, user=args.user, prefix=prefix)
+        print(f"installed {wrapper} in {dest} (logs go to {log_dir})")
+    return 0
+
+
+def _add_wrap(sub: Any) -> None:
+    p = sub.add_parser("wrap", formatter_class=_formatter,
+                       description="(internal) the process a wrapper kernelspec starts")
+    spec = p.add_mutually_exclusive_group(required=True)
+    spec.add_argument("--inner-spec", metavar="FILE")
+    spec.add_argument("--kernel", metavar="NAME")
+    p.add_argument("--log-dir", required=True)
+    p.add_argument("--shadow-dir")
+    p.add_argument("--record-passwords", action="store_true")
+    p.add_argument("-f", "--connection-file", required=True)
+    p.set_defaults(func=_wrap)
+
+
+def _wrap(args: argparse.Namespace) -> int:
+    from .record import run_wrapper
+
+    return run_wrapper(
+        args.connection_file,
+        log_dir=args.log_dir,
+        inner_spec=args.inner_spec,
+        kernel_name=args.kernel,
+        shadow_dir=args.shadow_dir,
+        record_passwords=args.record_passwords,
+    )
+
+
+#: extra commands, each in its own module with ``add_arguments(sub)`` registering itself
+COMMAND_MODULES: tuple[str, ...] = ()
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = _Parser(
+        prog="krec",
+        description="Record, browse, check and replay Jupyter kernel sessions.",
+        formatter_class=_formatter,
+        epilog="""\
+examples:
+  krec record -- jupyter lab          record every kernel JupyterLab starts
+  krec show krec-logs/*.krec          one line per message
+  krec view session.krec              browse, filter, thread by request
+  krec replay session.krec            re-run against a fresh kernel, report divergence
+
+run `krec COMMAND --help` for the options and examples of each command.
+""",
+    )
+    parser.add_argument("--version", action="version", version=f"krec {__version__}")
+    sub = parser.add_subparsers(dest="command", metavar="COMMAND", parser_class=_Parser)
+    _add_record(sub)
+    _add_install(sub)
+    for module in COMMAND_MODULES:
+        importlib.import_module(f"krec.recorder.{module}").add_arguments(sub)
+    _add_wrap(sub)
+    # hide the internal command from the list
+    sub._choices_actions = [a for a in sub._choices_actions if a.dest != "wrap"]
+    return parser
+
+
+def main(argv: Sequence[str] | None = None) -> NoReturn:
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    func: Callable[[argparse.Namespace], int] | None = getattr(args, "func", None)
+    if func is None:
+        parser.print_help(sys.stderr)
+        sys.exit(2)
+    try:
+        code = func(args)
+    except KrecError as e:
+        print(f"krec: error: {e}", file=sys.stderr)
+        code = 2
+    except BrokenPipeError:
+        # `krec show big.krec | head`: the reader went away; that is not an error
+        devnull = os.open(os.devnull, os.O_WRONLY)
+        os.dup2(devnull, sys.stdout.fileno())
+        code = 0
+    except KeyboardInterrupt:
+        print("krec: interrupted", file=sys.stderr)
+        code = 128 + signal.SIGINT
+    sys.exit(code)

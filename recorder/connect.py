@@ -1,0 +1,186 @@
+"""Connection files: read, write (0600), choose ports, and keep the secrets out of reprs."""
+
+from __future__ import annotations
+
+import json
+import os
+import secrets
+import socket
+import tempfile
+from dataclasses import dataclass, field, replace
+from typing import Any
+
+from .errors import ConnectionFileError
+
+CHANNELS = ("shell", "iopub", "stdin", "control", "hb")
+_KNOWN = {
+    "transport",
+    "ip",
+    "key",
+    "signature_scheme",
+    "kernel_name",
+    "curve_publickey",
+    "curve_secretkey",
+    *(f"{c}_port" for c in CHANNELS),
+}
+
+
+@dataclass
+class ConnectionInfo:
+    """The contents of a Jupyter connection file.
+
+    ``key`` and ``curve_secretkey`` are secrets: they are left out of ``repr`` and
+    of ``public()``, which is what goes into a log header.
+    """
+
+    transport: str = "tcp"
+    ip: str = "127.0.0.1"
+    shell_port: int = 0
+    iopub_port: int = 0
+    stdin_port: int = 0
+    control_port: int = 0
+    hb_port: int = 0
+    key: bytes = field(default=b"", repr=False)
+    signature_scheme: str = "hmac-sha256"
+    kernel_name: str = ""
+    curve_publickey: bytes | None = None
+    curve_secretkey: bytes | None = field(default=None, repr=False)
+    extra: dict[str, Any] = field(default_factory=dict, repr=False)
+
+    @classmethod
+    def load(cls, path: str | os.PathLike[str]) -> ConnectionInfo:
+        """Read a connection file; ConnectionFileError says what is wrong with it."""
+        path = os.fspath(path)
+        try:
+            with open(path, encoding="utf-8") as f:
+                data = json.load(f)
+        except FileNotFoundError:
+            raise ConnectionFileError(f"connection file {path} does not exist") from None
+        except OSError as e:
+            raise ConnectionFileError(f"cannot read connection file {path}: {e.strerror}") from None
+        except (ValueError, UnicodeDecodeError):
+            raise ConnectionFileError(f"connection file {path} is not valid JSON") from None
+        if not isinstance(data, dict):
+            raise ConnectionFileError(f"connection file {path} is not a JSON object")
+        return cls.from_dict(data, path)
+
+    @classmethod
+    def from_dict(cls, data: dict[str, Any], path: str = "") -> ConnectionInfo:
+        where = f"connection file {path}" if path else "connection info"
+        missing = [f"{c}_port" for c in CHANNELS if f"{c}_port" not in data]
+        if missing:
+            raise ConnectionFileError(f"{where} lacks {', '.join(missing)}")
+        try:
+            ports = {f"{c}_port": int(data[f"{c}_port"]) for c in CHANNELS}
+        except (TypeError, ValueError):
+            raise ConnectionFileError(f"{where} has a port that is not a number") from None
+        key = data.get("key", "")
+        pub, sec = data.get("curve_publickey"), data.get("curve_secretkey")
+        if bool(pub) != bool(sec):
+            raise ConnectionFileError(f"{where} has only half of a CurveZMQ key pair")
+        return cls(
+            transport=str(data.get("transport", "tcp")),
+            ip=str(data.get("ip", "127.0.0.1")),
+            key=key.encode() if isinstance(key, str) else bytes(key or b""),
+            signature_scheme=str(data.get("signature_scheme", "hmac-sha256")),
+            kernel_name=str(data.get("kernel_name", "")),
+            curve_publickey=_as_bytes(pub),
+            curve_secretkey=_as_bytes(sec),
+            extra={k: v for k, v in data.items() if k not in _KNOWN},
+            **ports,
+        )
+
+    @property
+    def curve(self) -> bool:
+        return self.curve_secretkey is not None
+
+    def port(self, channel: str) -> int:
+        return int(getattr(self, f"{channel}_port"))
+
+    def endpoint(self, channel: str, port: int | None = None) -> str:
+        port = self.port(channel) if port is None else port
+        if self.transport == "ipc":
+            return f"ipc://{self.ip}-{port}"
+        return f"{self.transport}://{self.ip}:{port}"
+
+    def to_dict(self) -> dict[str, Any]:
+        data: dict[str, Any] = dict(self.extra)
+        data.update(
+            {
+                "transport": self.transport,
+                "ip": self.ip,
+                "key": self.key.decode(),
+                "signature_scheme": self.signature_scheme,
+                "kernel_name": self.kernel_name,
+                **{f"{c}_port": self.port(c) for c in CHANNELS},
+            }
+        )
+        if self.curve:
+            assert self.curve_publickey is not None and self.curve_secretkey is not None
+            data["curve_publickey"] = self.curve_publickey.decode("ascii")
+            data["curve_secretkey"] = self.curve_secretkey.decode("ascii")
+        return data
+
+    def public(self) -> dict[str, Any]:
+        """What a log header may say about the connection: never a key."""
+        return {
+            "transport": self.transport,
+            "ip": self.ip,
+            "signature_scheme": self.signature_scheme,
+            "encryption": "curve" if self.curve else None,
+        }
+
+    def write(self, path: str | os.PathLike[str]) -> None:
+        """Write atomically with mode 0600 (a connection file holds the key)."""
+        path = os.fspath(path)
+        directory = os.path.dirname(os.path.abspath(path))
+        try:
+            os.makedirs(directory, exist_ok=True)
+            fd, tmp = tempfile.mkstemp(dir=directory, prefix=".krec-", suffix=".json")
+        except OSError as e:
+            raise ConnectionFileError(f"cannot write connection file {path}: {e.strerror}") from None
+        try:
+            with os.fdopen(fd, "w", encoding="utf-8") as f:
+                json.dump(self.to_dict(), f, indent=1)
+            os.chmod(tmp, 0o600)
+            os.replace(tmp, path)
+        except OSError as e:
+            os.unlink(tmp)
+            raise ConnectionFileError(f"cannot write connection file {path}: {e.strerror}") from None
+
+    def with_free_ports(self) -> ConnectionInfo:
+        """A copy with a fresh free port for every channel (on the same ip)."""
+        ports = free_ports(self.ip, len(CHANNELS), self.transport)
+        return replace(self, **{f"{c}_port": p for c, p in zip(CHANNELS, ports, strict=True)})
+
+
+def new_key() -> bytes:
+    return secrets.token_hex(32).encode()
+
+
+def free_ports(ip: str, count: int, transport: str = "tcp") -> list[int]:
+    """``count`` distinct ports that are free right now on ``ip``."""
+    if transport == "ipc":
+        ports, n = [], 1
+        while len(ports) < count:
+            if not os.path.exists(f"{ip}-{n}"):
+                ports.append(n)
+            n += 1
+        return ports
+    sockets = []
+    try:
+        for _ in range(count):
+            s = socket.socket(socket.AF_INET6 if ":" in ip else socket.AF_INET)
+            s.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+            s.bind((ip, 0))
+            sockets.append(s)
+        return [s.getsockname()[1] for s in sockets]
+    finally:
+        for s in sockets:
+            s.close()
+
+
+def _as_bytes(value: Any) -> bytes | None:
+    if not value:
+        return None
+    return value.encode("ascii") if isinstance(value, str) else bytes(value)

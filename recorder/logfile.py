@@ -1,0 +1,637 @@
+"""The .krec log: LogWriter appends records, LogReader indexes and decodes them lazily.
+
+A log is a stream of msgpack objects: one header map, then one map per record
+(a message or an event). docs/format.md is the specification; this module is its
+reference implementation. Writers buffer and flush at least every 100 ms; readers
+build an offset index in one pass without decoding record bodies, tolerate a
+truncated last record, and can follow a log that is still being written.
+"""
+
+from __future__ import annotations
+
+import array
+import errno
+import fcntl
+import json
+import mmap
+import os
+import socket
+import time
+from collections.abc import Iterator, Sequence
+from typing import Any, overload
+
+import msgpack
+
+from . import __version__
+from .compat import CURRENT_VERSION, FORMAT_NAME, check_header, record_upgrader, upgrade_header
+from .errors import KrecError, LogFormatError
+from .wire import peek_msg_id, peek_msg_type
+
+CHANNELS = ("shell", "control", "stdin", "iopub")
+SOURCES = ("client", "kernel", "krec")
+FLUSH_INTERVAL_NS = 100_000_000
+_FLUSH_BYTES = 1 << 20
+_MAX_RECORD = (1 << 31) - 1
+
+
+class LogWriteError(KrecError):
+    """The log file cannot be created or written."""
+
+
+def make_header(
+    kernel: dict[str, Any] | None = None,
+    connection: dict[str, Any] | None = None,
+    **extra: Any,
+) -> dict[str, Any]:
+    """A version-1 header map. ``connection`` must never carry the key (it is dropped here)."""
+    conn = {k: v for k, v in (connection or {}).items() if k in _CONNECTION_FIELDS}
+    header: dict[str, Any] = {
+        "format": FORMAT_NAME,
+        "version": CURRENT_VERSION,
+        "created": time.time(),
+        "krec_version": __version__,
+        "kernel": dict(kernel or {}),
+        "connection": conn,
+        "host": socket.gethostname(),
+        "pid": os.getpid(),
+    }
+    header.update(extra)
+    return header
+
+
+_CONNECTION_FIELDS = ("transport", "ip", "signature_scheme", "encryption")
+
+
+class LogWriter:
+    """Appends records to a .krec file. One thread owns a writer; it is not thread-safe.
+
+    Records are packed into a memory buffer and written by ``flush``, which the
+    owner calls at least every 100 ms (``flush_if_due``). A failed write never
+    raises into the owner: the records are counted as dropped, ``error`` is set,
+    and a ``records_dropped`` event is written once writing works again.
+    """
+
+    def __init__(
+        self,
+        path: str | os.PathLike[str],
+        header: dict[str, Any] | None = None,
+        *,
+        append: bool = False,
+        lock_timeout: float = 10.0,
+    ) -> None:
+        self.path = os.fspath(path)
+        self._pack = msgpack.Packer(use_bin_type=True).pack
+        self._buf: list[bytes] = []
+        self._buf_bytes = 0
+        self._buf_records = 0
+        self._last_flush = time.monotonic_ns()
+        self.records = 0
+        self.dropped = 0
+        self.error: OSError | None = None
+        self._closed = False
+        if append:
+            self._fd = self._open_existing(lock_timeout)
+        else:
+            if header is None:
+                raise ValueError("a new log needs a header")
+            self._fd = self._create(header)
+
+    # -- opening -------------------------------------------------------------
+
+    def _create(self, header: dict[str, Any]) -> int:
+        directory = os.path.dirname(self.path) or "."
+        try:
+            os.makedirs(directory, exist_ok=True)
+            fd = os.open(self.path, os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_CLOEXEC, 0o600)
+        except FileExistsError:
+            raise LogWriteError(f"{self.path} already exists; krec never overwrites a log") from None
+        except OSError as e:
+            raise LogWriteError(f"cannot create log {self.path}: {e.strerror}") from None
+        fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        data = self._pack(header)
+        _write_all(fd, data)
+        self._size = len(data)
+        return fd
+
+    def _open_existing(self, lock_timeout: float) -> int:
+        try:
+            fd = os.open(self.path, os.O_RDWR | os.O_CLOEXEC)
+        except OSError as e:
+            raise LogWriteError(f"cannot open log {self.path} to append: {e.strerror}") from None
+        deadline = time.monotonic() + lock_timeout
+        while True:
+            try:
+                fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+                break
+            except BlockingIOError:
+                if time.monotonic() > deadline:
+                    os.close(fd)
+                    raise LogWriteError(f"{self.path} is still being written by another krec") from None
+                time.sleep(0.05)
+        end = complete_length(self.path)
+        if end < os.fstat(fd).st_size:
+            # a predecessor was killed mid-write: drop the partial record before appending
+            os.ftruncate(fd, end)
+        os.lseek(fd, end, os.SEEK_SET)
+        self._size = end
+        return fd
+
+    # -- writing -------------------------------------------------------------
+
+    def write_message(
+        self,
+        t: int,
+        ch: str,
+        source: str,
+        ids: Sequence[bytes],
+        header: bytes,
+        parent: bytes,
+        metadata: bytes,
+        content: bytes,
+        buffers: Sequence[bytes] = (),
+    ) -> None:
+        """Append one message record; JSON frames are raw bytes exactly as on the wire."""
+        data = self._pack(
+            {
+                "t": t,
+                "ch": ch,
+                "from": source,
+                "ids": ids,
+                "header": header,
+                "parent": parent,
+                "metadata": metadata,
+                "content": content,
+                "buffers": buffers,
+            }
+        )
+        self._buf.append(data)
+        self._buf_bytes += len(data)
+        self._buf_records += 1
+        if self._buf_bytes >= _FLUSH_BYTES:
+            self.flush()
+
+    def write_event(self, event: str, t: int | None = None, **fields: Any) -> None:
+        """Append one event record (``t`` defaults to now)."""
+        record = {"t": time.time_ns() if t is None else t, "event": event}
+        record.update(fields)
+        data = self._pack(record)
+        self._buf.append(data)
+        self._buf_bytes += len(data)
+        self._buf_records += 1
+
+    def flush_if_due(self) -> None:
+        if self._buf and time.monotonic_ns() - self._last_flush >= FLUSH_INTERVAL_NS:
+            self.flush()
+
+    def flush(self) -> None:
+        """Write the buffer to the file (not fsync); on failure count the records as dropped."""
+        self._last_flush = time.monotonic_ns()
+        if not self._buf or self._closed:
+            return
+        if self.error is not None and self.dropped:
+            note = self._pack(
+                {
+                    "t": time.time_ns(),
+                    "event": "records_dropped",
+                    "count": self.dropped,
+                    "error": self.error.strerror or str(self.error),
+                }
+            )
+            self._buf.insert(0, note)
+        data = b"".join(self._buf)
+        count = self._buf_records
+        self._buf.clear()
+        self._buf_bytes = 0
+        self._buf_records = 0
+        try:
+            _write_all(self._fd, data)
+        except OSError as e:
+            self.error = e
+            self.dropped += count
+            try:  # never leave half a record behind: a reader would stop there
+                os.ftruncate(self._fd, self._size)
+                os.lseek(self._fd, self._size, os.SEEK_SET)
+            except OSError:
+                pass
+            return
+        self._size += len(data)
+        self.records += count
+        if self.error is not None:
+            self.error = None
+            self.dropped = 0
+
+    def file_removed(self) -> bool:
+        """True when the log file was unlinked (its directory removed) while open."""
+        try:
+            return os.fstat(self._fd).st_nlink == 0
+        except OSError:
+            return True
+
+    def close(self) -> None:
+        """Flush, fsync and close; safe to call twice."""
+        if self._closed:
+            return
+        self.flush()
+        self._closed = True
+        try:
+            os.fsync(self._fd)
+        except OSError:
+            pass
+        os.close(self._fd)
+
+    def __enter__(self) -> LogWriter:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+
+def _write_all(fd: int, data: bytes) -> None:
+    view = memoryview(data)
+    while view:
+        n = os.write(fd, view)
+        if n <= 0:
+            raise OSError(errno.EIO, "short write")
+        view = view[n:]
+
+
+def complete_length(path: str) -> int:
+    """Length of the prefix of ``path`` made of whole msgpack objects."""
+    with open(path, "rb") as f:
+        unpacker = _unpacker(f)
+        end = 0
+        while True:
+            try:
+                unpacker.skip()
+            except msgpack.OutOfData:
+                return end
+            except Exception:
+                return end
+            end = unpacker.tell()
+
+
+def _unpacker(f: Any) -> msgpack.Unpacker:
+    return msgpack.Unpacker(
+        f, raw=False, read_size=1 << 20, max_buffer_size=_MAX_RECORD, strict_map_key=False
+    )
+
+
+# -- reading -----------------------------------------------------------------
+
+
+class Record:
+    """One record of a log, decoded from msgpack; JSON frames are parsed on first use."""
+
+    __slots__ = ("index", "raw", "_header", "_parent", "_metadata", "_content")
+
+    def __init__(self, index: int, raw: dict[str, Any]) -> None:
+        self.index = index
+        self.raw = raw
+        self._header: Any = None
+        self._parent: Any = None
+        self._metadata: Any = None
+        self._content: Any = None
+
+    def __repr__(self) -> str:
+        if self.is_event:
+            return f"<Record #{self.index} event {self.event}>"
+        return f"<Record #{self.index} {self.ch} {self.source} {self.msg_type}>"
+
+    # -- common fields
+    @property
+    def t(self) -> int:
+        t = self.raw.get("t")
+        return t if isinstance(t, int) else 0
+
+    @property
+    def is_event(self) -> bool:
+        return "event" in self.raw
+
+    @property
+    def event(self) -> str | None:
+        e = self.raw.get("event")
+        return e if isinstance(e, str) else None
+
+    @property
+    def fields(self) -> dict[str, Any]:
+        """An event's own fields (everything but ``t`` and ``event``)."""
+        return {k: v for k, v in self.raw.items() if k not in ("t", "event")}
+
+    # -- message fields, as stored
+    @property
+    def ch(self) -> str:
+        ch = self.raw.get("ch")
+        return ch if isinstance(ch, str) else ""
+
+    @property
+    def source(self) -> str:
+        """Who sent the message: "client", "kernel" or "krec" (the ``from`` field)."""
+        s = self.raw.get("from")
+        return s if isinstance(s, str) else ""
+
+    @property
+    def ids(self) -> list[bytes]:
+        ids = self.raw.get("ids")
+        return ids if isinstance(ids, list) else []
+
+    @property
+    def buffers(self) -> list[bytes]:
+        b = self.raw.get("buffers")
+        return b if isinstance(b, list) else []
+
+    def frame(self, name: str) -> bytes:
+        """A raw JSON frame ("header", "parent", "metadata" or "content")."""
+        value = self.raw.get(name)
+        if isinstance(value, bytes):
+            return value
+        if isinstance(value, str):
+            return value.encode()
+        return b"{}"
+
+    # -- parsed JSON, cached
+    @property
+    def header(self) -> dict[str, Any]:
+        if self._header is None:
+            self._header = _parse(self.frame("header"))
+        return self._header
+
+    @property
+    def parent(self) -> dict[str, Any]:
+        if self._parent is None:
+            self._parent = _parse(self.frame("parent"))
+        return self._parent
+
+    @property
+    def metadata(self) -> dict[str, Any]:
+        if self._metadata is None:
+            self._metadata = _parse(self.frame("metadata"))
+        return self._metadata
+
+    @property
+    def content(self) -> dict[str, Any]:
+        if self._content is None:
+            self._content = _parse(self.frame("content"))
+        return self._content
+
+    # -- cheap accessors that avoid a full JSON parse
+    @property
+    def msg_type(self) -> str:
+        if self._header is not None:
+            mt = self._header.get("msg_type")
+            return mt if isinstance(mt, str) else ""
+        return peek_msg_type(self.frame("header")) if "header" in self.raw else ""
+
+    @property
+    def msg_id(self) -> str:
+        if self._header is not None:
+            mid = self._header.get("msg_id")
+            return mid if isinstance(mid, str) else ""
+        return peek_msg_id(self.frame("header")) if "header" in self.raw else ""
+
+    @property
+    def parent_id(self) -> str:
+        if self._parent is not None:
+            mid = self._parent.get("msg_id")
+            return mid if isinstance(mid, str) else ""
+        return peek_msg_id(self.frame("parent")) if "parent" in self.raw else ""
+
+    @property
+    def parent_type(self) -> str:
+        if self._parent is not None:
+            mt = self._parent.get("msg_type")
+            return mt if isinstance(mt, str) else ""
+        return peek_msg_type(self.frame("parent")) if "parent" in self.raw else ""
+
+    def to_json(self, start_ns: int = 0) -> dict[str, Any]:
+        """The record as plain JSON data (frames parsed, bytes as base64-free sizes/text)."""
+        out: dict[str, Any] = {"index": self.index, "t": self.t}
+        if start_ns:
+            out["rel"] = round((self.t - start_ns) / 1e9, 6)
+        if self.is_event:
+            out["event"] = self.event
+            out.update({k: _jsonable(v) for k, v in self.fields.items()})
+            return out
+        out.update(
+            {
+                "ch": self.ch,
+                "from": self.source,
+                "ids": [_jsonable(i) for i in self.ids],
+                "header": self.header,
+                "parent_header": self.parent,
+                "metadata": self.metadata,
+                "content": self.content,
+                "buffers": [len(b) for b in self.buffers],
+            }
+        )
+        return out
+
+
+def _parse(data: bytes) -> dict[str, Any]:
+    try:
+        value = json.loads(data)
+    except (ValueError, UnicodeDecodeError):
+        return {}
+    return value if isinstance(value, dict) else {}
+
+
+def _jsonable(value: Any) -> Any:
+    if isinstance(value, bytes):
+        try:
+            return value.decode("utf-8")
+        except UnicodeDecodeError:
+            return value.hex()
+    if isinstance(value, dict):
+        return {str(k): _jsonable(v) for k, v in value.items()}
+    if isinstance(value, (list, tuple)):
+        return [_jsonable(v) for v in value]
+    return value
+
+
+class LogReader:
+    """Random access to the records of a .krec file through an offset index.
+
+    ``LogReader(path)`` reads the header and indexes the whole file (one pass with
+    no record decoded). ``LogReader(path, index=False)`` indexes nothing yet: call
+    ``index_more`` in steps (a viewer does this in a worker). ``refresh`` indexes
+    records appended since, so a reader can follow a live log. Problems found
+    (a truncated last record, corrupt data) are in ``warnings``; every complete
+    record before them stays readable.
+    """
+
+    def __init__(self, path: str | os.PathLike[str], *, index: bool = True) -> None:
+        self.path = os.fspath(path)
+        try:
+            self._file = open(self.path, "rb")  # noqa: SIM115 - closed in close()
+        except FileNotFoundError:
+            raise LogFormatError(f"{self.path}: no such file") from None
+        except IsADirectoryError:
+            raise LogFormatError(f"{self.path}: is a directory, not a krec log") from None
+        except OSError as e:
+            raise LogFormatError(f"{self.path}: cannot open: {e.strerror}") from None
+        self._mmap: mmap.mmap | None = None
+        self._mapped_size = 0
+        self.offsets = array.array("Q")
+        self.warnings: list[str] = []
+        self._end = 0  # end of the last complete record indexed
+        self._corrupt_at: int | None = None
+        self.header = self._read_header()
+        self.start_ns = int(float(self.header.get("created", 0) or 0) * 1e9)
+        if index:
+            while self.index_more():
+                pass
+
+    def _read_header(self) -> dict[str, Any]:
+        unpacker = _unpacker(self._file)
+        try:
+            raw = unpacker.unpack()
+        except msgpack.OutOfData:
+            size = os.fstat(self._file.fileno()).st_size
+            if size == 0:
+                raise LogFormatError(f"{self.path}: empty file, not a krec log") from None
+            raise LogFormatError(f"{self.path}: not a krec log (truncated header)") from None
+        except Exception:
+            raise LogFormatError(f"{self.path}: not a krec log (not msgpack)") from None
+        self.version = check_header(raw, self.path)
+        self._upgrade = record_upgrader(self.version)
+        self._end = unpacker.tell()
+        self._data_start = self._end
+        return upgrade_header(raw, self.version)
+
+    # -- indexing ------------------------------------------------------------
+
+    def index_more(self, limit: int = 200_000) -> bool:
+        """Index up to ``limit`` more records; return False when the end is reached."""
+        if self._corrupt_at is not None:
+            return False
+        self._file.seek(self._end)
+        unpacker = _unpacker(self._file)
+        base = self._end
+        offsets = self.offsets
+        n = 0
+        while n < limit:
+            try:
+                unpacker.skip()
+            except msgpack.OutOfData:
+                self._note_tail()
+                return False
+            except Exception:
+                self._corrupt_at = self._end
+                self.warnings.append(
+                    f"corrupt data at byte {self._end}: {len(offsets)} records before it are "
+                    "readable, the rest of the file is ignored"
+                )
+                return False
+            offsets.append(self._end)
+            self._end = base + unpacker.tell()
+            n += 1
+        return True
+
+    def _note_tail(self) -> None:
+        size = os.fstat(self._file.fileno()).st_size
+        tail = size - self._end
+        message = f"truncated last record: {tail} bytes at the end of the file are ignored"
+        self.warnings = [w for w in self.warnings if not w.startswith("truncated last record")]
+        if tail > 0:
+            self.warnings.append(message)
+
+    def refresh(self) -> int:
+        """Index records appended since the last call; return how many were added."""
+        before = len(self.offsets)
+        while self.index_more():
+            pass
+        return len(self.offsets) - before
+
+    @property
+    def truncated(self) -> bool:
+        return any(w.startswith("truncated") for w in self.warnings)
+
+    # -- access --------------------------------------------------------------
+
+    def __len__(self) -> int:
+        return len(self.offsets)
+
+    def _view(self) -> mmap.mmap:
+        if self._mmap is None or self._mapped_size < self._end:
+            if self._mmap is not None:
+                self._mmap.close()
+            self._mmap = mmap.mmap(self._file.fileno(), 0, access=mmap.ACCESS_READ)
+            self._mapped_size = len(self._mmap)
+        return self._mmap
+
+    def _end_of(self, i: int) -> int:
+        return self.offsets[i + 1] if i + 1 < len(self.offsets) else self._end
+
+    def raw_record(self, i: int) -> dict[str, Any]:
+        """The decoded msgpack map of record ``i`` (upgraded to the current version)."""
+        start, end = self.offsets[i], self._end_of(i)
+        try:
+            raw = msgpack.unpackb(self._view()[start:end], raw=False, strict_map_key=False)
+        except Exception:
+            raw = {}
+        if not isinstance(raw, dict):
+            raw = {"t": 0, "event": "unreadable_record"}
+        if self._upgrade is not None:
+            raw = self._upgrade(raw)
+        return raw
+
+    @overload
+    def __getitem__(self, i: int) -> Record: ...
+
+    @overload
+    def __getitem__(self, i: slice) -> list[Record]: ...
+
+    def __getitem__(self, i: int | slice) -> Record | list[Record]:
+        if isinstance(i, slice):
+            return [self[j] for j in range(*i.indices(len(self)))]
+        n = len(self.offsets)
+        if i < 0:
+            i += n
+        if not 0 <= i < n:
+            raise IndexError(f"record {i} out of range (log has {n})")
+        return Record(i, self.raw_record(i))
+
+    def __iter__(self) -> Iterator[Record]:
+        return self.records()
+
+    def records(self, start: int = 0, stop: int | None = None) -> Iterator[Record]:
+        """Iterate records ``start``..``stop`` with one streaming decoder (fast)."""
+        for i, raw in self.raw_records(start, stop):
+            yield Record(i, raw)
+
+    def raw_records(self, start: int = 0, stop: int | None = None) -> Iterator[tuple[int, dict]]:
+        """Iterate ``(index, raw map)`` pairs; the fastest way through a big log."""
+        n = len(self.offsets)
+        stop = n if stop is None else min(stop, n)
+        if start >= stop:
+            return
+        view = self._view()
+        end = self._end_of(stop - 1)
+        unpacker = msgpack.Unpacker(
+            raw=False, max_buffer_size=_MAX_RECORD, strict_map_key=False
+        )
+        pos = self.offsets[start]
+        i = start
+        chunk = 4 << 20
+        upgrade = self._upgrade
+        while pos < end:
+            unpacker.feed(view[pos : min(end, pos + chunk)])
+            pos = min(end, pos + chunk)
+            for raw in unpacker:
+                if not isinstance(raw, dict):
+                    raw = {"t": 0, "event": "unreadable_record"}
+                if upgrade is not None:
+                    raw = upgrade(raw)
+                yield i, raw
+                i += 1
+
+    def close(self) -> None:
+        if self._mmap is not None:
+            self._mmap.close()
+            self._mmap = None
+        self._file.close()
+
+    def __enter__(self) -> LogReader:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()

@@ -1,0 +1,369 @@
+"""The forwarding device: five channels between a frontend and a kernel, frames verbatim.
+
+Each of shell, control, stdin and iopub is relayed by pyzmq's ``monitored_queue``
+(a C loop that releases the GIL) in a thread of its own; every relayed message is
+also pushed, with a one-byte channel/direction prefix, to the capture thread that
+writes the log. Heartbeat is relayed by ``zmq.proxy``. Nothing on the forwarding
+path parses JSON or re-signs: the same HMAC key is valid on both sides.
+
+Frontend side (krec binds, acting as the kernel): ROUTER shell/control/stdin,
+XPUB iopub (verbose, so every subscriber is seen and welcomed), ROUTER hb.
+Kernel side (krec connects, acting as a client): DEALER shell/control/stdin with
+shell and stdin sharing one identity (so the kernel can route ``input_request``),
+XSUB iopub (subscribed to everything, plus krec's own welcome publisher), DEALER hb.
+"""
+
+from __future__ import annotations
+
+import os
+import threading
+from collections.abc import Callable
+from typing import Any
+
+import zmq
+from zmq.devices import monitored_queue
+
+from .capture import CaptureThread
+from .connect import ConnectionInfo
+from .errors import ProxyError
+from .logfile import LogWriter
+from .wire import Signer
+
+_MONITOR_EVENTS = zmq.EVENT_ACCEPTED | zmq.EVENT_DISCONNECTED
+
+
+class Proxy:
+    """Forward a frontend's five channels to a kernel and record them to ``writer``.
+
+    ``frontend`` describes the ports krec binds (port 0: any free port; the bound
+    ports are written back into ``frontend``); ``kernel`` the ports krec connects to.
+    Both must carry the same HMAC key.
+    """
+
+    def __init__(
+        self,
+        frontend: ConnectionInfo,
+        kernel: ConnectionInfo,
+        writer: LogWriter,
+        *,
+        record_passwords: bool = False,
+        on_control: Callable[[str, dict[str, Any]], None] | None = None,
+        heartbeat_interval: float = 3.0,
+        warn: Callable[[str], None] | None = None,
+    ) -> None:
+        if frontend.key != kernel.key:
+            raise ProxyError("frontend and kernel must share one HMAC key")
+        self.frontend = frontend
+        self.kernel = kernel
+        self._tag = f"{os.getpid()}-{id(self):x}"
+        self._fctx = zmq.Context()
+        self._cctx = zmq.Context()
+        self.capture = CaptureThread(
+            writer=writer,
+            capture_ctx=self._cctx,
+            forward_ctx=self._fctx,
+            capture_addr=f"inproc://krec-capture-{self._tag}",
+            inject_addr=f"inproc://krec-inject-{self._tag}",
+            signer=Signer(frontend.key, frontend.signature_scheme),
+            record_passwords=record_passwords,
+            on_control=on_control,
+            warn=warn,
+        )
+        self._threads: list[_Forwarder] = []
+        self._watcher: _Watcher | None = None
+        self._heartbeat_interval = heartbeat_interval
+        self._stopped = False
+
+    # -- lifecycle ---------------------------------------------------------------
+
+    def start(self, timeout: float = 10.0) -> None:
+        """Bind and connect every socket; raise ProxyError if one cannot be bound."""
+        self.capture.start()
+        self.capture.ready.wait(timeout)
+        capture_addr = f"inproc://krec-capture-{self._tag}"
+        inject_addr = f"inproc://krec-inject-{self._tag}"
+        monitors: dict[str, str] = {}
+        for channel, pair in _PAIRS.items():
+            monitor = f"inproc://krec-monitor-{channel}-{self._tag}" if channel == "shell" else ""
+            if monitor:
+                monitors[channel] = monitor
+            fwd = _Forwarder(
+                channel,
+                self,
+                pair,
+                capture_addr=capture_addr if pair[2] else "",
+                inject_addr=inject_addr if channel == "iopub" else "",
+                monitor_addr=monitor,
+            )
+            self._threads.append(fwd)
+            fwd.start()
+        errors = []
+        for fwd in self._threads:
+            if not fwd.ready.wait(timeout):
+                errors.append(f"{fwd.channel}: not ready after {timeout:.0f} s")
+            elif fwd.error:
+                errors.append(fwd.error)
+        if errors:
+            self.stop("start failed")
+            raise ProxyError("; ".join(errors))
+        self._watcher = _Watcher(self, monitors, self._heartbeat_interval)
+        self._watcher.start()
+
+    def event(self, name: str, **fields: Any) -> None:
+        """Record an event (thread-safe)."""
+        self.capture.event(name, **fields)
+
+    @property
+    def recording_failed(self) -> BaseException | None:
+        return self.capture.failure
+
+    def stop(self, reason: str = "stopped", **fields: Any) -> None:
+        """Stop forwarding, record what is still queued, close the log. Idempotent."""
+        if self._stopped:
+            return
+        self._stopped = True
+        self.capture.release_forward_sockets()
+        terminator = threading.Thread(target=self._fctx.term, name="krec-term", daemon=True)
+        terminator.start()
+        terminator.join(10)
+        for fwd in self._threads:
+            fwd.join(5)
+        if self._watcher is not None:
+            self._watcher.join(5)
+        if self.capture.is_alive():
+            self.capture.drain_and_stop(reason, **fields)
+        self._cctx.term()
+
+
+# channel -> (frontend socket type, kernel socket type, recorded?, client prefix, kernel prefix)
+_PAIRS: dict[str, tuple[int, int, bool, bytes, bytes]] = {
+    "shell": (zmq.ROUTER, zmq.DEALER, True, b"s", b"S"),
+    "control": (zmq.ROUTER, zmq.DEALER, True, b"c", b"C"),
+    "stdin": (zmq.ROUTER, zmq.DEALER, True, b"i", b"I"),
+    "iopub": (zmq.XPUB, zmq.XSUB, True, b"o", b"O"),
+    "hb": (zmq.ROUTER, zmq.DEALER, False, b"", b""),
+}
+
+
+class _Forwarder(threading.Thread):
+    """One channel: creates, binds, relays and closes its sockets in its own thread."""
+
+    def __init__(
+        self,
+        channel: str,
+        proxy: Proxy,
+        pair: tuple[int, int, bool, bytes, bytes],
+        *,
+        capture_addr: str,
+        inject_addr: str,
+        monitor_addr: str,
+    ) -> None:
+        super().__init__(name=f"krec-{channel}", daemon=True)
+        self.channel = channel
+        self._proxy = proxy
+        self._pair = pair
+        self._capture_addr = capture_addr
+        self._inject_addr = inject_addr
+        self._monitor_addr = monitor_addr
+        self.ready = threading.Event()
+        self.error = ""
+
+    def run(self) -> None:
+        proxy = self._proxy
+        front_type, kernel_type, _, client_prefix, kernel_prefix = self._pair
+        sockets: list[zmq.Socket] = []
+        try:
+            front = proxy._fctx.socket(front_type)
+            sockets.append(front)
+            _configure_frontend(front, proxy.frontend)
+            if front_type == zmq.XPUB:
+                front.setsockopt(zmq.XPUB_VERBOSE, 1)
+            if self._monitor_addr:
+                front.monitor(self._monitor_addr, _MONITOR_EVENTS)
+            port = proxy.frontend.port(self.channel)
+            try:
+                if port:
+                    front.bind(proxy.frontend.endpoint(self.channel))
+                else:
+                    port = _bind_any(front, proxy.frontend)
+                    setattr(proxy.frontend, f"{self.channel}_port", port)
+            except zmq.ZMQError as e:
+                self.error = f"cannot listen on {proxy.frontend.endpoint(self.channel, port)} " \
+                             f"for {self.channel}: {e.strerror}"
+                return
+            back = proxy._fctx.socket(kernel_type)
+            sockets.append(back)
+            _configure_kernel(back, proxy.kernel)
+            if self.channel in ("shell", "stdin"):
+                back.identity = _shared_identity(proxy)
+            back.connect(proxy.kernel.endpoint(self.channel))
+            if kernel_type == zmq.XSUB:
+                back.connect(self._inject_addr)
+                back.send(b"\x01")  # record everything, even with no frontend subscribed
+            mon = None
+            if self._capture_addr:
+                mon = proxy._cctx.socket(zmq.PUSH)
+                mon.sndhwm = 0
+                mon.linger = -1
+                mon.connect(self._capture_addr)
+                sockets.append(mon)
+        except zmq.ZMQError as e:
+            self.error = f"{self.channel}: {e.strerror}"
+            return
+        finally:
+            self.ready.set()
+            if self.error:
+                for s in sockets:
+                    s.close(linger=0)
+        try:
+            if mon is None:
+                zmq.proxy(front, back)
+            elif front_type == zmq.XPUB:
+                monitored_queue(back, front, mon, kernel_prefix, client_prefix)
+            else:
+                monitored_queue(front, back, mon, client_prefix, kernel_prefix)
+        except zmq.ZMQError as e:
+            if e.errno != zmq.ETERM:
+                self.error = f"{self.channel}: {e.strerror}"
+                proxy.event("forwarding_failed", ch=self.channel, error=str(e.strerror))
+        finally:
+            if self._monitor_addr:
+                try:
+                    front.disable_monitor()
+                except zmq.ZMQError:
+                    pass
+            for s in sockets:
+                s.close()
+
+
+def _shared_identity(proxy: Proxy) -> bytes:
+    ident = getattr(proxy, "_identity", None)
+    if ident is None:
+        ident = b"krec-" + os.urandom(8).hex().encode()
+        proxy._identity = ident  # type: ignore[attr-defined]
+    return ident
+
+
+def _configure_frontend(sock: zmq.Socket, info: ConnectionInfo) -> None:
+    sock.sndhwm = 0
+    sock.rcvhwm = 0
+    sock.linger = 500  # let the last replies (shutdown_reply) reach the frontend
+    if info.curve:
+        sock.curve_secretkey = info.curve_secretkey
+        sock.curve_publickey = info.curve_publickey
+        sock.curve_server = True
+
+
+def _configure_kernel(sock: zmq.Socket, info: ConnectionInfo) -> None:
+    sock.sndhwm = 0
+    sock.rcvhwm = 0
+    sock.linger = 0
+    if info.curve:
+        public, secret = zmq.curve_keypair()
+        sock.curve_secretkey = secret
+        sock.curve_publickey = public
+        sock.curve_serverkey = info.curve_publickey
+
+
+def _bind_any(sock: zmq.Socket, info: ConnectionInfo) -> int:
+    if info.transport == "ipc":
+        n = 1
+        while True:
+            path = f"{info.ip}-{n}"
+            if not os.path.exists(path):
+                sock.bind(f"ipc://{path}")
+                return n
+            n += 1
+    return sock.bind_to_random_port(f"{info.transport}://{info.ip}")
+
+
+class _Watcher(threading.Thread):
+    """Turns socket-monitor events into client_connected/disconnected records, and pings
+    the kernel's heartbeat on its own socket to record heartbeat_lost/restored."""
+
+    def __init__(self, proxy: Proxy, monitors: dict[str, str], interval: float) -> None:
+        super().__init__(name="krec-watcher", daemon=True)
+        self._proxy = proxy
+        self._monitors = monitors
+        self._interval = interval
+
+    def run(self) -> None:
+        ctx = self._proxy._fctx
+        pairs: dict[zmq.Socket, str] = {}
+        hb: zmq.Socket | None = None
+        try:
+            for channel, addr in self._monitors.items():
+                s = ctx.socket(zmq.PAIR)
+                s.linger = 0
+                s.connect(addr)
+                pairs[s] = channel
+            self._loop(ctx, pairs)
+        except zmq.ZMQError as e:
+            if e.errno != zmq.ETERM:
+                self._proxy.event("watcher_failed", error=str(e.strerror))
+        finally:
+            for s in pairs:
+                s.close(linger=0)
+            if hb is not None:
+                hb.close(linger=0)
+
+    def _loop(self, ctx: zmq.Context, pairs: dict[zmq.Socket, str]) -> None:
+        import time
+
+        from zmq.utils.monitor import parse_monitor_message
+
+        proxy = self._proxy
+        hb = None
+        alive_once = False
+        lost = False
+        next_ping = time.monotonic()
+        waiting_since = 0.0
+        try:
+            while True:
+                now = time.monotonic()
+                if hb is None and self._interval > 0:
+                    hb = ctx.socket(zmq.REQ)
+                    hb.linger = 0
+                    _configure_kernel(hb, proxy.kernel)
+                    hb.connect(proxy.kernel.endpoint("hb"))
+                    waiting_since = 0.0
+                if hb is not None and not waiting_since and now >= next_ping:
+                    hb.send(b"krec-ping")
+                    waiting_since = now
+                poller = zmq.Poller()
+                for s in pairs:
+                    poller.register(s, zmq.POLLIN)
+                if hb is not None:
+                    poller.register(hb, zmq.POLLIN)
+                timeout = max(0.05, min(self._interval or 1.0, 1.0))
+                for sock, _ in poller.poll(timeout * 1000):
+                    if sock is hb:
+                        hb.recv()
+                        waiting_since = 0.0
+                        next_ping = time.monotonic() + self._interval
+                        if lost:
+                            proxy.event("heartbeat_restored")
+                        lost = False
+                        alive_once = True
+                    else:
+                        msg = parse_monitor_message(sock.recv_multipart())
+                        event = msg["event"]
+                        if event == zmq.EVENT_ACCEPTED:
+                            proxy.event("client_connected", ch=pairs[sock])
+                        elif event == zmq.EVENT_DISCONNECTED:
+                            proxy.event("client_disconnected", ch=pairs[sock])
+                if (
+                    hb is not None
+                    and waiting_since
+                    and time.monotonic() - waiting_since > self._interval
+                ):
+                    # lazy pirate: a REQ that lost its reply must be replaced
+                    hb.close(linger=0)
+                    hb = None
+                    next_ping = time.monotonic()
+                    if alive_once and not lost:
+                        lost = True
+                        proxy.event("heartbeat_lost", after=self._interval)
+        finally:
+            if hb is not None:
+                hb.close(linger=0)

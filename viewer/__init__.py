@@ -1,0 +1,1 @@
+"""krec.viewer: the Textual terminal UI for .krec logs (``krec view``)."""
