@@ -68,7 +68,7 @@ class CaptureThread(threading.Thread):
         self._events: queue.SimpleQueue[tuple[int, str, dict[str, Any]]] = queue.SimpleQueue()
         self._session = ""
         self._welcomes: set[bytes] = set()
-        self._password_requests: set[str] = set()
+        self._password_prompts: dict[tuple[bytes, ...], str] = {}
         self._client_version_seen = False
         self._release_inject = threading.Event()
         self._inject_released = threading.Event()
@@ -169,8 +169,15 @@ class CaptureThread(threading.Thread):
                     self._welcomes.discard(header)
                     source = "krec"
                 write(
-                    now(), ch, source, frames[1:i], header, frames[i + 3], frames[i + 4],
-                    frames[i + 5], frames[i + 6 :],
+                    now(),
+                    ch,
+                    source,
+                    frames[1:i],
+                    header,
+                    frames[i + 3],
+                    frames[i + 4],
+                    frames[i + 5],
+                    frames[i + 6 :],
                 )
             elif code == b"o":
                 self._subscription(now(), frames[1:], inject)
@@ -193,10 +200,12 @@ class CaptureThread(threading.Thread):
             return
         signature, header, parent, metadata, content = frames[i + 1 : i + 6]
         ids, buffers = frames[:i], frames[i + 6 :]
-        if source == "client" and not self._signer.verify(signature, (header, parent, metadata,
-                                                                        content)):
-            self.writer.write_event("bad_message", t=t, ch=ch, reason="bad signature",
-                                    **{"from": source})
+        if source == "client" and not self._signer.verify(
+            signature, (header, parent, metadata, content)
+        ):
+            self.writer.write_event(
+                "bad_message", t=t, ch=ch, reason="bad signature", **{"from": source}
+            )
         if ch == "shell":
             if source == "client" and not self._client_version_seen:
                 self._note_client_version(t, header)
@@ -210,28 +219,46 @@ class CaptureThread(threading.Thread):
                 if self._on_control is not None and msg_type:
                     self._on_control(msg_type, c)
             elif ch == "stdin":
-                content = self._stdin(t, source, msg_type, h, parent, content)
+                content = self._stdin(t, source, msg_type, h, ids, parent, content)
         self.writer.write_message(t, ch, source, ids, header, parent, metadata, content, buffers)
 
     def _stdin(
-        self, t: int, source: str, msg_type: str, header: dict, parent: bytes, content: bytes
+        self,
+        t: int,
+        source: str,
+        msg_type: str,
+        header: dict,
+        ids: list[bytes],
+        parent: bytes,
+        content: bytes,
     ) -> bytes:
+        """Redact the answer to a password prompt (unless told to keep it).
+
+        jupyter_client sends ``input_reply`` with an empty parent header, so a reply
+        is matched to the last prompt sent to the same client identity.
+        """
+        who = tuple(ids)
         if msg_type == "input_request" and source == "kernel":
             if _loads(content).get("password"):
-                self._password_requests.add(header.get("msg_id", ""))
+                self._password_prompts[who] = header.get("msg_id", "")
+            else:
+                self._password_prompts.pop(who, None)
         elif msg_type == "input_reply" and source == "client":
+            prompt_id = self._password_prompts.pop(who, None)
             parent_id = _loads(parent).get("msg_id", "")
-            if parent_id in self._password_requests:
-                self._password_requests.discard(parent_id)
-                if not self._record_passwords:
-                    c = _loads(content)
-                    value = c.get("value", "")
-                    c["value"] = REDACTED
-                    self.writer.write_event(
-                        "password_redacted", t=t, length=len(value) if isinstance(value, str)
-                        else 0, parent_msg_id=parent_id,
-                    )
-                    return json.dumps(c).encode()
+            if parent_id and parent_id != prompt_id:
+                prompt_id = None
+            if prompt_id is not None and not self._record_passwords:
+                c = _loads(content)
+                value = c.get("value", "")
+                c["value"] = REDACTED
+                self.writer.write_event(
+                    "password_redacted",
+                    t=t,
+                    length=len(value) if isinstance(value, str) else 0,
+                    parent_msg_id=prompt_id,
+                )
+                return json.dumps(c).encode()
         return content
 
     def _note_client_version(self, t: int, header: bytes) -> None:

@@ -16,6 +16,7 @@ from collections.abc import Callable, Sequence
 from typing import Any, NoReturn
 
 from . import __version__
+from .cliutil import Parser, add_command, formatter
 from .errors import KrecError
 
 EPILOG_RECORD = """\
@@ -28,49 +29,54 @@ examples:
 """
 
 
-class _Parser(argparse.ArgumentParser):
-    """argparse, but a usage error is one line (and exit status 2)."""
-
-    def error(self, message: str) -> NoReturn:
-        self.exit(2, f"{self.prog}: error: {message} (see {self.prog} --help)\n")
-
-
-def _formatter(prog: str) -> argparse.HelpFormatter:
-    return argparse.RawDescriptionHelpFormatter(prog, max_help_position=32)
-
-
-def _sub(
-    subparsers: Any, name: str, help_text: str, epilog: str = "", **kw: Any
-) -> argparse.ArgumentParser:
-    return subparsers.add_parser(
-        name,
-        help=help_text,
-        description=help_text,
-        epilog=epilog,
-        formatter_class=_formatter,
-        **kw,
-    )
+_Parser = Parser
+_formatter = formatter
+_sub = add_command
 
 
 def _add_record(sub: Any) -> None:
-    p = _sub(sub, "record", "record every message between a frontend and its kernel",
-             EPILOG_RECORD, usage="%(prog)s [-o OUT] (-- CMD [ARG...] | --kernel NAME | "
-             "--existing KERNEL_CF) [options]")
-    p.add_argument("-o", "--output", metavar="OUT",
-                   help="log directory with `-- CMD` (default ./krec-logs), "
-                        "else the log file (default ./NAME-<stamp>.krec)")
+    p = _sub(
+        sub,
+        "record",
+        "record every message between a frontend and its kernel",
+        EPILOG_RECORD,
+        usage="%(prog)s [-o OUT] (-- CMD [ARG...] | --kernel NAME | "
+        "--existing KERNEL_CF) [options]",
+    )
+    p.add_argument(
+        "-o",
+        "--output",
+        metavar="OUT",
+        help="log directory with `-- CMD` (default ./krec-logs), "
+        "else the log file (default ./NAME-<stamp>.krec)",
+    )
     mode = p.add_mutually_exclusive_group()
     mode.add_argument("--kernel", metavar="NAME", help="start kernel NAME behind the proxy")
-    mode.add_argument("--existing", metavar="KERNEL_CF",
-                      help="attach to the running kernel of this connection file")
-    p.add_argument("--connection-file", metavar="CF",
-                   help="where to write the connection file frontends attach to")
-    p.add_argument("--ip", default="127.0.0.1",
-                   help="address frontends connect to (default 127.0.0.1; others warn)")
-    p.add_argument("--encrypt", action="store_true",
-                   help="with --kernel: CurveZMQ-encrypt the frontend connection")
-    p.add_argument("--record-passwords", action="store_true",
-                   help="store getpass() answers instead of redacting them")
+    mode.add_argument(
+        "--existing",
+        metavar="KERNEL_CF",
+        help="attach to the running kernel of this connection file",
+    )
+    p.add_argument(
+        "--connection-file",
+        metavar="CF",
+        help="where to write the connection file frontends attach to",
+    )
+    p.add_argument(
+        "--ip",
+        default="127.0.0.1",
+        help="address frontends connect to (default 127.0.0.1; others warn)",
+    )
+    p.add_argument(
+        "--encrypt",
+        action="store_true",
+        help="with --kernel: CurveZMQ-encrypt the frontend connection",
+    )
+    p.add_argument(
+        "--record-passwords",
+        action="store_true",
+        help="store getpass() answers instead of redacting them",
+    )
     p.add_argument("cmd", nargs=argparse.REMAINDER, help=argparse.SUPPRESS)
     p.set_defaults(func=_record)
 
@@ -85,36 +91,56 @@ def _record(args: argparse.Namespace) -> int:
     if chosen != 1:
         raise KrecError("give exactly one of: -- CMD, --kernel NAME, --existing KERNEL_CF")
     if args.ip not in ("127.0.0.1", "localhost", "::1"):
-        print(f"krec: warning: listening on {args.ip}: anyone who can reach it and has the "
-              "connection file can run code", file=sys.stderr)
+        print(
+            f"krec: warning: listening on {args.ip}: anyone who can reach it and has the "
+            "connection file can run code",
+            file=sys.stderr,
+        )
     if cmd:
-        return record.run_command(cmd, log_dir=args.output or "krec-logs",
-                                  record_passwords=args.record_passwords)
+        return record.run_command(
+            cmd, log_dir=args.output or "krec-logs", record_passwords=args.record_passwords
+        )
     if args.kernel:
-        return record.run_owned(args.kernel, output=args.output,
-                                connection_file=args.connection_file, ip=args.ip,
-                                record_passwords=args.record_passwords, encryption=args.encrypt)
-    return record.run_existing(args.existing, output=args.output,
-                               connection_file=args.connection_file, ip=args.ip,
-                               record_passwords=args.record_passwords)
+        return record.run_owned(
+            args.kernel,
+            output=args.output,
+            connection_file=args.connection_file,
+            ip=args.ip,
+            record_passwords=args.record_passwords,
+            encryption=args.encrypt,
+        )
+    return record.run_existing(
+        args.existing,
+        output=args.output,
+        connection_file=args.connection_file,
+        ip=args.ip,
+        record_passwords=args.record_passwords,
+    )
 
 
 def _add_install(sub: Any) -> None:
-    p = _sub(sub, "install", "install recorded variants of kernelspecs (NAME-krec)", """\
+    p = _sub(
+        sub,
+        "install",
+        "install recorded variants of kernelspecs (NAME-krec)",
+        """\
 examples:
   krec install --user                 python3-krec, "Python 3 (recorded)", for every kernel
   krec install --user python3 --log-dir ~/krec-logs
   krec install --sys-prefix python3
-""")
+""",
+    )
     where = p.add_mutually_exclusive_group()
     where.add_argument("--user", action="store_true", help="install for the current user")
     where.add_argument("--sys-prefix", action="store_true", help="install into sys.prefix")
     where.add_argument("--prefix", metavar="P", help="install into prefix P")
-    p.add_argument("--log-dir", metavar="DIR", default="krec-logs",
-                   help="where recorded kernels write their logs (default ./krec-logs, "
-                        "made absolute)")
-    p.add_argument("names", nargs="*", metavar="NAME",
-                   help="kernelspecs to wrap (default: all)")
+    p.add_argument(
+        "--log-dir",
+        metavar="DIR",
+        default="krec-logs",
+        help="where recorded kernels write their logs (default ./krec-logs, made absolute)",
+    )
+    p.add_argument("names", nargs="*", metavar="NAME", help="kernelspecs to wrap (default: all)")
     p.set_defaults(func=_install)
 
 
@@ -135,8 +161,11 @@ def _install(args: argparse.Namespace) -> int:
 
 
 def _add_wrap(sub: Any) -> None:
-    p = sub.add_parser("wrap", formatter_class=_formatter,
-                       description="(internal) the process a wrapper kernelspec starts")
+    p = sub.add_parser(
+        "wrap",
+        formatter_class=_formatter,
+        description="(internal) the process a wrapper kernelspec starts",
+    )
     spec = p.add_mutually_exclusive_group(required=True)
     spec.add_argument("--inner-spec", metavar="FILE")
     spec.add_argument("--kernel", metavar="NAME")
@@ -160,7 +189,8 @@ def _wrap(args: argparse.Namespace) -> int:
     )
 
 
-#: extra commands, each in its own module with ``add_arguments(sub)`` registering itself
+#: the other commands, each in its own module whose ``add_arguments(sub)`` registers it
+#: (with cliutil.add_command) and sets ``func``; keep module top-level imports light.
 COMMAND_MODULES: tuple[str, ...] = ()
 
 

@@ -15,7 +15,9 @@ from .errors import LogFormatError
 FORMAT_NAME = "krec"
 CURRENT_VERSION = 1
 
-Upgrade = tuple[Callable[[dict[str, Any]], dict[str, Any]], Callable[[dict[str, Any]], dict[str, Any]]]
+Upgrade = tuple[
+    Callable[[dict[str, Any]], dict[str, Any]], Callable[[dict[str, Any]], dict[str, Any]]
+]
 
 #: version N -> (header upgrade, record upgrade) from N-1 to N.
 UPGRADES: dict[int, Upgrade] = {}

@@ -138,7 +138,9 @@ class ConnectionInfo:
             os.makedirs(directory, exist_ok=True)
             fd, tmp = tempfile.mkstemp(dir=directory, prefix=".krec-", suffix=".json")
         except OSError as e:
-            raise ConnectionFileError(f"cannot write connection file {path}: {e.strerror}") from None
+            raise ConnectionFileError(
+                f"cannot write connection file {path}: {e.strerror}"
+            ) from None
         try:
             with os.fdopen(fd, "w", encoding="utf-8") as f:
                 json.dump(self.to_dict(), f, indent=1)
@@ -146,7 +148,9 @@ class ConnectionInfo:
             os.replace(tmp, path)
         except OSError as e:
             os.unlink(tmp)
-            raise ConnectionFileError(f"cannot write connection file {path}: {e.strerror}") from None
+            raise ConnectionFileError(
+                f"cannot write connection file {path}: {e.strerror}"
+            ) from None
 
     def with_free_ports(self) -> ConnectionInfo:
         """A copy with a fresh free port for every channel (on the same ip)."""

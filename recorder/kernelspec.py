@@ -75,7 +75,9 @@ def _copy_resources(src: str, dst: str) -> None:
             shutil.copy2(path, os.path.join(dst, entry))
 
 
-def write_shadow_specs(shadow_dir: str, log_dir: str, *, record_passwords: bool = False) -> list[str]:
+def write_shadow_specs(
+    shadow_dir: str, log_dir: str, *, record_passwords: bool = False
+) -> list[str]:
     """Write one wrapper per installed kernelspec under ``shadow_dir/kernels``; return names."""
     names = []
     for name, entry in sorted(all_specs().items()):
@@ -88,11 +90,18 @@ def write_shadow_specs(shadow_dir: str, log_dir: str, *, record_passwords: bool 
         with open(inner_path, "w", encoding="utf-8") as f:
             json.dump({"name": name, "resource_dir": entry["resource_dir"], "spec": spec}, f)
         argv = [
-            sys.executable, "-m", "krec.recorder", "wrap",
-            "--inner-spec", inner_path,
-            "--log-dir", log_dir,
-            "--shadow-dir", shadow_dir,
-            "-f", "{connection_file}",
+            sys.executable,
+            "-m",
+            "krec.recorder",
+            "wrap",
+            "--inner-spec",
+            inner_path,
+            "--log-dir",
+            log_dir,
+            "--shadow-dir",
+            shadow_dir,
+            "-f",
+            "{connection_file}",
         ]
         if record_passwords:
             argv.insert(-2, "--record-passwords")
@@ -104,7 +113,7 @@ def write_shadow_specs(shadow_dir: str, log_dir: str, *, record_passwords: bool 
 
 
 def recorded_display_name(display_name: str) -> str:
-    """"Python 3 (ipykernel)" -> "Python 3 (recorded)"."""
+    """ "Python 3 (ipykernel)" -> "Python 3 (recorded)"."""
     base = re.sub(r"\s*\([^()]*\)\s*$", "", display_name).strip() or display_name
     return f"{base} (recorded)"
 
@@ -126,10 +135,16 @@ def install_wrapper(
     if spec.get("metadata", {}).get(WRAPPER_MARK):
         raise KernelSpecError(f"{name!r} is already a krec wrapper")
     argv = [
-        sys.executable, "-m", "krec.recorder", "wrap",
-        "--kernel", name,
-        "--log-dir", log_dir,
-        "-f", "{connection_file}",
+        sys.executable,
+        "-m",
+        "krec.recorder",
+        "wrap",
+        "--kernel",
+        name,
+        "--log-dir",
+        log_dir,
+        "-f",
+        "{connection_file}",
     ]
     wrapper_name = f"{name}-krec"
     with tempfile.TemporaryDirectory() as tmp:
@@ -179,9 +194,9 @@ def kernel_argv(entry: dict[str, Any], connection_file: str) -> list[str]:
     """The inner kernel's argv with {connection_file} and {resource_dir} substituted."""
     spec = entry["spec"]
     argv = [
-        str(a).replace("{connection_file}", connection_file).replace(
-            "{resource_dir}", entry.get("resource_dir", "")
-        )
+        str(a)
+        .replace("{connection_file}", connection_file)
+        .replace("{resource_dir}", entry.get("resource_dir", ""))
         for a in spec["argv"]
     ]
     v = sys.version_info

@@ -10,6 +10,7 @@ truncated last record, and can follow a log that is still being written.
 from __future__ import annotations
 
 import array
+import contextlib
 import errno
 import fcntl
 import json
@@ -104,7 +105,9 @@ class LogWriter:
             os.makedirs(directory, exist_ok=True)
             fd = os.open(self.path, os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_CLOEXEC, 0o600)
         except FileExistsError:
-            raise LogWriteError(f"{self.path} already exists; krec never overwrites a log") from None
+            raise LogWriteError(
+                f"{self.path} already exists; krec never overwrites a log"
+            ) from None
         except OSError as e:
             raise LogWriteError(f"cannot create log {self.path}: {e.strerror}") from None
         fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
@@ -126,7 +129,9 @@ class LogWriter:
             except BlockingIOError:
                 if time.monotonic() > deadline:
                     os.close(fd)
-                    raise LogWriteError(f"{self.path} is still being written by another krec") from None
+                    raise LogWriteError(
+                        f"{self.path} is still being written by another krec"
+                    ) from None
                 time.sleep(0.05)
         end = complete_length(self.path)
         if end < os.fstat(fd).st_size:
@@ -233,10 +238,8 @@ class LogWriter:
             return
         self.flush()
         self._closed = True
-        try:
+        with contextlib.suppress(OSError):
             os.fsync(self._fd)
-        except OSError:
-            pass
         os.close(self._fd)
 
     def __enter__(self) -> LogWriter:
@@ -606,9 +609,7 @@ class LogReader:
             return
         view = self._view()
         end = self._end_of(stop - 1)
-        unpacker = msgpack.Unpacker(
-            raw=False, max_buffer_size=_MAX_RECORD, strict_map_key=False
-        )
+        unpacker = msgpack.Unpacker(raw=False, max_buffer_size=_MAX_RECORD, strict_map_key=False)
         pos = self.offsets[start]
         i = start
         chunk = 4 << 20

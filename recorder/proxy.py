@@ -15,6 +15,7 @@ XSUB iopub (subscribed to everything, plus krec's own welcome publisher), DEALER
 
 from __future__ import annotations
 
+import contextlib
 import os
 import threading
 from collections.abc import Callable
@@ -188,8 +189,10 @@ class _Forwarder(threading.Thread):
                     port = _bind_any(front, proxy.frontend)
                     setattr(proxy.frontend, f"{self.channel}_port", port)
             except zmq.ZMQError as e:
-                self.error = f"cannot listen on {proxy.frontend.endpoint(self.channel, port)} " \
-                             f"for {self.channel}: {e.strerror}"
+                self.error = (
+                    f"cannot listen on {proxy.frontend.endpoint(self.channel, port)} "
+                    f"for {self.channel}: {e.strerror}"
+                )
                 return
             back = proxy._fctx.socket(kernel_type)
             sockets.append(back)
@@ -228,10 +231,8 @@ class _Forwarder(threading.Thread):
                 proxy.event("forwarding_failed", ch=self.channel, error=str(e.strerror))
         finally:
             if self._monitor_addr:
-                try:
+                with contextlib.suppress(zmq.ZMQError):
                     front.disable_monitor()
-                except zmq.ZMQError:
-                    pass
             for s in sockets:
                 s.close()
 

@@ -8,6 +8,7 @@ leaves a kernel it started running.
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import json
 import os
@@ -269,15 +270,17 @@ def run_wrapper(
         reason = f"error: {e}"
         raise
     finally:
-        keep = recording.restart_requested or (code is not None and not recording.shutdown_requested)
+        keep = recording.restart_requested or (
+            code is not None and not recording.shutdown_requested
+        )
         if keep:
-            _write_session(session_path, {"log": log_path, "pid": os.getpid(),
-                                          "restart": recording.restart_requested})
+            _write_session(
+                session_path,
+                {"log": log_path, "pid": os.getpid(), "restart": recording.restart_requested},
+            )
         else:
-            try:
+            with contextlib.suppress(OSError):
                 os.unlink(session_path)
-            except OSError:
-                pass
         final = recording.close(reason)
     if code is None:
         code = final if final is not None else 0
@@ -290,7 +293,9 @@ def run_wrapper(
 def default_connection_file(kernel_name: str) -> str:
     from jupyter_core.paths import jupyter_runtime_dir
 
-    return os.path.join(jupyter_runtime_dir(), f"kernel-krec-{kernel_name}-{os.urandom(4).hex()}.json")
+    return os.path.join(
+        jupyter_runtime_dir(), f"kernel-krec-{kernel_name}-{os.urandom(4).hex()}.json"
+    )
 
 
 def run_owned(
@@ -339,10 +344,8 @@ def run_owned(
             break
     finally:
         recording.close(reason)
-        try:
+        with contextlib.suppress(OSError):
             os.unlink(connection_file)
-        except OSError:
-            pass
     _say(f"recording saved to {output}")
     return 0
 
@@ -365,7 +368,11 @@ def run_existing(
         kernel,
         transport="tcp",
         ip=ip,
-        shell_port=0, iopub_port=0, stdin_port=0, control_port=0, hb_port=0,
+        shell_port=0,
+        iopub_port=0,
+        stdin_port=0,
+        control_port=0,
+        hb_port=0,
         extra={},
     )
     output = output or f"{name}-{time.strftime('%Y%m%d-%H%M%S')}.krec"
@@ -382,8 +389,9 @@ def run_existing(
         if msg_type == "shutdown_request" and not content.get("restart"):
             shutdown.set()
 
-    proxy = Proxy(frontend, kernel, writer, record_passwords=record_passwords,
-                  on_control=on_control)
+    proxy = Proxy(
+        frontend, kernel, writer, record_passwords=record_passwords, on_control=on_control
+    )
     signals = _Signals(stop_on_int=True)
     try:
         proxy.start()
@@ -406,10 +414,8 @@ def run_existing(
             reason = f"{signals.reason or 'SIGINT'} received"
     finally:
         proxy.stop(reason)
-        try:
+        with contextlib.suppress(OSError):
             os.unlink(connection_file)
-        except OSError:
-            pass
     _say(f"recording saved to {output}")
     return 0
 

@@ -1,0 +1,223 @@
+"""Shared fixtures: real kernels behind real krec processes, and process hygiene.
+
+Every test runs with a unique KREC_TEST_ID in its environment; every process it
+starts (krec, wrappers, kernels, even orphans) inherits it, so the autouse
+``no_leftover_processes`` fixture can find and kill whatever a test left behind,
+and fails that test.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import os
+import signal
+import subprocess
+import sys
+import time
+import uuid
+from collections.abc import Callable, Iterator
+from pathlib import Path
+
+import pytest
+
+ROOT = Path(__file__).resolve().parent.parent
+KREC = [sys.executable, "-m", "krec.recorder"]
+
+
+def wait_for(predicate: Callable[[], object], timeout: float = 30.0, what: str = "") -> object:
+    """Poll ``predicate`` until it returns something truthy; fail after ``timeout``."""
+    deadline = time.monotonic() + timeout
+    while True:
+        value = predicate()
+        if value:
+            return value
+        if time.monotonic() > deadline:
+            pytest.fail(f"timed out after {timeout:.0f} s waiting for {what or predicate}")
+        time.sleep(0.05)
+
+
+def _tagged_processes(tag: str) -> list[int]:
+    pids = []
+    needle = f"KREC_TEST_ID={tag}".encode()
+    me = os.getpid()
+    for entry in os.listdir("/proc"):
+        if not entry.isdigit() or int(entry) == me:
+            continue
+        try:
+            with open(f"/proc/{entry}/environ", "rb") as f:
+                env = f.read()
+            with open(f"/proc/{entry}/stat", "rb") as f:
+                state = f.read().rsplit(b")", 1)[1].split()[0]
+        except OSError:
+            continue
+        if needle in env.split(b"\0") and state != b"Z":
+            pids.append(int(entry))
+    return pids
+
+
+def _cmdline(pid: int) -> str:
+    try:
+        with open(f"/proc/{pid}/cmdline", "rb") as f:
+            return f.read().replace(b"\0", b" ").decode(errors="replace").strip()
+    except OSError:
+        return "?"
+
+
+@pytest.fixture(autouse=True)
+def no_leftover_processes(request: pytest.FixtureRequest) -> Iterator[str]:
+    """Fail a test that leaves any process it started (kernel, krec, frontend) running."""
+    tag = uuid.uuid4().hex
+    old = os.environ.get("KREC_TEST_ID")
+    os.environ["KREC_TEST_ID"] = tag
+    try:
+        yield tag
+    finally:
+        if old is None:
+            os.environ.pop("KREC_TEST_ID", None)
+        else:
+            os.environ["KREC_TEST_ID"] = old
+        deadline = time.monotonic() + 10
+        left = _tagged_processes(tag)
+        while left and time.monotonic() < deadline:
+            time.sleep(0.1)
+            left = _tagged_processes(tag)
+        if left:
+            described = "; ".join(f"{pid}: {_cmdline(pid)}" for pid in left)
+            for pid in left:
+                with contextlib.suppress(ProcessLookupError):
+                    os.kill(pid, signal.SIGKILL)
+            if not getattr(request.node, "krec_allow_leftovers", False):
+                pytest.fail(f"test left processes running (killed now): {described}")
+
+
+class Recorder:
+    """A `krec record --kernel` process and the files it writes, for one test."""
+
+    def __init__(
+        self,
+        tmp: Path,
+        kernel: str = "python3",
+        extra: list[str] | None = None,
+        env: dict[str, str] | None = None,
+    ) -> None:
+        self.log = tmp / "session.krec"
+        self.connection_file = tmp / "frontend.json"
+        self.stderr_path = tmp / "krec.stderr"
+        self._stderr = open(self.stderr_path, "wb")  # noqa: SIM115
+        self.proc = subprocess.Popen(
+            [
+                *KREC,
+                "record",
+                "--kernel",
+                kernel,
+                "-o",
+                str(self.log),
+                "--connection-file",
+                str(self.connection_file),
+                *(extra or []),
+            ],
+            stdout=subprocess.DEVNULL,
+            stderr=self._stderr,
+            stdin=subprocess.DEVNULL,
+            env={**os.environ, **(env or {})},
+        )
+        self.clients: list = []
+        wait_for(
+            lambda: self.connection_file.exists() or self.proc.poll() is not None,
+            60,
+            "the frontend connection file",
+        )
+        if self.proc.poll() is not None:
+            raise RuntimeError(f"krec record exited: {self.stderr}")
+
+    @property
+    def stderr(self) -> str:
+        return self.stderr_path.read_text(errors="replace")
+
+    def client(self, ready: bool = True):
+        from jupyter_client import BlockingKernelClient
+
+        kc = BlockingKernelClient(connection_file=str(self.connection_file))
+        kc.load_connection_file()
+        kc.start_channels()
+        self.clients.append(kc)
+        if ready:
+            kc.wait_for_ready(timeout=60)
+        return kc
+
+    def stop(self, timeout: float = 30) -> int:
+        """Ctrl-C krec, as a user would; return its exit status."""
+        for kc in self.clients:
+            kc.stop_channels()
+        self.clients.clear()
+        if self.proc.poll() is None:
+            self.proc.send_signal(signal.SIGINT)
+        try:
+            return self.proc.wait(timeout)
+        finally:
+            self._stderr.close()
+
+    def kill(self) -> None:
+        for kc in self.clients:
+            kc.stop_channels()
+        self.clients.clear()
+        if self.proc.poll() is None:
+            self.proc.kill()
+        self.proc.wait(30)
+        self._stderr.close()
+
+
+@pytest.fixture
+def recorder(tmp_path: Path) -> Iterator[Callable[..., Recorder]]:
+    """Factory: start `krec record --kernel python3` and get clients attached through it."""
+    started: list[Recorder] = []
+
+    def start(
+        kernel: str = "python3", extra: list[str] | None = None, env: dict[str, str] | None = None
+    ) -> Recorder:
+        sub = tmp_path / f"rec{len(started)}"
+        sub.mkdir()
+        rec = Recorder(sub, kernel, extra, env)
+        started.append(rec)
+        return rec
+
+    yield start
+    for rec in started:
+        if rec.proc.poll() is None:
+            try:
+                rec.stop(20)
+            except subprocess.TimeoutExpired:
+                rec.kill()
+        else:
+            for kc in rec.clients:
+                kc.stop_channels()
+
+
+def run_krec(*args: str, timeout: float = 120, **kw) -> subprocess.CompletedProcess[str]:
+    """Run the krec CLI to completion and capture its output."""
+    return subprocess.run(
+        [*KREC, *args],
+        capture_output=True,
+        text=True,
+        timeout=timeout,
+        stdin=subprocess.DEVNULL,
+        **kw,
+    )
+
+
+@pytest.fixture(scope="session")
+def rich_log(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """One recorded session with every common kind of message (recorded once per worker).
+
+    Read-only: tests that modify a log must copy it first.
+    """
+    from sessions import drive_rich_session
+
+    rec = Recorder(tmp_path_factory.mktemp("rich"))
+    try:
+        kc = rec.client()
+        drive_rich_session(kc)
+    finally:
+        code = rec.stop()
+    assert code == 0, rec.stderr
+    return rec.log
