@@ -186,6 +186,7 @@ def _wrap(args: argparse.Namespace) -> int:
         kernel_name=args.kernel,
         shadow_dir=args.shadow_dir,
         record_passwords=args.record_passwords,
+        extra_arguments=args.extra_arguments,
     )
 
 
@@ -223,7 +224,14 @@ run `krec COMMAND --help` for the options and examples of each command.
 
 def main(argv: Sequence[str] | None = None) -> NoReturn:
     parser = build_parser()
-    args = parser.parse_args(argv)
+    argv = list(sys.argv[1:] if argv is None else argv)
+    if argv[:1] == ["wrap"]:
+        # a frontend appends kernel arguments (nbclient: --HistoryManager.hist_file=:memory:)
+        # to the wrapper's argv; they belong to the inner kernel
+        args, extra = parser.parse_known_args(argv)
+        args.extra_arguments = extra
+    else:
+        args = parser.parse_args(argv)
     func: Callable[[argparse.Namespace], int] | None = getattr(args, "func", None)
     if func is None:
         parser.print_help(sys.stderr)

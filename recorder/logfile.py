@@ -10,13 +10,15 @@ truncated last record, and can follow a log that is still being written.
 from __future__ import annotations
 
 import array
+import bisect
 import contextlib
 import errno
 import fcntl
 import json
-import mmap
 import os
+import re
 import socket
+import stat
 import time
 from collections.abc import Iterator, Sequence
 from typing import Any, overload
@@ -26,7 +28,6 @@ import msgpack
 from . import __version__
 from .compat import CURRENT_VERSION, FORMAT_NAME, check_header, record_upgrader, upgrade_header
 from .errors import KrecError, LogFormatError
-from .wire import peek_msg_id, peek_msg_type
 
 CHANNELS = ("shell", "control", "stdin", "iopub")
 SOURCES = ("client", "kernel", "krec")
@@ -281,6 +282,36 @@ def _unpacker(f: Any) -> msgpack.Unpacker:
 
 # -- reading -----------------------------------------------------------------
 
+#: the event a record that cannot be decoded reads as, so record positions stay aligned
+UNREADABLE = "unreadable_record"
+_READ_CHUNK = 4 << 20
+_STR_VALUE = re.compile(rb'\s*:\s*(?:"([^"\\]*)"|null)')
+
+
+def peek_field(frame: bytes, key: bytes) -> str | None:
+    """The top-level string field ``key`` of a JSON object frame, without parsing all of it.
+
+    ``key`` is the quoted name (``b'"msg_type"'``). Jupyter headers are flat objects
+    of strings, so the first occurrence of the key is the field; anything unusual
+    (an escape in the value, the key inside a string) falls back to a full parse.
+    None when the field is absent, null or not a string.
+    """
+    i = frame.find(key)
+    if i < 0:
+        return None
+    if frame[i - 1] != 0x5C:  # not \"key\" inside a string
+        m = _STR_VALUE.match(frame, i + len(key))
+        if m is not None:
+            value = m.group(1)
+            if value is None:
+                return None
+            try:
+                return value.decode()
+            except UnicodeDecodeError:
+                pass
+    parsed = _parse(frame).get(key[1:-1].decode())
+    return parsed if isinstance(parsed, str) else None
+
 
 class Record:
     """One record of a log, decoded from msgpack; JSON frames are parsed on first use."""
@@ -351,6 +382,12 @@ class Record:
             return value.encode()
         return b"{}"
 
+    @property
+    def size(self) -> int:
+        """Bytes of the message on the wire (JSON frames and buffers, without ids)."""
+        n = sum(len(self.frame(k)) for k in ("header", "parent", "metadata", "content"))
+        return n + sum(len(b) for b in self.buffers if isinstance(b, bytes))
+
     # -- parsed JSON, cached
     @property
     def header(self) -> dict[str, Any]:
@@ -377,42 +414,43 @@ class Record:
         return self._content
 
     # -- cheap accessors that avoid a full JSON parse
+    def _peek(self, frame: str, parsed: Any, key: str) -> str:
+        if parsed is not None:
+            value = parsed.get(key)
+            return value if isinstance(value, str) else ""
+        if frame not in self.raw:
+            return ""
+        return peek_field(self.frame(frame), _QUOTED[key]) or ""
+
     @property
     def msg_type(self) -> str:
-        if self._header is not None:
-            mt = self._header.get("msg_type")
-            return mt if isinstance(mt, str) else ""
-        return peek_msg_type(self.frame("header")) if "header" in self.raw else ""
+        return self._peek("header", self._header, "msg_type")
 
     @property
     def msg_id(self) -> str:
-        if self._header is not None:
-            mid = self._header.get("msg_id")
-            return mid if isinstance(mid, str) else ""
-        return peek_msg_id(self.frame("header")) if "header" in self.raw else ""
+        return self._peek("header", self._header, "msg_id")
+
+    @property
+    def subshell_id(self) -> str:
+        """The header's ``subshell_id`` (messaging 5.5), "" for the main shell."""
+        return self._peek("header", self._header, "subshell_id")
 
     @property
     def parent_id(self) -> str:
-        if self._parent is not None:
-            mid = self._parent.get("msg_id")
-            return mid if isinstance(mid, str) else ""
-        return peek_msg_id(self.frame("parent")) if "parent" in self.raw else ""
+        return self._peek("parent", self._parent, "msg_id")
 
     @property
     def parent_type(self) -> str:
-        if self._parent is not None:
-            mt = self._parent.get("msg_type")
-            return mt if isinstance(mt, str) else ""
-        return peek_msg_type(self.frame("parent")) if "parent" in self.raw else ""
+        return self._peek("parent", self._parent, "msg_type")
 
     def to_json(self, start_ns: int = 0) -> dict[str, Any]:
-        """The record as plain JSON data (frames parsed, bytes as base64-free sizes/text)."""
+        """The record as plain JSON data: frames parsed, buffers as sizes, bytes as text/hex."""
         out: dict[str, Any] = {"index": self.index, "t": self.t}
         if start_ns:
             out["rel"] = round((self.t - start_ns) / 1e9, 6)
         if self.is_event:
             out["event"] = self.event
-            out.update({k: _jsonable(v) for k, v in self.fields.items()})
+            out.update({str(k): _jsonable(v) for k, v in self.fields.items()})
             return out
         out.update(
             {
@@ -423,16 +461,19 @@ class Record:
                 "parent_header": self.parent,
                 "metadata": self.metadata,
                 "content": self.content,
-                "buffers": [len(b) for b in self.buffers],
+                "buffers": [len(b) for b in self.buffers if isinstance(b, bytes)],
             }
         )
         return out
 
 
+_QUOTED = {k: f'"{k}"'.encode() for k in ("msg_type", "msg_id", "subshell_id")}
+
+
 def _parse(data: bytes) -> dict[str, Any]:
     try:
         value = json.loads(data)
-    except (ValueError, UnicodeDecodeError):
+    except (ValueError, UnicodeDecodeError, RecursionError):
         return {}
     return value if isinstance(value, dict) else {}
 
@@ -450,6 +491,10 @@ def _jsonable(value: Any) -> Any:
     return value
 
 
+def _unreadable(reason: str) -> dict[str, Any]:
+    return {"t": 0, "event": UNREADABLE, "reason": reason}
+
+
 class LogReader:
     """Random access to the records of a .krec file through an offset index.
 
@@ -458,7 +503,8 @@ class LogReader:
     ``index_more`` in steps (a viewer does this in a worker). ``refresh`` indexes
     records appended since, so a reader can follow a live log. Problems found
     (a truncated last record, corrupt data) are in ``warnings``; every complete
-    record before them stays readable.
+    record before them stays readable. Records are read with ``pread``, so several
+    threads may read one reader while one of them extends the index.
     """
 
     def __init__(self, path: str | os.PathLike[str], *, index: bool = True) -> None:
@@ -471,31 +517,40 @@ class LogReader:
             raise LogFormatError(f"{self.path}: is a directory, not a krec log") from None
         except OSError as e:
             raise LogFormatError(f"{self.path}: cannot open: {e.strerror}") from None
-        self._mmap: mmap.mmap | None = None
-        self._mapped_size = 0
+        self._fd = self._file.fileno()
         self.offsets = array.array("Q")
         self.warnings: list[str] = []
         self._end = 0  # end of the last complete record indexed
         self._corrupt_at: int | None = None
-        self.header = self._read_header()
-        self.start_ns = int(float(self.header.get("created", 0) or 0) * 1e9)
+        try:
+            self.header = self._read_header()
+        except BaseException:
+            self._file.close()
+            raise
+        created = self.header.get("created", 0)
+        self.start_ns = int(created * 1e9) if isinstance(created, (int, float)) else 0
         if index:
             while self.index_more():
                 pass
 
     def _read_header(self) -> dict[str, Any]:
+        if not stat.S_ISREG(os.fstat(self._fd).st_mode):
+            raise LogFormatError(f"{self.path}: not a regular file, not a krec log")
         unpacker = _unpacker(self._file)
         try:
             raw = unpacker.unpack()
         except msgpack.OutOfData:
-            size = os.fstat(self._file.fileno()).st_size
+            size = os.fstat(self._fd).st_size
             if size == 0:
                 raise LogFormatError(f"{self.path}: empty file, not a krec log") from None
-            raise LogFormatError(f"{self.path}: not a krec log (truncated header)") from None
+            if b"krec" in os.pread(self._fd, 4096, 0):
+                raise LogFormatError(f"{self.path}: truncated krec header") from None
+            raise LogFormatError(f"{self.path}: not a krec log (no krec header)") from None
         except Exception:
-            raise LogFormatError(f"{self.path}: not a krec log (not msgpack)") from None
+            raise LogFormatError(f"{self.path}: not a krec log (no krec header)") from None
         self.version = check_header(raw, self.path)
-        self._upgrade = record_upgrader(self.version)
+        #: upgrades a record read from an older format version; None when current
+        self.upgrade_record = record_upgrader(self.version)
         self._end = unpacker.tell()
         self._data_start = self._end
         return upgrade_header(raw, self.version)
@@ -530,12 +585,13 @@ class LogReader:
         return True
 
     def _note_tail(self) -> None:
-        size = os.fstat(self._file.fileno()).st_size
+        size = os.fstat(self._fd).st_size
         tail = size - self._end
-        message = f"truncated last record: {tail} bytes at the end of the file are ignored"
         self.warnings = [w for w in self.warnings if not w.startswith("truncated last record")]
         if tail > 0:
-            self.warnings.append(message)
+            self.warnings.append(
+                f"truncated last record: {tail} bytes at the end of the file are ignored"
+            )
 
     def refresh(self) -> int:
         """Index records appended since the last call; return how many were added."""
@@ -548,34 +604,42 @@ class LogReader:
     def truncated(self) -> bool:
         return any(w.startswith("truncated") for w in self.warnings)
 
+    @property
+    def indexed_bytes(self) -> int:
+        """File offset where the indexed records end (progress of indexing)."""
+        return self._end
+
     # -- access --------------------------------------------------------------
 
     def __len__(self) -> int:
         return len(self.offsets)
 
-    def _view(self) -> mmap.mmap:
-        if self._mmap is None or self._mapped_size < self._end:
-            if self._mmap is not None:
-                self._mmap.close()
-            self._mmap = mmap.mmap(self._file.fileno(), 0, access=mmap.ACCESS_READ)
-            self._mapped_size = len(self._mmap)
-        return self._mmap
-
-    def _end_of(self, i: int) -> int:
+    def record_end(self, i: int) -> int:
+        """File offset just past record ``i``."""
         return self.offsets[i + 1] if i + 1 < len(self.offsets) else self._end
+
+    def read_span(self, start: int, stop: int) -> bytes:
+        """The msgpack bytes of records ``start``..``stop`` (exclusive), as stored."""
+        if start >= stop:
+            return b""
+        first = self.offsets[start]
+        return os.pread(self._fd, self.record_end(stop - 1) - first, first)
+
+    def decode(self, data: bytes | memoryview) -> dict[str, Any]:
+        """Decode one record's msgpack bytes (upgraded; unreadable ones become an event)."""
+        try:
+            raw = msgpack.unpackb(data, raw=False, strict_map_key=False, unicode_errors="replace")
+        except Exception as e:
+            raw = _unreadable(f"cannot decode: {e}")
+        if not isinstance(raw, dict):
+            raw = _unreadable(f"a {type(raw).__name__}, not a map")
+        if self.upgrade_record is not None:
+            raw = self.upgrade_record(raw)
+        return raw
 
     def raw_record(self, i: int) -> dict[str, Any]:
         """The decoded msgpack map of record ``i`` (upgraded to the current version)."""
-        start, end = self.offsets[i], self._end_of(i)
-        try:
-            raw = msgpack.unpackb(self._view()[start:end], raw=False, strict_map_key=False)
-        except Exception:
-            raw = {}
-        if not isinstance(raw, dict):
-            raw = {"t": 0, "event": "unreadable_record"}
-        if self._upgrade is not None:
-            raw = self._upgrade(raw)
-        return raw
+        return self.decode(self.read_span(i, i + 1))
 
     @overload
     def __getitem__(self, i: int) -> Record: ...
@@ -585,7 +649,10 @@ class LogReader:
 
     def __getitem__(self, i: int | slice) -> Record | list[Record]:
         if isinstance(i, slice):
-            return [self[j] for j in range(*i.indices(len(self)))]
+            start, stop, step = i.indices(len(self))
+            if step == 1:
+                return list(self.records(start, max(start, stop)))
+            return [self[j] for j in range(start, stop, step)]
         n = len(self.offsets)
         if i < 0:
             i += n
@@ -601,34 +668,45 @@ class LogReader:
         for i, raw in self.raw_records(start, stop):
             yield Record(i, raw)
 
-    def raw_records(self, start: int = 0, stop: int | None = None) -> Iterator[tuple[int, dict]]:
+    def raw_records(
+        self, start: int = 0, stop: int | None = None
+    ) -> Iterator[tuple[int, dict[str, Any]]]:
         """Iterate ``(index, raw map)`` pairs; the fastest way through a big log."""
         n = len(self.offsets)
         stop = n if stop is None else min(stop, n)
-        if start >= stop:
-            return
-        view = self._view()
-        end = self._end_of(stop - 1)
-        unpacker = msgpack.Unpacker(raw=False, max_buffer_size=_MAX_RECORD, strict_map_key=False)
-        pos = self.offsets[start]
-        i = start
-        chunk = 4 << 20
-        upgrade = self._upgrade
-        while pos < end:
-            unpacker.feed(view[pos : min(end, pos + chunk)])
-            pos = min(end, pos + chunk)
-            for raw in unpacker:
-                if not isinstance(raw, dict):
-                    raw = {"t": 0, "event": "unreadable_record"}
-                if upgrade is not None:
-                    raw = upgrade(raw)
-                yield i, raw
+        i = max(start, 0)
+        while i < stop:
+            # a chunk of whole records, at least one
+            limit = self.offsets[i] + _READ_CHUNK
+            last = min(stop, bisect.bisect_right(self.offsets, limit, i))
+            last = max(last, i + 1)
+            data = self.read_span(i, last)
+            unpacker = msgpack.Unpacker(
+                raw=False,
+                max_buffer_size=_MAX_RECORD,
+                strict_map_key=False,
+                unicode_errors="replace",
+            )
+            unpacker.feed(data)
+            upgrade = self.upgrade_record
+            try:
+                for raw in unpacker:
+                    if not isinstance(raw, dict):
+                        raw = _unreadable(f"a {type(raw).__name__}, not a map")
+                    if upgrade is not None:
+                        raw = upgrade(raw)
+                    yield i, raw
+                    i += 1
+            except Exception:
+                # one record the streaming decoder rejects (e.g. a map as a map key):
+                # report it alone and resume with the next one
+                yield i, self.raw_record(i)
                 i += 1
+                continue
+            if i < last:  # the file shrank under us
+                return
 
     def close(self) -> None:
-        if self._mmap is not None:
-            self._mmap.close()
-            self._mmap = None
         self._file.close()
 
     def __enter__(self) -> LogReader:

@@ -19,6 +19,7 @@ import sys
 import tempfile
 import threading
 import time
+from collections.abc import Sequence
 from dataclasses import replace
 from typing import Any
 
@@ -112,8 +113,10 @@ class KernelRecording:
         *,
         record_passwords: bool = False,
         strip_path: str | None = None,
+        extra_arguments: Sequence[str] = (),
     ) -> None:
         self.entry = entry
+        self._extra_arguments = list(extra_arguments)
         self.frontend = frontend
         self.kernel = inner_connection(frontend, frontend.curve)
         self._strip_path = strip_path
@@ -140,7 +143,7 @@ class KernelRecording:
         self.proxy.start()
 
     def launch(self) -> None:
-        argv = kernel_argv(self.entry, self.kernel_file)
+        argv = kernel_argv(self.entry, self.kernel_file) + self._extra_arguments
         self.proc = launch_kernel(argv, kernel_env(self.entry, self._strip_path))
         self.shutdown_requested = self.restart_requested = False
         self.proxy.event("kernel_started", pid=self.proc.pid, argv=argv, kernel=self.entry["name"])
@@ -219,6 +222,7 @@ def run_wrapper(
     kernel_name: str | None = None,
     shadow_dir: str | None = None,
     record_passwords: bool = False,
+    extra_arguments: Sequence[str] = (),
 ) -> int:
     """Be the kernel a frontend launched: record the real kernel behind a proxy."""
     parent_pid = os.getppid()
@@ -248,7 +252,12 @@ def run_wrapper(
         log_path = os.path.join(log_dir, log_name(entry.get("name", "")))
         writer = LogWriter(log_path, header)
     recording = KernelRecording(
-        entry, frontend, writer, record_passwords=record_passwords, strip_path=shadow_dir
+        entry,
+        frontend,
+        writer,
+        record_passwords=record_passwords,
+        strip_path=shadow_dir,
+        extra_arguments=extra_arguments,
     )
     signals = _Signals(on_interrupt=recording.interrupt)
     try:
@@ -422,6 +431,41 @@ def run_existing(
 
 # -- `krec record -- CMD` -------------------------------------------------------------------
 
+_FORWARDED = (signal.SIGINT, signal.SIGTERM, signal.SIGHUP, signal.SIGQUIT)
+_SI_KERNEL = 0x80  # si_code of a signal the kernel generated (the terminal's Ctrl-C)
+
+
+def _run_forwarding_signals(cmd: list[str], env: dict[str, str]) -> int:
+    """Run CMD in our process group and wait; pass it the signals krec is sent.
+
+    Ctrl-C on a terminal reaches CMD directly (same foreground group), so a SIGINT
+    the terminal generated is not forwarded again (that would be a second Ctrl-C);
+    one sent with kill(1) is.
+    """
+    blocked = {*_FORWARDED, signal.SIGCHLD}
+    old_mask = signal.pthread_sigmask(signal.SIG_BLOCK, blocked)
+
+    def unblock() -> None:
+        signal.pthread_sigmask(signal.SIG_SETMASK, old_mask)
+
+    try:
+        try:
+            child = subprocess.Popen(cmd, env=env, preexec_fn=unblock)  # noqa: PLW1509
+        except OSError as e:
+            raise KrecError(f"cannot run {cmd[0]}: {e.strerror}") from None
+        while True:
+            code = child.poll()
+            if code is not None:
+                return code
+            info = signal.sigtimedwait(blocked, 0.5)
+            if info is None or info.si_signo == signal.SIGCHLD:
+                continue
+            if info.si_signo == signal.SIGINT and info.si_code == _SI_KERNEL:
+                continue
+            child.send_signal(info.si_signo)
+    finally:
+        signal.pthread_sigmask(signal.SIG_SETMASK, old_mask)
+
 
 def run_command(cmd: list[str], *, log_dir: str, record_passwords: bool = False) -> int:
     """Run CMD with wrapper kernelspecs first on JUPYTER_PATH; return CMD's exit status."""
@@ -441,19 +485,7 @@ def run_command(cmd: list[str], *, log_dir: str, record_passwords: bool = False)
         env["JUPYTER_PATH"] = os.pathsep.join(p for p in (shadow, env.get("JUPYTER_PATH")) if p)
         env["KREC_LOG_DIR"] = log_dir
         before = set(os.listdir(log_dir))
-        try:
-            child = subprocess.Popen(cmd, env=env)
-        except OSError as e:
-            raise KrecError(f"cannot run {cmd[0]}: {e.strerror}") from None
-        # Ctrl-C reaches CMD through the terminal; krec waits for CMD to decide.
-        previous = signal.signal(signal.SIGINT, signal.SIG_IGN)
-        forward = lambda signum, frame: child.send_signal(signum)  # noqa: E731
-        signal.signal(signal.SIGTERM, forward)
-        signal.signal(signal.SIGHUP, forward)
-        try:
-            code = child.wait()
-        finally:
-            signal.signal(signal.SIGINT, previous)
+        code = _run_forwarding_signals(cmd, env)
         new = sorted(set(os.listdir(log_dir)) - before)
         logs = [n for n in new if n.endswith(".krec")]
         if logs:

@@ -58,8 +58,7 @@ def drive_rich_session(kc: Any) -> None:
     for code in RICH_CELLS:
         execute(kc, code)
     execute(kc, "name = input('name? ')\nprint('hello', name)", stdin=["Ada"])
-    execute(kc, "import getpass\npw = getpass.getpass('pw? ')\nprint(len(pw))",
-            stdin=["hunter22"])
+    execute(kc, "import getpass\npw = getpass.getpass('pw? ')\nprint(len(pw))", stdin=["hunter22"])
     introspect(kc)
     execute(kc, "import ipywidgets as w\ns = w.IntSlider(value=1)\ndisplay(s)")
     execute(kc, "s.value = 5\ns.close()")

@@ -1,0 +1,425 @@
+"""The session model a check pass builds as it reads: messages, requests and what answered them.
+
+``Msg`` is one message record with its JSON frames parsed. ``Request`` is what a
+client sent on shell or control, annotated as the pass goes on (its reply, its
+``status: busy``/``idle``, its first output...). ``Context`` owns the requests,
+matches each reply and iopub/stdin message to its request, collects findings and
+retires a request once its reply and its idle are both seen (keeping the last few
+thousand, so late or duplicate messages still find them).
+"""
+
+from __future__ import annotations
+
+import json
+import re
+from collections import OrderedDict
+from collections.abc import Callable
+from typing import TYPE_CHECKING, Any
+
+from .base import CheckOptions, Finding, spec_link
+
+if TYPE_CHECKING:
+    from .base import Rule
+
+_RECENT = 4096
+_PARENT_CACHE = 512
+_VERSION = re.compile(r"(\d+)\.(\d+)")
+
+
+class Msg:
+    """One message record; JSON frames parsed (an unusable frame parses as ``{}``)."""
+
+    __slots__ = (
+        "index",
+        "t",
+        "ch",
+        "source",
+        "ids",
+        "header",
+        "parent",
+        "metadata",
+        "content",
+        "msg_type",
+        "msg_id",
+        "parent_id",
+        "minor",
+        "subshell",
+        "request",
+        "how",
+        "problems",
+        "buffers",
+    )
+
+    def __init__(self, index: int, t: int, ch: str, source: str) -> None:
+        self.index = index
+        self.t = t
+        self.ch = ch
+        self.source = source
+        self.ids: tuple[bytes, ...] = ()
+        self.header: dict[str, Any] = {}
+        self.parent: dict[str, Any] = {}
+        self.metadata: dict[str, Any] = {}
+        self.content: dict[str, Any] = {}
+        self.msg_type = ""
+        self.msg_id = ""
+        self.parent_id = ""
+        #: minor protocol version from the header ("5.3" -> 3); None when unusable
+        self.minor: int | None = None
+        self.subshell: str | None = None
+        #: the request this message answers or belongs to (resolved by Context.before)
+        self.request: Request | None = None
+        #: how a reply was matched: "parent", "fallback", "duplicate" or None
+        self.how: str | None = None
+        #: (frame, what is wrong) for unusable frames (the `frames` rule reports them)
+        self.problems: list[tuple[str, str]] = []
+        self.buffers = 0
+
+    @property
+    def broken(self) -> bool:
+        """True when the header is unusable, so only structure rules can look at it."""
+        return not self.msg_type
+
+    def __repr__(self) -> str:
+        return f"<Msg #{self.index} {self.ch} {self.source} {self.msg_type}>"
+
+
+class Request:
+    """A message a client sent on shell or control, and what the kernel did with it."""
+
+    __slots__ = (
+        "index",
+        "t",
+        "msg_id",
+        "msg_type",
+        "ch",
+        "ids",
+        "subshell",
+        "session",
+        "reply_type",
+        "silent",
+        "store_history",
+        "allow_stdin",
+        "reply",
+        "reply_t",
+        "reply_status",
+        "busy",
+        "idle",
+        "execute_input",
+        "first_output",
+        "outputs",
+        "error_enames",
+        "count",
+        "reported",
+    )
+
+    source = "client"
+
+    def __init__(self, msg: Msg) -> None:
+        self.index = msg.index
+        self.t = msg.t
+        self.msg_id = msg.msg_id
+        self.msg_type = msg.msg_type
+        self.ch = msg.ch
+        self.ids = msg.ids
+        self.subshell = msg.subshell
+        session = msg.header.get("session")
+        self.session = session if isinstance(session, str) else ""
+        mt = msg.msg_type
+        #: the reply type this request expects, or None (comm messages expect none)
+        self.reply_type = mt[:-8] + "_reply" if mt.endswith("_request") else None
+        c = msg.content
+        self.silent = c.get("silent") is True
+        history = c.get("store_history", not self.silent)
+        self.store_history = history is True and not self.silent
+        self.allow_stdin = c.get("allow_stdin") is True
+        self.reply: int | None = None
+        self.reply_t = 0
+        self.reply_status: Any = None
+        self.busy: int | None = None
+        self.idle: int | None = None
+        self.execute_input: int | None = None
+        self.first_output: int | None = None
+        self.outputs = 0
+        self.error_enames: list[Any] | None = None
+        self.count: Any = None
+        self.reported: set[str] | None = None
+
+    def once(self, key: str) -> bool:
+        """True the first time ``key`` is asked for this request (report something once)."""
+        if self.reported is None:
+            self.reported = set()
+        if key in self.reported:
+            return False
+        self.reported.add(key)
+        return True
+
+    def __repr__(self) -> str:
+        return f"<Request #{self.index} {self.ch} {self.msg_type}>"
+
+
+class At:
+    """A place to report a finding that is not the message at hand (an event, a past reply).
+
+    For an event, ``ch`` and ``source`` are empty and ``msg_type`` is the event name.
+    """
+
+    __slots__ = ("index", "t", "ch", "source", "msg_type", "msg_id")
+
+    def __init__(
+        self, index: int, t: int, ch: str = "", source: str = "", msg_type: str = "", msg_id: str = ""
+    ) -> None:
+        self.index = index
+        self.t = t
+        self.ch = ch
+        self.source = source
+        self.msg_type = msg_type
+        self.msg_id = msg_id
+
+    @classmethod
+    def of(cls, msg: Msg) -> At:
+        return cls(msg.index, msg.t, msg.ch, msg.source, msg.msg_type, msg.msg_id)
+
+
+_JSON_NAMES = {list: "array", str: "string", int: "number", float: "number", bool: "boolean"}
+
+
+def _object(data: Any, name: str, problems: list[tuple[str, str]]) -> dict[str, Any]:
+    if isinstance(data, str):
+        data = data.encode("utf-8", "surrogatepass")
+    if not isinstance(data, bytes):
+        problems.append((name, "missing" if data is None else f"a msgpack {type(data).__name__}"))
+        return {}
+    if data == b"{}":
+        return {}
+    try:
+        value = json.loads(data)
+    except (ValueError, UnicodeDecodeError) as e:
+        problems.append((name, f"not JSON ({_short(e)})"))
+        return {}
+    if not isinstance(value, dict):
+        problems.append((name, f"a JSON {_JSON_NAMES.get(type(value), 'value')}, not an object"))
+        return {}
+    return value
+
+
+def _short(e: Exception) -> str:
+    text = str(e)
+    return text if len(text) < 80 else text[:77] + "..."
+
+
+class Context:
+    """Everything a pass knows so far; rules read it, the runner updates it around each message."""
+
+    def __init__(
+        self,
+        header: dict[str, Any] | None = None,
+        options: CheckOptions | None = None,
+        start_ns: int | None = None,
+    ) -> None:
+        self.header = header or {}
+        self.options = options or CheckOptions()
+        created = self.header.get("created", 0)
+        if start_ns is None:
+            start_ns = int(float(created) * 1e9) if isinstance(created, (int, float)) else 0
+        self.start_ns = start_ns
+        #: the log attached to a running kernel: it may start in the middle of a session
+        self.partial = self.header.get("mode") == "existing"
+        self.findings: list[Finding] = []
+        self.requests: dict[str, Request] = {}
+        self.recent: OrderedDict[str, Request] = OrderedDict()
+        self.routes: dict[tuple[str, tuple[bytes, ...]], list[Request]] = {}
+        self.on_done: Callable[[Request, bool], None] = lambda req, at_end: None
+        self.first_t: int | None = None
+        self.last_t = 0
+        self.records = 0
+        self.last_status_index = -1
+        self.last_interrupt_index = -1
+        self.last_interrupt_t = 0
+        self.client_version: str | None = None
+        self.kernel_version: str | None = None
+        self._parents: dict[bytes, dict[str, Any]] = {}
+
+    # -- building messages ------------------------------------------------------
+
+    def message(self, index: int, raw: dict[str, Any]) -> Msg:
+        t = raw.get("t")
+        ch = raw.get("ch")
+        source = raw.get("from")
+        msg = Msg(
+            index,
+            t if isinstance(t, int) else 0,
+            ch if isinstance(ch, str) else "",
+            source if isinstance(source, str) else "",
+        )
+        problems = msg.problems
+        ids = raw.get("ids")
+        if isinstance(ids, list):
+            msg.ids = tuple(i if isinstance(i, bytes) else str(i).encode() for i in ids)
+        buffers = raw.get("buffers")
+        msg.buffers = len(buffers) if isinstance(buffers, list) else 0
+        header = msg.header = _object(raw.get("header"), "header", problems)
+        parent_raw = raw.get("parent")
+        cached = self._parents.get(parent_raw) if isinstance(parent_raw, bytes) else None
+        if cached is None:
+            n = len(problems)
+            cached = _object(parent_raw, "parent", problems)
+            if len(problems) == n and isinstance(parent_raw, bytes):
+                if len(self._parents) >= _PARENT_CACHE:
+                    self._parents.clear()
+                self._parents[parent_raw] = cached
+        msg.parent = cached
+        meta = raw.get("metadata")
+        msg.metadata = {} if meta == b"{}" else _object(meta, "metadata", problems)
+        msg.content = _object(raw.get("content"), "content", problems)
+        mt = header.get("msg_type")
+        msg.msg_type = mt if isinstance(mt, str) else ""
+        mid = header.get("msg_id")
+        msg.msg_id = mid if isinstance(mid, str) else ""
+        pid = msg.parent.get("msg_id")
+        msg.parent_id = pid if isinstance(pid, str) else ""
+        version = header.get("version")
+        if isinstance(version, str):
+            m = _VERSION.match(version)
+            if m is not None:
+                msg.minor = int(m.group(2))
+        sub = header.get("subshell_id")
+        msg.subshell = sub if isinstance(sub, str) else None
+        return msg
+
+    # -- the model, around the rules ---------------------------------------------
+
+    def lookup(self, msg_id: str) -> Request | None:
+        req = self.requests.get(msg_id)
+        if req is None:
+            req = self.recent.get(msg_id)
+        return req
+
+    def before(self, msg: Msg) -> None:
+        """Resolve the request a message belongs to (rules then judge it)."""
+        if msg.ch in ("shell", "control"):
+            if msg.source != "client":
+                self._resolve_reply(msg)
+        elif msg.parent_id:
+            msg.request = self.lookup(msg.parent_id)
+
+    def _resolve_reply(self, msg: Msg) -> None:
+        req = self.lookup(msg.parent_id) if msg.parent_id else None
+        if req is not None:
+            msg.request = req
+            msg.how = "duplicate" if req.reply is not None else "parent"
+            return
+        # the parent names no request: a reply still answers the oldest request of its
+        # type from the same client on the same channel (kernels handle them in order)
+        for cand in self.routes.get((msg.ch, msg.ids), ()):
+            if cand.reply_type == msg.msg_type:
+                msg.request = cand
+                msg.how = "fallback"
+                return
+
+    def after(self, msg: Msg) -> None:
+        """Update the model with a message the rules have judged."""
+        self.last_t = max(self.last_t, msg.t)
+        ch = msg.ch
+        if ch in ("shell", "control"):
+            if msg.source == "client":
+                if msg.msg_id and msg.msg_id not in self.requests:
+                    req = Request(msg)
+                    self.requests[msg.msg_id] = req
+                    if req.reply_type is not None:
+                        self.routes.setdefault((ch, msg.ids), []).append(req)
+                if self.client_version is None and isinstance(msg.header.get("version"), str):
+                    self.client_version = msg.header["version"]
+                return
+            req = msg.request
+            if req is not None and msg.how in ("parent", "fallback"):
+                req.reply = msg.index
+                req.reply_t = msg.t
+                req.reply_status = msg.content.get("status")
+                route = self.routes.get((req.ch, req.ids))
+                if route is not None and req in route:
+                    route.remove(req)
+                    if not route:
+                        del self.routes[(req.ch, req.ids)]
+                self._maybe_done(req)
+            if msg.msg_type == "kernel_info_reply":
+                pv = msg.content.get("protocol_version")
+                if isinstance(pv, str):
+                    self.kernel_version = pv
+            return
+        if ch != "iopub":
+            return
+        req = msg.request
+        mt = msg.msg_type
+        if mt == "status":
+            if msg.source == "kernel":
+                self.last_status_index = msg.index
+            if req is None:
+                return
+            state = msg.content.get("execution_state")
+            if state == "busy":
+                if req.busy is None:
+                    req.busy = msg.index
+            elif state == "idle" and req.idle is None:
+                req.idle = msg.index
+                self._maybe_done(req)
+            return
+        if req is None:
+            return
+        if mt == "execute_input":
+            if req.execute_input is None:
+                req.execute_input = msg.index
+            return
+        req.outputs += 1
+        if req.first_output is None:
+            req.first_output = msg.index
+        if mt == "error":
+            if req.error_enames is None:
+                req.error_enames = []
+            req.error_enames.append(msg.content.get("ename"))
+
+    def _maybe_done(self, req: Request) -> None:
+        if req.idle is None or (req.reply is None and req.reply_type is not None):
+            return
+        if self.requests.get(req.msg_id) is not req:
+            return  # already retired (a late duplicate)
+        del self.requests[req.msg_id]
+        self.on_done(req, False)
+        self.recent[req.msg_id] = req
+        if len(self.recent) > _RECENT:
+            self.recent.popitem(last=False)
+
+    def finish(self) -> None:
+        """The log ended: every request still open is done as it is."""
+        for req in list(self.requests.values()):
+            self.on_done(req, True)
+        self.requests.clear()
+
+    # -- findings ---------------------------------------------------------------
+
+    def rel(self, t: int) -> float:
+        return (t - self.start_ns) / 1e9 if t and self.start_ns else 0.0
+
+    def add(
+        self,
+        rule: Rule,
+        where: Msg | Request | At,
+        text: str,
+        related: tuple[int, ...],
+        severity: str,
+    ) -> None:
+        self.findings.append(
+            Finding(
+                rule=rule.id,
+                severity=severity,
+                index=where.index,
+                t=where.t,
+                rel=self.rel(where.t),
+                ch=where.ch,
+                source=where.source,
+                msg_type=where.msg_type,
+                msg_id=where.msg_id,
+                text=text,
+                spec=spec_link(rule.spec),
+                related=related,
+            )
+        )
