@@ -72,7 +72,7 @@ def run(args: argparse.Namespace) -> int:
     try:
         if args.filter:
             _check_filter(args.filter)
-        if not (sys.stdin.isatty() and sys.stdout.isatty()):
+        if not (sys.stdin.isatty() and sys.stderr.isatty()):  # Textual draws on stderr
             raise KrecError("krec view needs a terminal; use `krec show` to print records")
         follow = args.follow or being_written(args.log)
     except BaseException:

@@ -1,0 +1,337 @@
+"""KrecViewer: the Textual app behind `krec view`; it owns the model and the slow work.
+
+The app indexes the log in a thread worker (the first screen shows as soon as
+the first rows are indexed), follows the file as it grows, runs filter scans
+and the threading pass in workers, and tells its screens what changed. The
+screens own their widgets: the message list (main), the thread view, the
+timeline, the help and the replay report.
+"""
+
+from __future__ import annotations
+
+import importlib.util
+import threading
+import time
+from array import array
+from collections.abc import Callable
+from typing import Any
+
+from textual import work
+from textual.app import App
+from textual.binding import Binding, BindingType
+from textual.screen import Screen
+from textual.worker import get_current_worker
+
+from krec.recorder.errors import FilterError
+from krec.recorder.logfile import LogReader
+
+from .messages import (
+    FilterDone,
+    FilterProgress,
+    FilterSubmitted,
+    IndexGrew,
+    ThreadsProgress,
+    ThreadsReady,
+)
+from .model import LogModel
+from .threads import ThreadIndex
+
+#: records indexed before the first screen, then per step
+FIRST_STEP = 2_000
+INDEX_STEP = 100_000
+#: records per filter or threading step (the model's lock is held for one step)
+SCAN_STEP = 100_000
+FOLLOW_INTERVAL = 0.25
+
+
+class FilterState:
+    """The active filter: its expression, compiled form and matches so far."""
+
+    def __init__(self, expression: str, compiled: Any, generation: int) -> None:
+        self.expression = expression
+        self.compiled = compiled
+        self.generation = generation
+        self.matches: array[int] = array("q")
+        self.scanned = 0  # records 0..scanned have been looked at
+        self.running = False
+        self.ready = False  # the first scan has finished: the list shows the matches
+
+
+def compile_filter(expression: str) -> Any:
+    """The filter language lives in krec.recorder.filter; the viewer never reimplements it."""
+    try:
+        from krec.recorder.filter import compile_filter as compile_expression
+    except ImportError:
+        raise FilterError("this krec has no filter support yet", expression, -1) from None
+    return compile_expression(expression)
+
+
+class KrecViewer(App[None]):
+    """Browse, filter, thread and replay one .krec log."""
+
+    CSS_PATH = "viewer.tcss"
+    TITLE = "krec view"
+    ENABLE_COMMAND_PALETTE = False
+
+    BINDINGS: list[BindingType] = [
+        Binding("q", "quit", "Quit"),
+        Binding("question_mark", "help", "Keys"),
+        Binding("t", "threads", "Threads"),
+        Binding("l", "timeline", "Timeline"),
+        Binding("r", "replay", "Replay"),
+    ]
+
+    def __init__(
+        self,
+        reader: LogReader,
+        *,
+        follow: bool = False,
+        filter_text: str = "",
+    ) -> None:
+        super().__init__()
+        self.model = LogModel(reader)
+        self.follow_on_start = follow
+        self.initial_filter = filter_text
+        self.threads: ThreadIndex | None = None
+        self.filter: FilterState | None = None
+        self._filter_generation = 0
+        self._threading = False
+        self._after_threads: list[Callable[[], None]] = []
+        self.threads_progress = ""
+        self.findings: dict[int, list[str]] = {}
+
+    # -- screens ----------------------------------------------------------------
+
+    def get_default_screen(self) -> Screen:
+        from .screens.main import MainScreen
+
+        return MainScreen(self.model, follow=self.follow_on_start)
+
+    def _screens(self) -> list[Any]:
+        return list(self.screen_stack)
+
+    def on_mount(self) -> None:
+        # the first rows are indexed here, before the first paint; the rest in a worker
+        if not self.model.complete and len(self.model) == 0:
+            self.model.index_more(FIRST_STEP)
+        self._tell_screens("log_grew")
+        self._index()
+        self.set_interval(FOLLOW_INTERVAL, self._follow_tick)
+        if self.initial_filter:
+            self.post_message(FilterSubmitted(self.initial_filter))
+
+    def _tell_screens(self, method: str, *args: Any) -> None:
+        for screen in self._screens():
+            handler = getattr(screen, method, None)
+            if handler is not None:
+                handler(*args)
+
+    # -- indexing and following --------------------------------------------------
+
+    @work(thread=True, group="index", exit_on_error=True)
+    def _index(self) -> None:
+        worker = get_current_worker()
+        model = self.model
+        while not worker.is_cancelled:
+            more = model.index_more(INDEX_STEP)
+            self.post_message(IndexGrew(len(model), not more))
+            if not more:
+                return
+
+    def _follow_tick(self) -> None:
+        if self.model.grow():
+            self.post_message(IndexGrew(len(self.model), True))
+
+    def on_index_grew(self, message: IndexGrew) -> None:
+        self._tell_screens("log_grew")
+        flt = self.filter
+        if flt is not None and not flt.running and flt.scanned < len(self.model):
+            self._start_scan(flt)
+        if self.threads is not None and not self._threading:
+            self._start_threading()
+
+    # -- filtering ------------------------------------------------------------------
+
+    def on_filter_submitted(self, message: FilterSubmitted) -> None:
+        expression = message.expression
+        if not expression:
+            self.filter = None
+            self._filter_generation += 1
+            self.workers.cancel_group(self, "filter")
+            self._tell_screens("filter_changed")
+            return
+        try:
+            compiled = compile_filter(expression)
+        except FilterError as e:
+            # a bad filter says why and keeps the previous result on screen
+            self._tell_screens("filter_error", e)
+            return
+        self.workers.cancel_group(self, "filter")
+        self._filter_generation += 1
+        self.filter = FilterState(expression, compiled, self._filter_generation)
+        self._start_scan(self.filter)
+
+    def _start_scan(self, flt: FilterState) -> None:
+        flt.running = True
+        self._scan(flt, flt.scanned)
+
+    @work(thread=True, group="filter", exit_on_error=True)
+    def _scan(self, flt: FilterState, start: int) -> None:
+        worker = get_current_worker()
+        cancel: threading.Event = worker.cancelled_event
+        model = self.model
+        total = len(model)
+        found: array[int] = array("q")
+        began = time.perf_counter()
+        last_post = 0.0
+        done = start
+
+        def progress(step_done: int, step_total: int) -> None:
+            nonlocal last_post
+            now = time.perf_counter()
+            if now - last_post >= 0.1:
+                last_post = now
+                self.post_message(
+                    FilterProgress(flt.expression, done - start + step_done, total - start,
+                                   len(found))
+                )  # fmt: skip
+
+        while done < total and not cancel.is_set():
+            stop = min(total, done + SCAN_STEP)
+            with model.lock:
+                matches = flt.compiled.scan(
+                    model.reader, start=done, stop=stop, progress=progress, cancel=cancel
+                )
+            found.extend(matches)
+            done = stop
+        if not cancel.is_set():
+            self.post_message(FilterDone(flt.expression, found, done, time.perf_counter() - began))
+
+    def on_filter_progress(self, message: FilterProgress) -> None:
+        flt = self.filter
+        if flt is not None and flt.expression == message.expression:
+            self._tell_screens("filter_progress", message)
+
+    def on_filter_done(self, message: FilterDone) -> None:
+        flt = self.filter
+        if flt is None or flt.expression != message.expression or not flt.running:
+            return
+        flt.running = False
+        flt.matches.extend(message.matches)
+        flt.scanned = message.scanned
+        first = not flt.ready
+        flt.ready = True
+        self._tell_screens("filter_changed" if first else "matches_grew", message)
+        if flt.scanned < len(self.model):
+            self._start_scan(flt)
+
+    # -- threads ----------------------------------------------------------------------
+
+    def with_threads(self, then: Callable[[], None]) -> None:
+        """Call ``then`` once every record indexed so far is threaded (start if needed)."""
+        threads = self.threads
+        if threads is not None and not self._threading and threads.done >= len(self.model):
+            then()
+            return
+        self._after_threads.append(then)
+        if self.threads is None:
+            self.threads = ThreadIndex()
+        if not self._threading:
+            self._start_threading()
+
+    def _start_threading(self) -> None:
+        self._threading = True
+        self._thread_log()
+
+    @work(thread=True, group="threads", exit_on_error=True)
+    def _thread_log(self) -> None:
+        worker = get_current_worker()
+        threads, model = self.threads, self.model
+        assert threads is not None
+        while not worker.is_cancelled:
+            total = len(model)
+            if threads.done >= total:
+                break
+            stop = min(total, threads.done + SCAN_STEP)
+            threads.update(model.iter_raw(threads.done, stop))
+            self.post_message(ThreadsProgress(threads.done, total))
+        self.post_message(ThreadsReady(len(threads)))
+
+    def on_threads_progress(self, message: ThreadsProgress) -> None:
+        self.threads_progress = f"threading {100 * message.done // max(message.total, 1)}%"
+        self._tell_screens("status_changed")
+
+    def on_threads_ready(self, message: ThreadsReady) -> None:
+        self._threading = False
+        self.threads_progress = ""
+        assert self.threads is not None
+        if self.threads.done < len(self.model):
+            self._start_threading()
+            return
+        callbacks, self._after_threads = self._after_threads, []
+        for callback in callbacks:
+            callback()
+        self._tell_screens("threads_grew")
+        self._tell_screens("status_changed")
+
+    # -- actions ------------------------------------------------------------------------
+
+    def action_help(self) -> None:
+        from .screens.help import HelpScreen
+
+        if isinstance(self.screen, HelpScreen):
+            self.pop_screen()
+        else:
+            self.push_screen(HelpScreen())
+
+    def action_threads(self, index: int | None = None) -> None:
+        """Open the thread view on record ``index`` (default: the one under the cursor)."""
+        from .screens.threads import ThreadScreen
+
+        if isinstance(self.screen, ThreadScreen):
+            return
+        if index is None:
+            index = getattr(self.screen, "current_record", None)
+
+        def open_view() -> None:
+            assert self.threads is not None
+            self.push_screen(ThreadScreen(self.model, self.threads, index))
+
+        self.with_threads(open_view)
+
+    def action_timeline(self) -> None:
+        from .screens.timeline import TimelineScreen
+
+        if isinstance(self.screen, TimelineScreen):
+            return
+
+        def open_view() -> None:
+            assert self.threads is not None
+            self.push_screen(TimelineScreen(self.model, self.threads))
+
+        self.with_threads(open_view)
+
+    def action_replay(self) -> None:
+        if importlib.util.find_spec("krec.recorder.replay") is None:
+            self.notify("replay is not available in this krec yet", severity="warning")
+            return
+        from .screens.replay import ReplayScreen
+
+        if not isinstance(self.screen, ReplayScreen):
+            self.push_screen(ReplayScreen(self.model))
+
+    def findings_for(self, index: int) -> list[str]:
+        """What `krec check` found wrong with record ``index`` (shown in the detail pane)."""
+        return self.findings.get(index, [])
+
+    def on_unmount(self) -> None:
+        self.workers.cancel_all()
+
+
+def run_viewer(reader: LogReader, *, follow: bool = False, filter_text: str = "") -> None:
+    """Run the viewer on an opened reader until the user quits."""
+    app = KrecViewer(reader, follow=follow, filter_text=filter_text)
+    try:
+        app.run()
+    finally:
+        app.model.close()

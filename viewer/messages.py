@@ -1,0 +1,124 @@
+"""The typed messages viewer widgets and workers post; screens and the app handle them.
+
+Widgets never reach into each other: a list says which record is under its
+cursor or was chosen, a worker says how far it got, and the screen that owns
+them decides what happens next.
+"""
+
+from __future__ import annotations
+
+from array import array
+from dataclasses import dataclass
+from typing import Any
+
+from textual.message import Message
+
+# -- from the lists ------------------------------------------------------------
+
+
+@dataclass
+class RecordHighlighted(Message):
+    """The cursor of a list moved onto record ``index``."""
+
+    index: int
+
+
+@dataclass
+class RecordChosen(Message):
+    """The user chose record ``index`` (Enter or a double click)."""
+
+    index: int
+
+
+@dataclass
+class RequestChosen(Message):
+    """The user chose request number ``request`` (in the timeline)."""
+
+    request: int
+
+
+@dataclass
+class TimelineWindow(Message):
+    """The timeline's bars now span ``start``..``end`` (ns since the recording started)."""
+
+    start: int
+    end: int
+
+
+# -- from the filter bar -------------------------------------------------------
+
+
+@dataclass
+class FilterSubmitted(Message):
+    """The user entered a filter expression ("" clears the filter)."""
+
+    expression: str
+
+
+@dataclass
+class GotoSubmitted(Message):
+    """The user asked to go to a time or a record number."""
+
+    target: str
+
+
+# -- from workers --------------------------------------------------------------
+
+
+@dataclass
+class IndexGrew(Message):
+    """The log index now holds ``count`` records; ``complete`` once it reached the end."""
+
+    count: int
+    complete: bool
+
+
+@dataclass
+class FilterProgress(Message):
+    """A filter scan has looked at ``done`` of ``total`` records and found ``matches``."""
+
+    expression: str
+    done: int
+    total: int
+    matches: int
+
+
+@dataclass
+class FilterDone(Message):
+    """A filter scan finished: ``matches`` holds the matching record indexes up to ``scanned``."""
+
+    expression: str
+    matches: array[int]
+    scanned: int
+    seconds: float
+
+
+@dataclass
+class ThreadsProgress(Message):
+    """Threading has gone through ``done`` of ``total`` records."""
+
+    done: int
+    total: int
+
+
+@dataclass
+class ThreadsReady(Message):
+    """The thread index covers every record indexed so far."""
+
+    count: int
+
+
+@dataclass
+class ReplayProgress(Message):
+    """A replay has sent ``done`` of ``total`` requests."""
+
+    done: int
+    total: int
+
+
+@dataclass
+class ReplayFinished(Message):
+    """A replay ended: ``result`` is the replay's result, or ``error`` says why it failed."""
+
+    result: Any
+    error: str = ""

@@ -1,0 +1,242 @@
+"""The viewer's model of one log: the reader, its growing index and cached row summaries.
+
+No widget code lives here. The LogReader is shared by the UI thread (decoding the
+few visible rows) and worker threads (indexing, filtering, threading); ``lock``
+serializes everything that grows the index or streams through the file, and
+growth remaps the file under that lock, so a reader of single records on the UI
+thread never has the mapping replaced under a streaming worker.
+"""
+
+from __future__ import annotations
+
+import os
+import threading
+from collections import OrderedDict
+from collections.abc import Iterator, Sequence
+from dataclasses import dataclass
+from typing import Any
+
+from krec.recorder.logfile import LogReader, Record
+
+from .summary import summarize, tone
+
+#: decoded rows kept; a screen shows ~50, scrolling back and forth reuses them
+ROW_CACHE = 4096
+
+
+@dataclass(frozen=True, slots=True)
+class Row:
+    """What the message list shows for one record."""
+
+    index: int
+    t: int  # ns since the recording started
+    ch: str
+    source: str
+    msg_type: str
+    parent: str  # the parent's msg_id, shortened
+    summary: str
+    event: str  # the event name; "" for a message
+    subshell: str
+    tone: str  # "error", "warning" or ""
+
+    @property
+    def is_event(self) -> bool:
+        return bool(self.event)
+
+
+def short_id(msg_id: str) -> str:
+    """The first 8 characters of a msg_id (jupyter_client ids are ``uuid_pid_n``)."""
+    return msg_id[:8]
+
+
+def format_rel(ns: int) -> str:
+    """A time since the start of the recording: ``12.345`` or ``1:02:03.4`` past an hour."""
+    sign = "-" if ns < 0 else ""
+    s = abs(ns) / 1e9
+    if s < 3600:
+        return f"{sign}{s:.3f}"
+    h, rest = divmod(s, 3600)
+    m, sec = divmod(rest, 60)
+    return f"{sign}{int(h)}:{int(m):02d}:{sec:04.1f}"
+
+
+def format_duration(ns: int) -> str:
+    """A duration: ``850 us``, ``12.3 ms``, ``4.20 s``, ``3 m 12 s``."""
+    if ns < 1_000_000:
+        return f"{ns / 1e3:.0f} us"
+    if ns < 1_000_000_000:
+        return f"{ns / 1e6:.1f} ms"
+    if ns < 60_000_000_000:
+        return f"{ns / 1e9:.2f} s"
+    m, s = divmod(ns / 1e9, 60)
+    return f"{int(m)} m {int(s)} s"
+
+
+def parse_time(text: str) -> float:
+    """Seconds from ``12.5``, ``+12.5s``, ``1:02`` or ``1:02:03.5``; ValueError otherwise."""
+    s = text.strip().lstrip("+").removesuffix("s").strip()
+    if not s:
+        raise ValueError("empty time")
+    seconds = 0.0
+    for part in s.split(":"):
+        seconds = seconds * 60 + float(part)
+    return seconds
+
+
+class LogModel:
+    """A log opened in the viewer: index growth, rows by record index, time lookup."""
+
+    def __init__(self, reader: LogReader) -> None:
+        self.reader = reader
+        self.path = reader.path
+        self.name = os.path.basename(reader.path)
+        self.lock = threading.Lock()
+        #: the index has reached the end of the file as it was when last checked
+        self.complete = False
+        self._rows: OrderedDict[int, Row] = OrderedDict()
+        self._size = 0
+
+    # -- the index -----------------------------------------------------------
+
+    def __len__(self) -> int:
+        return len(self.reader)
+
+    @property
+    def header(self) -> dict[str, Any]:
+        return self.reader.header
+
+    @property
+    def kernel_label(self) -> str:
+        kernel = self.header.get("kernel")
+        if isinstance(kernel, dict):
+            return str(kernel.get("display_name") or kernel.get("name") or "")
+        return ""
+
+    @property
+    def warnings(self) -> list[str]:
+        return list(self.reader.warnings)
+
+    def file_size(self) -> int:
+        try:
+            return os.stat(self.path).st_size
+        except OSError:
+            return self._size
+
+    def index_more(self, limit: int) -> bool:
+        """Index up to ``limit`` more records (blocking on the lock); False at the end."""
+        with self.lock:
+            before = len(self.reader)
+            more = self.reader.index_more(limit)
+            self._remap(before)
+            if not more:
+                self.complete = True
+                self._size = self.file_size()
+            return more
+
+    def grow(self, limit: int = 20_000) -> int:
+        """Index records appended since the last look, without waiting: the follow tick.
+
+        Returns how many records were added (0 when the lock is busy, the file has
+        not grown, or the first indexing pass is still running).
+        """
+        if not self.complete:
+            return 0
+        size = self.file_size()
+        if size == self._size:
+            return 0
+        if not self.lock.acquire(blocking=False):
+            return 0
+        try:
+            before = len(self.reader)
+            more = self.reader.index_more(limit)
+            self._remap(before)
+            if not more:
+                self._size = size
+            return len(self.reader) - before
+        finally:
+            self.lock.release()
+
+    def _remap(self, before: int) -> None:
+        # Reading a record maps the file again when the index has outgrown the
+        # mapping; doing it here, under the lock, means nobody else ever does it
+        # while a worker streams through the old mapping.
+        if len(self.reader) > before:
+            self.reader.raw_record(len(self.reader) - 1)
+
+    # -- records and rows ----------------------------------------------------
+
+    def record(self, index: int) -> Record:
+        return self.reader[index]
+
+    def row(self, index: int) -> Row:
+        """The summary row of record ``index`` (decoded once, then cached)."""
+        rows = self._rows
+        row = rows.get(index)
+        if row is not None:
+            rows.move_to_end(index)
+            return row
+        row = self.make_row(self.reader[index])
+        rows[index] = row
+        if len(rows) > ROW_CACHE:
+            rows.popitem(last=False)
+        return row
+
+    def make_row(self, record: Record) -> Row:
+        t = record.t - self.reader.start_ns
+        if record.is_event:
+            return Row(
+                record.index, t, "", "", "", "", summarize(record), record.event or "?", "",
+                tone(record),
+            )  # fmt: skip
+        # parse the header only when it can name a subshell: most rows need just a peek
+        has_subshell = b"subshell_id" in record.frame("header")
+        subshell = record.header.get("subshell_id") if has_subshell else None
+        return Row(
+            index=record.index,
+            t=t,
+            ch=record.ch,
+            source=record.source,
+            msg_type=record.msg_type,
+            parent=short_id(record.parent_id),
+            summary=summarize(record),
+            event="",
+            subshell=str(subshell) if subshell else "",
+            tone=tone(record),
+        )
+
+    def rel_time(self, index: int) -> int:
+        """ns between the start of the recording and record ``index``."""
+        return self.row(index).t
+
+    def find_time(self, rel_ns: int, view: Sequence[int] | None = None) -> int:
+        """The position in ``view`` (default: every record) of the first record at or
+        after ``rel_ns``; records are in capture order, so this is a binary search."""
+        n = len(view) if view is not None else len(self)
+        lo, hi = 0, n
+        while lo < hi:
+            mid = (lo + hi) // 2
+            index = view[mid] if view is not None else mid
+            if self.rel_time(index) < rel_ns:
+                lo = mid + 1
+            else:
+                hi = mid
+        return min(lo, max(n - 1, 0))
+
+    def iter_raw(
+        self, start: int, stop: int, chunk: int = 20_000
+    ) -> Iterator[tuple[int, dict[str, Any]]]:
+        """Stream raw records ``start``..``stop`` in chunks, holding the lock per chunk.
+
+        The index may grow between chunks (indexing runs beside this), never during one.
+        Only for worker threads: the consumer holds the lock while it handles a record.
+        """
+        pos = start
+        while pos < stop:
+            end = min(stop, pos + chunk)
+            with self.lock:
+                yield from self.reader.raw_records(pos, end)
+            pos = end
+
+    def close(self) -> None:
+        with self.lock:
+            self.reader.close()

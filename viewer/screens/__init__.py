@@ -1,0 +1,1 @@
+"""The viewer's screens: the message list, threads, timeline, keys help and replay."""

@@ -1,0 +1,137 @@
+"""RecordScreen: what every screen with a list of records shares (detail pane, copy, status).
+
+Enter on a record opens the detail pane below the list (Enter again, or
+Escape, closes it); while it is open it follows the cursor. ``c`` copies the
+record as JSON to the clipboard, ``w`` writes it to a file in the current
+directory. The status line on top names the log and what is running.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+from typing import TYPE_CHECKING, Any, cast
+
+from textual.binding import Binding, BindingType
+from textual.screen import Screen
+from textual.widgets import Static
+
+from ..detail import describe
+from ..messages import RecordChosen, RecordHighlighted
+from ..model import LogModel
+from ..widgets.detail_view import DetailView
+
+if TYPE_CHECKING:
+    from ..app import KrecViewer
+
+
+class RecordScreen(Screen[None]):
+    """A screen whose list shows records and can open one in the detail pane."""
+
+    BINDINGS: list[BindingType] = [
+        Binding("c", "copy", "Copy JSON", show=False),
+        Binding("w", "write", "Write JSON", show=False),
+    ]
+
+    def __init__(self, model: LogModel) -> None:
+        super().__init__()
+        self.model = model
+        self.detail_index: int | None = None
+        #: the widgets exist (set first thing in on_mount; the app may call in before)
+        self.composed = False
+
+    @property
+    def viewer(self) -> KrecViewer:
+        return cast("KrecViewer", self.app)
+
+    @property
+    def current_record(self) -> int | None:
+        """The record under the list's cursor (subclasses say which list)."""
+        raise NotImplementedError
+
+    # -- the detail pane ----------------------------------------------------------
+
+    @property
+    def detail(self) -> DetailView:
+        return self.query_one(DetailView)
+
+    @property
+    def detail_open(self) -> bool:
+        return self.detail.display
+
+    def open_detail(self, index: int) -> None:
+        self.detail_index = index
+        detail = describe(self.model.record(index), self.model.reader.start_ns)
+        detail.findings.extend(self.viewer.findings_for(index))
+        kernel = self.model.header.get("kernel")
+        language = kernel.get("language", "") if isinstance(kernel, dict) else ""
+        self.detail.show(detail, str(language or "python"))
+        self.detail.display = True
+
+    def close_detail(self) -> None:
+        self.detail.display = False
+        self.detail_index = None
+
+    def on_record_chosen(self, message: RecordChosen) -> None:
+        if self.detail_open and self.detail_index == message.index:
+            self.close_detail()
+        else:
+            self.open_detail(message.index)
+
+    def on_record_highlighted(self, message: RecordHighlighted) -> None:
+        if self.detail_open:
+            self.open_detail(message.index)
+
+    # -- copy ---------------------------------------------------------------------------
+
+    def record_json(self, index: int) -> str:
+        record = self.model.record(index)
+        return json.dumps(record.to_json(self.model.reader.start_ns), indent=2, default=str)
+
+    def action_copy(self) -> None:
+        index = self.current_record
+        if index is None:
+            return
+        text = self.record_json(index)
+        self.app.copy_to_clipboard(text)
+        self.notify(f"record #{index} copied as JSON ({len(text):,} characters)")
+
+    def action_write(self) -> None:
+        index = self.current_record
+        if index is None:
+            return
+        stem = os.path.splitext(self.model.name)[0]
+        path = os.path.abspath(f"{stem}-{index}.json")
+        try:
+            with open(path, "w", encoding="utf-8") as f:
+                f.write(self.record_json(index) + "\n")
+        except OSError as e:
+            self.notify(f"cannot write {path}: {e.strerror}", severity="error")
+            return
+        self.notify(f"record #{index} written to {path}")
+
+    # -- the status line ------------------------------------------------------------------
+
+    def status_text(self) -> str:
+        model = self.model
+        parts = [model.name]
+        if model.kernel_label:
+            parts.append(model.kernel_label)
+        count = f"{len(model):,} records"
+        if not model.complete:
+            count += " (indexing…)"
+        parts.append(count)
+        if self.viewer.threads_progress:
+            parts.append(self.viewer.threads_progress)
+        parts.extend(f"⚠ {w}" for w in model.warnings)
+        return "  ·  ".join(parts)
+
+    def status_changed(self) -> None:
+        if self.composed:
+            self.query_one("#status", Static).update(self.status_text())
+
+    def log_grew(self) -> None:
+        self.status_changed()
+
+    def filter_changed(self, *args: Any) -> None:
+        pass

@@ -1,0 +1,109 @@
+"""TimelineScreen: the requests as a waterfall (``l``); Enter opens a request's thread.
+
+The status line sums it up (busy time against the whole recording, the slowest
+request, how many stand out as slow); the axis line above the bars gives the
+time span of the rows on screen.
+"""
+
+from __future__ import annotations
+
+from rich.text import Text
+from textual.app import ComposeResult
+from textual.binding import Binding, BindingType
+from textual.screen import Screen
+from textual.widgets import Footer, Static
+
+from ..messages import RequestChosen, TimelineWindow
+from ..model import LogModel, format_duration, format_rel
+from ..threads import ThreadIndex
+from ..widgets.timeline import W_LABEL, Timeline
+
+
+class TimelineScreen(Screen[None]):
+    """One bar per request, from request to idle."""
+
+    BINDINGS: list[BindingType] = [
+        Binding("escape,l", "back", "Back to list"),
+    ]
+
+    def __init__(self, model: LogModel, threads: ThreadIndex) -> None:
+        super().__init__()
+        self.model = model
+        self.threads = threads
+        self.composed = False
+
+    def compose(self) -> ComposeResult:
+        yield Static(id="status")
+        yield Static(id="axis")
+        yield Timeline(self.model, self.threads, id="timeline")
+        yield Footer()
+
+    @property
+    def timeline(self) -> Timeline:
+        return self.query_one(Timeline)
+
+    def on_mount(self) -> None:
+        self.composed = True
+        self.timeline.update_rows()
+        self.timeline.focus()
+        self.status_changed()
+
+    def threads_grew(self) -> None:
+        if self.composed:
+            self.timeline.update_rows()
+            self.status_changed()
+
+    def log_grew(self) -> None:
+        pass
+
+    def status_changed(self) -> None:
+        if self.composed:
+            self.query_one("#status", Static).update(self.summary())
+
+    def summary(self) -> str:
+        threads = self.threads
+        n = len(threads)
+        if not n:
+            return f"{self.model.name}  ·  no requests"
+        durations = [d for r in range(n) if (d := threads.duration(r)) >= 0]
+        busy = sum(durations)
+        first = threads.t_request[0]
+        last = max(threads.end(r) for r in range(max(0, n - 50), n)) or first
+        span = max(last - first, 1)
+        slow = sum(d >= self.timeline.slow for d in durations)
+        slowest = max(durations, default=0)
+        order = "slowest first" if self.timeline.sorted_by_duration else "in log order"
+        return (
+            f"{self.model.name}  ·  {n:,} requests {order}  ·  busy {format_duration(busy)} "
+            f"of {format_duration(span)} ({100 * busy / span:.0f}%)  ·  slowest "
+            f"{format_duration(slowest)}  ·  {slow} slow (≥ {format_duration(self.timeline.slow)})"
+        )
+
+    def on_timeline_window(self, message: TimelineWindow) -> None:
+        width = max(self.timeline.scrollable_content_region.width - W_LABEL, 10)
+        if self.timeline.sorted_by_duration:
+            left, right = "0", format_duration(message.end - message.start)
+        else:
+            left, right = f"+{format_rel(message.start)}", f"+{format_rel(message.end)}"
+        fill = max(width - len(left) - len(right) - 2, 1)
+        axis = Text(" " * (W_LABEL - 1) + "│")
+        axis.append(f"{left} " + "─" * fill + f" {right}", style="dim")
+        head = f"{'#':>7} {'time':>10} {'request':<18} {'code / content':<26} {'duration':>9}"
+        self.query_one("#axis", Static).update(Text(head + "\n") + axis)
+        self.status_changed()  # the sort order may have changed
+
+    def on_request_chosen(self, message: RequestChosen) -> None:
+        from .threads import ThreadScreen
+
+        self.app.push_screen(
+            ThreadScreen(self.model, self.threads, self.threads.requests[message.request])
+        )
+
+    def show_record(self, index: int) -> None:
+        """Coming back from a thread: put the cursor on that record's request."""
+        r = self.threads.request_of(index)
+        if r >= 0:
+            self.timeline.set_cursor(self.timeline.row_of_request(r), center=True)
+
+    def action_back(self) -> None:
+        self.app.pop_screen()

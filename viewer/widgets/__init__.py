@@ -1,0 +1,1 @@
+"""The viewer's widgets: virtual row lists, the detail pane and the input bars."""
