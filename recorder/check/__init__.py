@@ -19,7 +19,7 @@ from .base import (
     Rule,
     findings_by_record,
 )
-from .runner import Checker, all_rules, resolve_rule_ids, run_checks
+from .runner import Checker, all_rules, check_log, resolve_rule_ids, run_checks
 
 __all__ = [
     "ERROR",
@@ -31,6 +31,7 @@ __all__ = [
     "Finding",
     "Rule",
     "all_rules",
+    "check_log",
     "findings_by_record",
     "resolve_rule_ids",
     "run_checks",

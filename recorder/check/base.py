@@ -12,6 +12,8 @@ if TYPE_CHECKING:
 ERROR = "error"
 WARNING = "warning"
 SPEC_URL = "https://jupyter-client.readthedocs.io/en/latest/messaging.html"
+#: appended to findings that may only mean the recording started mid-session (--existing)
+PARTIAL = " (the recording attached to a running kernel: this may predate it)"
 
 
 def spec_link(anchor: str) -> str:

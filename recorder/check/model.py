@@ -166,7 +166,13 @@ class At:
     __slots__ = ("index", "t", "ch", "source", "msg_type", "msg_id")
 
     def __init__(
-        self, index: int, t: int, ch: str = "", source: str = "", msg_type: str = "", msg_id: str = ""
+        self,
+        index: int,
+        t: int,
+        ch: str = "",
+        source: str = "",
+        msg_type: str = "",
+        msg_id: str = "",
     ) -> None:
         self.index = index
         self.t = t

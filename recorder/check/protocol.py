@@ -52,7 +52,7 @@ KNOWN = REQUESTS | REPLIES | COMMS | IOPUB | {"input_request", "input_reply"}
 
 
 def allowed_places(msg_type: str) -> frozenset[tuple[str, str]] | None:
-    """The (channel, from) pairs where ``msg_type`` may appear; None for a type krec does not know."""
+    """The (channel, from) pairs where ``msg_type`` may appear; None for a type not in the spec."""
     return _PLACES.get(msg_type)
 
 

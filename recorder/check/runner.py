@@ -52,9 +52,7 @@ def all_rules() -> list[type[Rule]]:
     return list(_RULES)
 
 
-def resolve_rule_ids(
-    select: Iterable[str] = (), ignore: Iterable[str] = ()
-) -> list[type[Rule]]:
+def resolve_rule_ids(select: Iterable[str] = (), ignore: Iterable[str] = ()) -> list[type[Rule]]:
     """The rules named by ``select`` (all when empty) minus ``ignore``; ids or glob patterns.
 
     A family name (e.g. ``comms``) stands for all its rules. Raises KrecError for a
@@ -63,9 +61,7 @@ def resolve_rule_ids(
     rules = all_rules()
 
     def matching(pattern: str) -> set[str]:
-        hits = {
-            r.id for r in rules if fnmatch.fnmatchcase(r.id, pattern) or r.family == pattern
-        }
+        hits = {r.id for r in rules if fnmatch.fnmatchcase(r.id, pattern) or r.family == pattern}
         if not hits:
             known = ", ".join(r.id for r in rules)
             raise KrecError(f"no rule matches {pattern!r} (known rules: {known})")
@@ -100,7 +96,9 @@ class Checker:
         classes = list(rules) if rules is not None else all_rules()
         self._order = {cls.id: n for n, cls in enumerate(all_rules())}
         self.rules = [cls(self.ctx) for cls in classes]
-        self._every = [r.message for r in self.rules if r.msg_types is None and _overrides(r, "message")]
+        self._every = [
+            r.message for r in self.rules if r.msg_types is None and _overrides(r, "message")
+        ]
         self._typed = [r for r in self.rules if r.msg_types is not None]
         self._broken = [r.message for r in self.rules if r.broken_messages]
         self._dispatch: dict[str, list[Callable[[Msg], None]]] = {}
@@ -141,7 +139,7 @@ class Checker:
         t = t if isinstance(t, int) else 0
         if ctx.first_t is None:
             ctx.first_t = t
-        if "ch" in raw or "event" not in raw:
+        if "event" not in raw:
             msg = ctx.message(index, raw)
             if msg.broken or msg.ch not in ("shell", "control", "stdin", "iopub"):
                 for handler in self._broken:
@@ -171,6 +169,21 @@ class Checker:
         if name == "restart":
             self.restart()
 
+    @property
+    def findings(self) -> list[Finding]:
+        """The findings so far (all of them, sorted, once ``finish`` was called)."""
+        return self._finished if self._finished is not None else list(self.ctx.findings)
+
+    def protocol(self) -> dict[str, str | None]:
+        """Messaging versions seen: the client's first request, kernel_info_reply, kernelspec."""
+        kernel = self.ctx.header.get("kernel")
+        spec = kernel.get("protocol_version") if isinstance(kernel, dict) else None
+        return {
+            "client": self.ctx.client_version,
+            "kernel": self.ctx.kernel_version,
+            "kernelspec": spec if isinstance(spec, str) else None,
+        }
+
     def finish(self) -> list[Finding]:
         """End of the log: end-of-log rules run; findings sorted by record, then rule."""
         if self._finished is None:
@@ -184,17 +197,13 @@ class Checker:
         return self._finished
 
 
-def run_checks(
+def check_log(
     reader: LogReader,
     rules: Sequence[type[Rule]] | None = None,
     options: CheckOptions | None = None,
     progress: Callable[[int, int], None] | None = None,
-) -> list[Finding]:
-    """Check every record of ``reader``; return the findings sorted by record index.
-
-    ``rules`` defaults to every rule (see ``resolve_rule_ids`` to choose by id);
-    ``progress(done, total)`` is called now and then.
-    """
+) -> Checker:
+    """Run a whole pass over ``reader``; the finished Checker has ``findings`` and ``protocol``."""
     checker = Checker(reader.header, rules, options, start_ns=reader.start_ns)
     total = len(reader)
     feed = checker.feed
@@ -207,4 +216,19 @@ def run_checks(
             if not index & 0x3FFF:
                 progress(index, total)
         progress(total, total)
-    return checker.finish()
+    checker.finish()
+    return checker
+
+
+def run_checks(
+    reader: LogReader,
+    rules: Sequence[type[Rule]] | None = None,
+    options: CheckOptions | None = None,
+    progress: Callable[[int, int], None] | None = None,
+) -> list[Finding]:
+    """Check every record of ``reader``; return the findings sorted by record index.
+
+    ``rules`` defaults to every rule (``resolve_rule_ids`` chooses them by id);
+    ``progress(done, total)`` is called now and then.
+    """
+    return check_log(reader, rules, options, progress).finish()

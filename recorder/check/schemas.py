@@ -68,7 +68,11 @@ ADDED: dict[str, dict[str, Any]] = {
     },
     # debug messages carry Debug Adapter Protocol messages; only their envelope is checked
     "debug_request": {
-        "properties": {"type": {"enum": ["request"]}, "command": _STRING, "seq": {"type": "integer"}},
+        "properties": {
+            "type": {"enum": ["request"]},
+            "command": _STRING,
+            "seq": {"type": "integer"},
+        },
         "required": ["type", "command"],
     },
     "debug_reply": {

@@ -1,0 +1,41 @@
+"""The content rule: every message's content against its msg_type's schema (schemas.py)."""
+
+from __future__ import annotations
+
+from .base import Rule
+from .model import Msg
+from .schemas import REPLIES_WITH_STATUS, check_content, known_types
+
+
+class ContentSchema(Rule):
+    id = "content-schema"
+    family = "content"
+    summary = "content fits the schema of its msg_type (jupyter_kernel_test's, completed)"
+    help = (
+        "Requests, replies and iopub messages are validated against the msgspec_v5 schemas "
+        "of jupyter_kernel_test, corrected and completed by krec (see the schema notes "
+        "below). A reply is checked in its `ok` form; `status: error` replies are the "
+        "`error-reply` rule's, `aborted` ones the `deprecated` rule's; any other status is "
+        "reported here. For protocol 5.0 and 5.1, unknown content fields are errors too "
+        "(newer versions allow them). Types without a schema are not judged."
+    )
+    spec = "content"
+    msg_types = known_types()
+
+    def message(self, msg: Msg) -> None:
+        c = msg.content
+        mt = msg.msg_type
+        if mt in REPLIES_WITH_STATUS:
+            status = c.get("status")
+            if status in ("error", "aborted"):
+                return
+            if status != "ok":
+                self.report(msg, f"status {status!r}: a reply's status is ok, error or aborted")
+                return
+        strict = msg.minor is not None and msg.minor <= 1
+        why = check_content(mt, c, strict)
+        if why is not None:
+            self.report(msg, f"{mt}: {why}")
+
+
+RULES = [ContentSchema]
