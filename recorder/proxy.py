@@ -24,7 +24,7 @@ from typing import Any
 import zmq
 from zmq.devices import monitored_queue
 
-from .capture import CaptureThread
+from .capture import CaptureThread, name_thread
 from .connect import ConnectionInfo
 from .errors import ProxyError
 from .logfile import LogWriter
@@ -170,6 +170,7 @@ class _Forwarder(threading.Thread):
         self.error = ""
 
     def run(self) -> None:
+        name_thread(self.name)
         proxy = self._proxy
         front_type, kernel_type, _, client_prefix, kernel_prefix = self._pair
         sockets: list[zmq.Socket] = []
@@ -289,6 +290,7 @@ class _Watcher(threading.Thread):
         self._interval = interval
 
     def run(self) -> None:
+        name_thread(self.name)
         ctx = self._proxy._fctx
         pairs: dict[zmq.Socket, str] = {}
         hb: zmq.Socket | None = None

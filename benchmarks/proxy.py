@@ -1,0 +1,201 @@
+"""Proxy overhead, direct vs through krec, measured side by side in one run.
+
+Starts one ipykernel directly (jupyter_client KernelManager) and one behind
+`krec record --kernel python3`, then alternates rounds (direct, krec, direct, ...)
+and prints the median of the per-pair ratios, as DESIGN.md section 7 asks:
+
+- execute round trip of ``pass`` (median per round), krec / direct (target <= 1.05)
+- iopub flood throughput of ``print(i, flush=True)``, krec / direct (target >= 0.95)
+- messages lost between kernel and frontend and between kernel and log (target 0)
+- krec's own CPU time per forwarded message (target <= 10 us)
+
+    python benchmarks/proxy.py                 # defaults: 5 rounds, 200 executes, 20000 prints
+    python benchmarks/proxy.py --encrypt       # the same with CurveZMQ on every hop
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import signal
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+from jupyter_client import BlockingKernelClient, KernelManager
+
+from krec.recorder.logfile import LogReader
+
+TICKS = os.sysconf("SC_CLK_TCK")
+
+
+def cpu_seconds(pid: int) -> float:
+    """utime + stime of a process and its threads."""
+    with open(f"/proc/{pid}/stat", "rb") as f:
+        fields = f.read().rsplit(b")", 1)[1].split()
+    return (int(fields[11]) + int(fields[12])) / TICKS
+
+
+def round_trip(kc: BlockingKernelClient, n: int) -> float:
+    """Median seconds from execute_request sent to execute_reply received."""
+    times = []
+    for _ in range(n):
+        t = time.perf_counter()
+        msg_id = kc.execute("pass", store_history=False)
+        while True:
+            reply = kc.get_shell_msg(timeout=30)
+            if reply["parent_header"].get("msg_id") == msg_id:
+                break
+        times.append(time.perf_counter() - t)
+        # wait for idle so the next request starts from a quiet kernel
+        while True:
+            msg = kc.get_iopub_msg(timeout=30)
+            if (
+                msg["parent_header"].get("msg_id") == msg_id
+                and msg["msg_type"] == "status"
+                and msg["content"]["execution_state"] == "idle"
+            ):
+                break
+    return statistics.median(times)
+
+
+def flood(kc: BlockingKernelClient, n: int) -> tuple[float, int, int]:
+    """(messages per second, stream messages received, lines received) for n flushed prints."""
+    code = f"for i in range({n}):\n    print(i, flush=True)"
+    msg_id = kc.execute(code, store_history=False)
+    start = None
+    messages = lines = 0
+    while True:
+        msg = kc.get_iopub_msg(timeout=120)
+        if msg["parent_header"].get("msg_id") != msg_id:
+            continue
+        kind = msg["msg_type"]
+        if kind == "execute_input":
+            start = time.perf_counter()
+        elif kind == "stream":
+            messages += 1
+            lines += msg["content"]["text"].count("\n")
+        elif kind == "status" and msg["content"]["execution_state"] == "idle":
+            break
+    elapsed = time.perf_counter() - (start or time.perf_counter())
+    while True:  # the execute_reply
+        reply = kc.get_shell_msg(timeout=30)
+        if reply["parent_header"].get("msg_id") == msg_id:
+            break
+    return messages / elapsed, messages, lines
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--rounds", type=int, default=5)
+    parser.add_argument("--executes", type=int, default=200)
+    parser.add_argument("--flood", type=int, default=20000)
+    parser.add_argument("--encrypt", action="store_true", help="CurveZMQ on both paths")
+    args = parser.parse_args()
+
+    tmp = Path(tempfile.mkdtemp(prefix="krec-bench-"))
+    log, cf = tmp / "bench.krec", tmp / "frontend.json"
+    krec_cmd = [
+        sys.executable,
+        "-m",
+        "krec.recorder",
+        "record",
+        "--kernel",
+        "python3",
+        "-o",
+        str(log),
+        "--connection-file",
+        str(cf),
+    ]
+    if args.encrypt:
+        krec_cmd.append("--encrypt")
+    krec = subprocess.Popen(krec_cmd, stderr=subprocess.DEVNULL, stdin=subprocess.DEVNULL)
+    km = KernelManager(
+        kernel_name="python3", transport_encryption="required" if args.encrypt else "disabled"
+    )
+    km.start_kernel()
+    try:
+        direct = km.client()
+        direct.start_channels()
+        direct.wait_for_ready(timeout=60)
+        deadline = time.monotonic() + 60
+        while not cf.exists():
+            if time.monotonic() > deadline or krec.poll() is not None:
+                raise SystemExit("krec record did not start")
+            time.sleep(0.05)
+        through = BlockingKernelClient(connection_file=str(cf))
+        through.load_connection_file()
+        through.start_channels()
+        through.wait_for_ready(timeout=60)
+        # warm up both paths
+        round_trip(direct, 20)
+        round_trip(through, 20)
+
+        rt_ratios, flood_ratios, rows = [], [], []
+        lost_frontend = 0
+        cpu_per_msg = []
+        for r in range(args.rounds):
+            rt_d = round_trip(direct, args.executes)
+            rt_k = round_trip(through, args.executes)
+            fl_d, _, lines_d = flood(direct, args.flood)
+            with LogReader(log) as reader:
+                before_records = len(reader)
+            cpu0 = cpu_seconds(krec.pid)
+            fl_k, msgs_k, lines_k = flood(through, args.flood)
+            cpu1 = cpu_seconds(krec.pid)
+            time.sleep(0.3)  # let the log catch up (it flushes every 100 ms)
+            with LogReader(log) as reader:
+                forwarded = len(reader) - before_records
+            lost_frontend += args.flood - lines_k
+            rt_ratios.append(rt_k / rt_d)
+            flood_ratios.append(fl_k / fl_d)
+            cpu_per_msg.append((cpu1 - cpu0) / max(forwarded, 1) * 1e6)
+            rows.append(
+                (r + 1, rt_d * 1e3, rt_k * 1e3, fl_d, fl_k, lines_d, lines_k, cpu_per_msg[-1])
+            )
+        through.stop_channels()
+        direct.stop_channels()
+    finally:
+        krec.send_signal(signal.SIGINT)
+        krec.wait(60)
+        km.shutdown_kernel(now=True)
+
+    # every flood line must be in the log too
+    with LogReader(log) as reader:
+        logged_lines = sum(
+            r.content.get("text", "").count("\n") for r in reader if r.msg_type == "stream"
+        )
+    lost_log = args.rounds * args.flood - logged_lines
+
+    print(
+        f"{'round':>5} {'rt direct':>10} {'rt krec':>9} {'flood direct':>13} "
+        f"{'flood krec':>11} {'lines d':>8} {'lines k':>8} {'krec us/msg':>11}"
+    )
+    for row in rows:
+        print(
+            f"{row[0]:>5} {row[1]:>8.2f}ms {row[2]:>7.2f}ms {row[3]:>9.0f}/s {row[4]:>9.0f}/s "
+            f"{row[5]:>8} {row[6]:>8} {row[7]:>11.1f}"
+        )
+    print()
+    print(
+        f"round trip ratio krec/direct (median of pairs): {statistics.median(rt_ratios):.3f}"
+        "   target <= 1.05"
+    )
+    print(
+        f"flood throughput ratio krec/direct (median):     {statistics.median(flood_ratios):.3f}"
+        "   target >= 0.95"
+    )
+    print(f"messages lost, kernel -> frontend through krec:  {lost_frontend}   target 0")
+    print(f"messages lost, kernel -> log:                    {lost_log}   target 0")
+    print(
+        f"krec CPU per forwarded message (median):         {statistics.median(cpu_per_msg):.1f} us"
+        "   target <= 10 us"
+    )
+    print(f"(log: {log}, {log.stat().st_size / 1e6:.1f} MB)")
+
+
+if __name__ == "__main__":
+    main()
