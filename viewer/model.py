@@ -72,6 +72,20 @@ def format_duration(ns: int) -> str:
     return f"{int(m)} m {int(s)} s"
 
 
+def format_duration_short(ns: int) -> str:
+    """A duration in at most 7 cells: ``850us``, ``5.7ms``, ``404ms``, ``2.00s``, ``3m12s``."""
+    if ns < 1_000_000:
+        return f"{ns / 1e3:.0f}us"
+    if ns < 10_000_000:
+        return f"{ns / 1e6:.1f}ms"
+    if ns < 1_000_000_000:
+        return f"{ns / 1e6:.0f}ms"
+    if ns < 60_000_000_000:
+        return f"{ns / 1e9:.2f}s"
+    m, s = divmod(int(ns / 1e9), 60)
+    return f"{m}m{s:02d}s"
+
+
 def parse_time(text: str) -> float:
     """Seconds from ``12.5``, ``+12.5s``, ``1:02`` or ``1:02:03.5``; ValueError otherwise."""
     s = text.strip().lstrip("+").removesuffix("s").strip()

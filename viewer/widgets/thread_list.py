@@ -12,7 +12,7 @@ from textual.binding import Binding, BindingType
 from textual.message import Message
 
 from ..messages import RecordChosen, RecordHighlighted
-from ..model import LogModel, format_duration
+from ..model import LogModel, format_duration_short
 from ..threads import ABORTED, ERROR, OK, ThreadIndex
 from .records import RecordRows
 
@@ -58,7 +58,8 @@ class ThreadList(RecordRows):
             return Text("… ", self.row_style("row--warning"))
         mark = STATUS_MARKS.get(threads.status[r], " ")
         tone = {ERROR: "row--error", ABORTED: "row--warning"}.get(threads.status[r])
-        return Text(f"{mark}{format_duration(duration)}", self.row_style(tone) if tone else "")
+        style = self.row_style(tone) if tone else ""
+        return Text(f"{mark}{format_duration_short(duration)}", style)
 
     def render_row(self, row: int, width: int) -> Text:
         r, index = self.threads.locate(row)
