@@ -208,21 +208,15 @@ def test_comm_messages_from_ipywidgets(recorder):
     )
     assert reply["content"]["status"] == "ok"
     # find the slider's comm and change its value from the frontend
-    comm_id = None
-    with LogReader(rec.log) as reader:
-        wait_for(
-            lambda: reader.refresh() or any(r.msg_type == "comm_open" for r in reader),
-            10,
-            "comm_open in the log",
-        )
-        for r in reader:
-            if (
-                r.msg_type == "comm_open"
-                and r.content.get("data", {}).get("state", {}).get("_model_name")
-                == "IntSliderModel"
-            ):
-                comm_id = r.content["comm_id"]
-    assert comm_id
+    def slider_comm() -> str | None:
+        with LogReader(rec.log) as reader:
+            for r in reader:
+                state = r.content.get("data", {}).get("state", {})
+                if r.msg_type == "comm_open" and state.get("_model_name") == "IntSliderModel":
+                    return r.content["comm_id"]
+        return None
+
+    comm_id = wait_for(slider_comm, 10, "the slider's comm_open in the log")
     msg = kc.session.msg(
         "comm_msg",
         {
