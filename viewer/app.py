@@ -199,6 +199,8 @@ class KrecViewer(App[None]):
         while done < total and not cancel.is_set():
             stop = min(total, done + SCAN_STEP)
             with model.lock:
+                if model.closed:
+                    return
                 matches = flt.compiled.scan(
                     model.reader, start=done, stop=stop, progress=progress, cancel=cancel
                 )
@@ -326,6 +328,7 @@ class KrecViewer(App[None]):
 
     def on_unmount(self) -> None:
         self.workers.cancel_all()
+        self.model.close()
 
 
 def run_viewer(reader: LogReader, *, follow: bool = False, filter_text: str = "") -> None:
@@ -334,4 +337,4 @@ def run_viewer(reader: LogReader, *, follow: bool = False, filter_text: str = ""
     try:
         app.run()
     finally:
-        app.model.close()
+        app.model.close()  # the app closes it on exit; this is for an app that failed to start

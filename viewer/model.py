@@ -109,6 +109,8 @@ class LogModel:
         self.complete = False
         self._rows: OrderedDict[int, Row] = OrderedDict()
         self._size = 0
+        #: set by close(): workers still running stop at their next step
+        self.closed = False
 
     # -- the index -----------------------------------------------------------
 
@@ -139,6 +141,8 @@ class LogModel:
     def index_more(self, limit: int) -> bool:
         """Index up to ``limit`` more records (blocking on the lock); False at the end."""
         with self.lock:
+            if self.closed:
+                return False
             before = len(self.reader)
             more = self.reader.index_more(limit)
             self._remap(before)
@@ -153,7 +157,7 @@ class LogModel:
         Returns how many records were added (0 when the lock is busy, the file has
         not grown, or the first indexing pass is still running).
         """
-        if not self.complete:
+        if not self.complete or self.closed:
             return 0
         size = self.file_size()
         if size == self._size:
@@ -161,6 +165,8 @@ class LogModel:
         if not self.lock.acquire(blocking=False):
             return 0
         try:
+            if self.closed:
+                return 0
             before = len(self.reader)
             more = self.reader.index_more(limit)
             self._remap(before)
@@ -248,9 +254,14 @@ class LogModel:
         while pos < stop:
             end = min(stop, pos + chunk)
             with self.lock:
+                if self.closed:
+                    return
                 yield from self.reader.raw_records(pos, end)
             pos = end
 
     def close(self) -> None:
+        """Close the file once the worker holding the lock (if any) has finished its step."""
         with self.lock:
-            self.reader.close()
+            if not self.closed:
+                self.closed = True
+                self.reader.close()

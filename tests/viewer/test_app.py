@@ -42,7 +42,6 @@ def run_viewer(path: Path, body: Body, size: tuple[int, int] = (160, 48), **kw: 
             await until(pilot, lambda: app.model.complete, "the index")
             await pilot.pause()
             await body(app, pilot)
-        app.model.close()
 
     asyncio.run(main())
 
