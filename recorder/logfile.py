@@ -293,13 +293,15 @@ def peek_field(frame: bytes, key: bytes) -> str | None:
 
     ``key`` is the quoted name (``b'"msg_type"'``). Jupyter headers are flat objects
     of strings, so the first occurrence of the key is the field; anything unusual
-    (an escape in the value, the key inside a string) falls back to a full parse.
+    (nested objects, an escape in the value, the key inside a string) falls back to
+    a full parse.
     None when the field is absent, null or not a string.
     """
     i = frame.find(key)
     if i < 0:
         return None
-    if frame[i - 1] != 0x5C:  # not \"key\" inside a string
+    # one "{": no nested object can hold the key first; not \"key\" inside a string
+    if frame[i - 1] != 0x5C and frame.count(b"{") == 1:
         m = _STR_VALUE.match(frame, i + len(key))
         if m is not None:
             value = m.group(1)

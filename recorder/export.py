@@ -1,0 +1,163 @@
+"""`krec export`: a log as JSON lines of decoded messages, or as a rebuilt notebook.
+
+``--to jsonl`` writes one decoded record per line (the same objects as
+``krec show --json``); ``--to ipynb`` rebuilds the session's notebook (see
+notebook.py) and checks it with nbformat's validator before writing it.
+``--redact PATTERN`` replaces every match of a regular expression in the
+exported strings with a marker, so a log can be shared without its secrets.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import re
+import sys
+from collections.abc import Callable, Iterator
+from typing import IO, TYPE_CHECKING, Any
+
+from .cliutil import Progress, add_command
+from .errors import KrecError
+
+if TYPE_CHECKING:
+    from .filter import Filter
+    from .logfile import LogReader, Record
+
+REDACTED = "[REDACTED]"
+EXAMPLES = """\
+examples:
+  krec export session.krec --to ipynb -o session.ipynb      the notebook of the session
+  krec export session.krec --to jsonl -f 'ch:iopub' | jq -c .content
+  krec export session.krec -o share.jsonl --redact 'sk-[A-Za-z0-9]+' --redact '/home/\\w+'
+  krec export session.krec --to ipynb -f 't>10m' -o late.ipynb   cells run after 10 minutes
+
+With --to ipynb the filter selects cells (execute_requests); their outputs follow them.
+Without --to, the format is taken from the -o file name (.ipynb or .jsonl).
+"""
+
+
+def add_arguments(sub: argparse._SubParsersAction) -> None:  # type: ignore[type-arg]
+    p = add_command(sub, "export", "export a log as JSON lines or as a notebook", EXAMPLES)
+    p.add_argument("log", metavar="LOG", help="a .krec log")
+    p.add_argument("--to", choices=("jsonl", "ipynb"), help="output format")
+    p.add_argument("-f", "--filter", default="", metavar="FILTER", help="only matching records")
+    p.add_argument("-o", "--output", metavar="OUT", help="output file (default: stdout)")
+    p.add_argument(
+        "--redact",
+        action="append",
+        default=[],
+        metavar="PATTERN",
+        help=f"replace matches of this regex with {REDACTED} (repeatable)",
+    )
+    p.set_defaults(func=run)
+
+
+def redactor(patterns: list[str]) -> Callable[[Any], Any]:
+    """A function replacing every match of ``patterns`` in the strings of a JSON value."""
+    compiled = []
+    for pattern in patterns:
+        try:
+            compiled.append(re.compile(pattern))
+        except re.error as e:
+            raise KrecError(f"--redact {pattern!r}: bad pattern: {e}") from None
+
+    def redact(value: Any) -> Any:
+        if isinstance(value, str):
+            for p in compiled:
+                value = p.sub(REDACTED, value)
+            return value
+        if isinstance(value, dict):
+            return {k: redact(v) for k, v in value.items()}
+        if isinstance(value, list):
+            return [redact(v) for v in value]
+        return value
+
+    return redact if compiled else (lambda value: value)
+
+
+def _format(args: argparse.Namespace) -> str:
+    if args.to:
+        return str(args.to)
+    suffix = os.path.splitext(args.output or "")[1].lower()
+    if suffix in (".ipynb", ".jsonl"):
+        return suffix[1:]
+    raise KrecError("give the output format: --to jsonl or --to ipynb")
+
+
+def run(args: argparse.Namespace) -> int:
+    from .filter import compile_filter
+    from .logfile import LogReader
+
+    fmt = _format(args)
+    redact = redactor(args.redact)
+    flt = compile_filter(args.filter)
+    with LogReader(args.log, index=False) as reader:
+        with Progress("indexing") as progress:
+            while reader.index_more(100_000):
+                progress.update(len(reader))
+        if fmt == "jsonl":
+            lines = _jsonl(reader, flt, redact)
+            _write(args.output, lambda out: out.writelines(lines))
+        else:
+            text = _ipynb(reader, flt, redact)
+            _write(args.output, lambda out: out.write(text))
+        for warning in reader.warnings:
+            print(f"krec: warning: {reader.path}: {warning}", file=sys.stderr)
+    return 0
+
+
+def _write(path: str | None, write: Callable[[IO[str]], object]) -> None:
+    if path is None or path == "-":
+        write(sys.stdout)
+        sys.stdout.flush()
+        return
+    try:
+        with open(path, "w", encoding="utf-8") as out:
+            write(out)
+    except OSError as e:
+        raise KrecError(f"cannot write {path}: {e.strerror}") from None
+
+
+def _matching(reader: LogReader, flt: Filter, label: str) -> Iterator[Record]:
+    total = len(reader)
+    with Progress(label, total) as progress:
+        if flt.matches_all:
+            for record in reader.records():
+                if record.index % 4096 == 0:
+                    progress.update(record.index, total)
+                yield record
+            return
+        hits = flt.scan(reader, progress=lambda done, total: progress.update(done, total))
+        for i in hits:
+            yield reader[i]
+
+
+def _jsonl(reader: LogReader, flt: Filter, redact: Callable[[Any], Any]) -> Iterator[str]:
+    for record in _matching(reader, flt, "exporting"):
+        data = redact(record.to_json(reader.start_ns))
+        yield json.dumps(data, ensure_ascii=False) + "\n"
+
+
+def _ipynb(reader: LogReader, flt: Filter, redact: Callable[[Any], Any]) -> str:
+    import nbformat
+
+    from .notebook import NotebookBuilder
+
+    selected: set[int] | None = None
+    if not flt.matches_all:
+        with Progress("filtering") as progress:
+            selected = set(flt.scan(reader, progress=progress.update))
+    builder = NotebookBuilder(reader.header)
+    total = len(reader)
+    with Progress("rebuilding the notebook", total) as progress:
+        for record in reader.records():
+            builder.feed(record, wanted=selected is None or record.index in selected)
+            if record.index % 4096 == 0:
+                progress.update(record.index, total)
+    nb = nbformat.from_dict(redact(builder.notebook()))
+    try:
+        nbformat.validate(nb)
+    except nbformat.ValidationError as e:  # a bug in krec, not in the user's input
+        raise RuntimeError(f"the rebuilt notebook is not valid: {e.message}") from e
+    return nbformat.writes(nb) + "\n"

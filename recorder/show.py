@@ -1,0 +1,265 @@
+"""`krec show`: print the records of a log, one aligned line each, or as JSON lines.
+
+Lines are coloured by channel on a terminal and plain when piped; records are
+indexed and printed in chunks, so the first line appears at once on any size of
+log and ``krec show big.krec | head`` stops early (cli.py turns the broken pipe
+into a clean exit). ``--follow`` keeps printing records as a recording appends
+them.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import shutil
+import sys
+import time
+from typing import IO, TYPE_CHECKING
+
+from .cliutil import add_command
+from .errors import KrecError
+
+if TYPE_CHECKING:
+    from .filter import Filter
+    from .logfile import LogReader, Record
+
+EXAMPLES = """\
+examples:
+  krec show session.krec                      every record, one line each
+  krec show session.krec | head               the first records (stops early)
+  krec show session.krec -f 'type:execute_request'
+  krec show session.krec -f 'status:error or stderr' --since 5m
+  krec show session.krec -f 'parent:753a_7'   a request's reply, outputs and status
+  krec show session.krec --json | jq .content one decoded message per line
+  krec show -F krec-logs/python3-*.krec       follow a recording as it is written
+"""
+
+_COLOURS = {"shell": "34", "control": "35", "stdin": "33", "iopub": "32", "event": "36"}
+_TONES = {"error": "31", "warning": "33"}
+_FIRST_CHUNK = 2_000
+_CHUNK = 50_000
+
+
+def add_arguments(sub: argparse._SubParsersAction) -> None:  # type: ignore[type-arg]
+    from .filter import filter_help
+
+    p = add_command(
+        sub,
+        "show",
+        "print a log's records, one line each, or as JSON lines",
+        EXAMPLES + "\n" + filter_help(),
+    )
+    p.add_argument(
+        "logs", nargs="+", metavar="LOG", help="a .krec log (several: one after another)"
+    )
+    p.add_argument("-f", "--filter", default="", metavar="FILTER", help="only matching records")
+    p.add_argument("--json", action="store_true", help="JSON lines of the decoded records")
+    p.add_argument("--limit", type=_count, metavar="N", help="stop after N records")
+    p.add_argument(
+        "--since", metavar="T", help="only records T or more after the start (5s, 2m, 1h)"
+    )
+    p.add_argument(
+        "-F", "--follow", action="store_true", help="keep printing records as they are appended"
+    )
+    p.add_argument(
+        "--color",
+        choices=("auto", "always", "never"),
+        default="auto",
+        help="colour the lines (default: on a terminal, unless NO_COLOR is set)",
+    )
+    p.set_defaults(func=run)
+
+
+def _count(text: str) -> int:
+    try:
+        n = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"not a number: {text!r}") from None
+    if n < 0:
+        raise argparse.ArgumentTypeError("must be 0 or more")
+    return n
+
+
+def build_filter(text: str, since: str | None) -> Filter:
+    """The filter of ``-f`` and ``--since`` together; bad input is a KrecError."""
+    from .filter import And, Filter, compile_filter, parse_duration
+    from .filter.operators import Time
+
+    flt = compile_filter(text)
+    if since is None:
+        return flt
+    try:
+        ns = parse_duration(since)
+    except ValueError as e:
+        raise KrecError(f"--since: {e}") from None
+    since_node = Time(">=", ns)
+    tree = since_node if flt.matches_all else And(flt.tree, since_node)
+    return Filter(tree, text)
+
+
+class LineFormat:
+    """Formats records as aligned lines, optionally with ANSI colours."""
+
+    def __init__(self, start_ns: int, colour: bool, width: int | None) -> None:
+        self.start_ns = start_ns
+        self.colour = colour
+        self.width = width
+        utf8 = (getattr(sys.stdout, "encoding", "") or "").lower().replace("-", "") == "utf8"
+        self.arrows = (
+            {"client": "→", "kernel": "←", "krec": "◆"}
+            if utf8
+            else {
+                "client": ">",
+                "kernel": "<",
+                "krec": "*",
+            }
+        )
+
+    def line(self, record: Record) -> str:
+        from .summary import short_id, summarize, tone
+
+        rel = (record.t - self.start_ns) / 1e9
+        if record.is_event:
+            ch, arrow, kind, mid, parent = "event", "*", record.event or "?", "", ""
+        else:
+            ch = record.ch
+            arrow = self.arrows.get(record.source, "?")
+            kind = record.msg_type or "?"
+            mid = short_id(record.msg_id)
+            parent = short_id(record.parent_id) if record.parent_id else "-"
+        summary = summarize(record)
+        if not summary.isprintable():
+            summary = "".join(c if c.isprintable() else "�" for c in summary)
+        head = f"{rel:10.3f}  {ch:<7} {arrow} {kind:<22} {mid:<10} {parent:<10} "
+        if self.width is not None:
+            summary = summary[: max(0, self.width - len(head))]
+        if not self.colour:
+            return head + summary
+        c = _COLOURS.get(ch, "0")
+        t = _TONES.get(tone(record))
+        body = f"\033[{t}m{summary}\033[0m" if t else summary
+        return (
+            f"\033[2m{rel:10.3f}\033[0m  \033[{c}m{ch:<7} {arrow} {kind:<22}\033[0m "
+            f"\033[2m{mid:<10} {parent:<10}\033[0m {body}"
+        )
+
+
+def _use_colour(choice: str, stream: IO[str]) -> bool:
+    if choice != "auto":
+        return choice == "always"
+    return stream.isatty() and not os.environ.get("NO_COLOR")
+
+
+def run(args: argparse.Namespace) -> int:
+    from .logfile import LogReader
+
+    flt = build_filter(args.filter, args.since)
+    out = sys.stdout
+    colour = _use_colour(args.color, out)
+    width = shutil.get_terminal_size().columns if out.isatty() else None
+    readers = [LogReader(path, index=False) for path in args.logs]  # every error before output
+    left = args.limit
+    try:
+        for n, reader in enumerate(readers):
+            if len(readers) > 1 and not args.json:
+                out.write(f"{'' if n == 0 else chr(10)}==> {reader.path} <==\n")
+            fmt = LineFormat(reader.start_ns, colour, width)
+            left = _print_log(reader, flt, fmt, args, out, left)
+            _warn(reader)
+            if left == 0:
+                break
+        if args.follow and left != 0:
+            _follow(readers, flt, colour, width, args, out, left)
+        out.flush()
+    finally:
+        for reader in readers:
+            reader.close()
+    return 0
+
+
+def _print_log(
+    reader: LogReader,
+    flt: Filter,
+    fmt: LineFormat,
+    args: argparse.Namespace,
+    out: IO[str],
+    left: int | None,
+) -> int | None:
+    """Print the records not printed yet; return how many more may be printed."""
+    chunk = _FIRST_CHUNK
+    while True:
+        done = len(reader)
+        more = reader.index_more(chunk)
+        chunk = _CHUNK
+        left = _print_range(reader, flt, fmt, args.json, out, done, len(reader), left)
+        if left == 0 or not more:
+            return left
+
+
+def _print_range(
+    reader: LogReader,
+    flt: Filter,
+    fmt: LineFormat,
+    as_json: bool,
+    out: IO[str],
+    start: int,
+    stop: int,
+    left: int | None,
+) -> int | None:
+    if start >= stop or left == 0:
+        return left
+    if flt.matches_all:
+        records = reader.records(start, stop)
+    else:
+        records = (reader[i] for i in flt.scan(reader, start, stop))
+    lines: list[str] = []
+    for record in records:
+        if as_json:
+            lines.append(json.dumps(record.to_json(reader.start_ns), ensure_ascii=False))
+        else:
+            lines.append(fmt.line(record))
+        if left is not None:
+            left -= 1
+            if left == 0:
+                break
+        if len(lines) >= 512:
+            out.write("\n".join(lines) + "\n")
+            lines.clear()
+    if lines:
+        out.write("\n".join(lines) + "\n")
+    out.flush()
+    return left
+
+
+def _warn(reader: LogReader) -> None:
+    for warning in reader.warnings:
+        print(f"krec: warning: {reader.path}: {warning}", file=sys.stderr)
+
+
+def _follow(
+    readers: list[LogReader],
+    flt: Filter,
+    colour: bool,
+    width: int | None,
+    args: argparse.Namespace,
+    out: IO[str],
+    left: int | None,
+) -> None:
+    formats = [LineFormat(r.start_ns, colour, width) for r in readers]
+    warned = [list(r.warnings) for r in readers]
+    try:
+        while left != 0:
+            time.sleep(0.2)
+            for n, reader in enumerate(readers):
+                done = len(reader)
+                if reader.refresh():
+                    left = _print_range(
+                        reader, flt, formats[n], args.json, out, done, len(reader), left
+                    )
+                new = [w for w in reader.warnings if w not in warned[n]]
+                if new and not any(w.startswith("truncated") for w in new):
+                    _warn(reader)  # a truncated tail is normal while the writer flushes
+                warned[n] = list(reader.warnings)
+    except KeyboardInterrupt:
+        pass  # Ctrl-C is how a follow ends
