@@ -51,7 +51,7 @@ class FilterState:
         self.expression = expression
         self.compiled = compiled
         self.generation = generation
-        self.matches: array[int] = array("q")
+        self.matches: array[int] = array("Q")  # what Filter.scan returns
         self.scanned = 0  # records 0..scanned have been looked at
         self.running = False
         self.ready = False  # the first scan has finished: the list shows the matches
@@ -177,46 +177,38 @@ class KrecViewer(App[None]):
 
     @work(thread=True, group="filter", exit_on_error=True)
     def _scan(self, flt: FilterState, start: int) -> None:
-        worker = get_current_worker()
-        cancel: threading.Event = worker.cancelled_event
+        cancel: threading.Event = get_current_worker().cancelled_event
         model = self.model
-        total = len(model)
-        found: array[int] = array("q")
         began = time.perf_counter()
         last_post = 0.0
-        done = start
 
-        def progress(step_done: int, step_total: int) -> None:
+        def progress(done: int, total: int) -> None:
             nonlocal last_post
             now = time.perf_counter()
             if now - last_post >= 0.1:
                 last_post = now
-                self.post_message(
-                    FilterProgress(flt.expression, done - start + step_done, total - start,
-                                   len(found))
-                )  # fmt: skip
+                self.post_message(FilterProgress(flt.generation, done, total))
 
-        while done < total and not cancel.is_set():
-            stop = min(total, done + SCAN_STEP)
-            with model.lock:
-                if model.closed:
-                    return
-                matches = flt.compiled.scan(
-                    model.reader, start=done, stop=stop, progress=progress, cancel=cancel
-                )
-            found.extend(matches)
-            done = stop
+        # the lock keeps the index still (and the file open) for the whole scan
+        with model.lock:
+            if model.closed:
+                return
+            stop = len(model)
+            found = flt.compiled.scan(
+                model.reader, start=start, stop=stop, progress=progress, cancel=cancel
+            )
         if not cancel.is_set():
-            self.post_message(FilterDone(flt.expression, found, done, time.perf_counter() - began))
+            seconds = time.perf_counter() - began
+            self.post_message(FilterDone(flt.generation, found, stop, seconds))
 
     def on_filter_progress(self, message: FilterProgress) -> None:
         flt = self.filter
-        if flt is not None and flt.expression == message.expression:
+        if flt is not None and flt.generation == message.generation:
             self._tell_screens("filter_progress", message)
 
     def on_filter_done(self, message: FilterDone) -> None:
         flt = self.filter
-        if flt is None or flt.expression != message.expression or not flt.running:
+        if flt is None or flt.generation != message.generation or not flt.running:
             return
         flt.running = False
         flt.matches.extend(message.matches)

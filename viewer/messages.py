@@ -75,19 +75,19 @@ class IndexGrew(Message):
 
 @dataclass
 class FilterProgress(Message):
-    """A filter scan has looked at ``done`` of ``total`` records and found ``matches``."""
+    """Filter scan number ``generation`` has looked at ``done`` of ``total`` records."""
 
-    expression: str
+    generation: int
     done: int
     total: int
-    matches: int
 
 
 @dataclass
 class FilterDone(Message):
-    """A filter scan finished: ``matches`` holds the matching record indexes up to ``scanned``."""
+    """Filter scan number ``generation`` finished: ``matches`` are the matching record
+    indexes below ``scanned``, found in ``seconds``."""
 
-    expression: str
+    generation: int
     matches: array[int]
     scanned: int
     seconds: float

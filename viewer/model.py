@@ -1,10 +1,10 @@
 """The viewer's model of one log: the reader, its growing index and cached row summaries.
 
 No widget code lives here. The LogReader is shared by the UI thread (decoding the
-few visible rows) and worker threads (indexing, filtering, threading); ``lock``
-serializes everything that grows the index or streams through the file, and
-growth remaps the file under that lock, so a reader of single records on the UI
-thread never has the mapping replaced under a streaming worker.
+few visible rows) and worker threads (indexing, filtering, threading). It reads
+with ``pread``, so single records can be read while the index grows; ``lock``
+serializes what grows the index or streams through the file, and closing, so
+the file is never closed under a worker.
 """
 
 from __future__ import annotations
@@ -143,9 +143,7 @@ class LogModel:
         with self.lock:
             if self.closed:
                 return False
-            before = len(self.reader)
             more = self.reader.index_more(limit)
-            self._remap(before)
             if not more:
                 self.complete = True
                 self._size = self.file_size()
@@ -169,19 +167,11 @@ class LogModel:
                 return 0
             before = len(self.reader)
             more = self.reader.index_more(limit)
-            self._remap(before)
             if not more:
                 self._size = size
             return len(self.reader) - before
         finally:
             self.lock.release()
-
-    def _remap(self, before: int) -> None:
-        # Reading a record maps the file again when the index has outgrown the
-        # mapping; doing it here, under the lock, means nobody else ever does it
-        # while a worker streams through the old mapping.
-        if len(self.reader) > before:
-            self.reader.raw_record(len(self.reader) - 1)
 
     # -- records and rows ----------------------------------------------------
 

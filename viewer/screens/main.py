@@ -103,7 +103,7 @@ class MainScreen(RecordScreen):
     def filter_progress(self, message: FilterProgress) -> None:
         pct = 100 * message.done // max(message.total, 1)
         self.query_one(FilterBar).say(
-            f"scanning {pct}%  ·  {message.matches:,} matches so far  (Escape cancels)"
+            f"scanning {pct}% of {message.total:,} records  (Escape cancels)"
         )
 
     def filter_error(self, error: FilterError) -> None:
