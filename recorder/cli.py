@@ -192,7 +192,14 @@ def _wrap(args: argparse.Namespace) -> int:
 
 #: the other commands, each in its own module whose ``add_arguments(sub)`` registers it
 #: (with cliutil.add_command) and sets ``func``; keep module top-level imports light.
-COMMAND_MODULES: tuple[str, ...] = ("show", "stats", "export", "view", "check.command")
+COMMAND_MODULES: tuple[str, ...] = (
+    "show",
+    "stats",
+    "export",
+    "view",
+    "replaycli",
+    "check.command",
+)
 
 
 def build_parser() -> argparse.ArgumentParser:

@@ -1,0 +1,533 @@
+"""Compare two sessions request by request, after normalizing what is volatile by nature.
+
+Each request of log A is paired with its twin in log B (a replay resends them in
+order; two unrelated recordings are aligned with difflib). For each pair the
+results are normalized and compared field by field: the reply, stdout and
+stderr (merged per stream, so chunking never matters), execute_result and
+display_data bundles, errors, stdin prompts, comm traffic and message counts.
+
+Normalization (docs/replay.md lists it): msg_ids, sessions, dates, usernames and
+versions are never compared; execution counts are compared relative to the
+first count of each kernel; memory addresses, UUIDs, temp paths and ANSI codes
+are masked; comm, display and subshell ids are replaced by labels in order of
+first appearance (mapped, not dropped).
+"""
+
+from __future__ import annotations
+
+import difflib
+import hashlib
+import json
+import re
+from collections import Counter
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from typing import Any
+
+from .exchange import Exchange, Marker, Session, load_session
+
+_ANSI = re.compile(r"\x1b\[[0-9;?]*[ -/]*[@-~]|\x1b[()][0-9A-Za-z]")
+_ADDRESS = re.compile(r"\b0x[0-9a-fA-F]{4,}\b")
+_UUID = re.compile(
+    r"\b[0-9a-fA-F]{8}-?[0-9a-fA-F]{4}-?[0-9a-fA-F]{4}-?[0-9a-fA-F]{4}-?"
+    r"[0-9a-fA-F]{12}\b"
+)
+_TMP_PATH = re.compile(r"(?:/private)?(?:/tmp|/var/tmp|/var/folders)/[^\s'\"<>:,)\]]*")
+_CELL_REF = re.compile(r"((?:Cell )?In ?\[)(\d+)(\])")
+_IMAGE_PREFIX = "image/"
+
+#: reply fields that change between kernel builds or runs, never compared
+_VOLATILE_REPLY_KEYS = {
+    "kernel_info_reply": {
+        "banner",
+        "implementation_version",
+        "protocol_version",
+        "help_links",
+        "language_info",
+        "debugger",
+        "supported_features",
+    },
+    "history_reply": {"history"},
+    "comm_info_reply": set(),
+}
+#: fields whose difference is reported, in the order the report lists them
+FIELDS = (
+    "outcome",
+    "reply",
+    "stdin",
+    "stdout",
+    "stderr",
+    "execute_result",
+    "display",
+    "error",
+    "comms",
+    "counts",
+)
+
+
+class Normalizer:
+    """Per-log state for normalization: id labels and execution-count offsets."""
+
+    def __init__(self, ignore: Sequence[str] = ()) -> None:
+        self.labels: dict[str, str] = {}
+        self._counters: Counter[str] = Counter()
+        self.count_offset: int | None = None
+        self.ignore_keys = {i for i in ignore if not i.startswith("re:")}
+        self.ignore_patterns = [re.compile(i[3:]) for i in ignore if i.startswith("re:")]
+
+    def label(self, kind: str, value: str) -> str:
+        if not value:
+            return ""
+        if value not in self.labels:
+            self._counters[kind] += 1
+            self.labels[value] = f"<{kind}-{self._counters[kind]}>"
+        return self.labels[value]
+
+    def new_kernel(self) -> None:
+        self.count_offset = None
+
+    def count(self, value: Any) -> Any:
+        if not isinstance(value, int):
+            return value
+        if self.count_offset is None:
+            self.count_offset = value - 1
+        return value - self.count_offset
+
+    def text(self, value: str) -> str:
+        s = _ANSI.sub("", value)
+        for known, label in self.labels.items():
+            if len(known) >= 8 and known in s:
+                s = s.replace(known, label)
+        s = _UUID.sub("<uuid>", s)
+        s = _ADDRESS.sub("0x?", s)
+        s = _TMP_PATH.sub("<tmp>", s)
+        s = _CELL_REF.sub(lambda m: f"{m.group(1)}{self._cell(m.group(2))}{m.group(3)}", s)
+        for pattern in self.ignore_patterns:
+            s = pattern.sub("<ignored>", s)
+        return s
+
+    def _cell(self, digits: str) -> str:
+        if self.count_offset is None:
+            return digits
+        return str(int(digits) - self.count_offset)
+
+    def data(self, value: Any) -> Any:
+        """Normalize a JSON value: drop ignored keys, normalize every string."""
+        if isinstance(value, dict):
+            return {k: self.data(v) for k, v in sorted(value.items()) if k not in self.ignore_keys}
+        if isinstance(value, list):
+            return [self.data(v) for v in value]
+        if isinstance(value, str):
+            return self.text(value)
+        return value
+
+
+def _dump(value: Any) -> str:
+    return json.dumps(value, indent=1, sort_keys=True, ensure_ascii=False)
+
+
+def _bundle(data: Any, norm: Normalizer) -> str:
+    """A MIME bundle as readable text: text/plain verbatim, images by size and digest."""
+    if not isinstance(data, dict):
+        return _dump(norm.data(data))
+    lines = []
+    for mime in sorted(data):
+        if mime in norm.ignore_keys:
+            continue
+        value = data[mime]
+        if mime.startswith(_IMAGE_PREFIX) and isinstance(value, str) and mime != "image/svg+xml":
+            digest = hashlib.sha1(value.encode()).hexdigest()[:12]
+            lines.append(f"[{mime}] <{len(value)} base64 chars, sha1 {digest}>")
+        elif isinstance(value, str):
+            lines.append(f"[{mime}]\n{norm.text(value)}")
+        else:
+            lines.append(f"[{mime}]\n{_dump(norm.data(value))}")
+    return "\n".join(lines)
+
+
+def results(ex: Exchange | None, norm: Normalizer, outcome: str = "") -> dict[str, str]:
+    """The normalized results of one exchange, field -> text ('' when absent)."""
+    out = dict.fromkeys(FIELDS, "")
+    if ex is None:
+        return out
+    out["outcome"] = outcome or (
+        "" if ex.reply is not None or ex.idle_t is not None else "no reply"
+    )
+    streams: dict[str, list[str]] = {"stdout": [], "stderr": []}
+    displays: list[str] = []
+    comms: list[str] = []
+    counts: Counter[str] = Counter()
+    for rec in ex.outputs:
+        mt, c = rec.msg_type, rec.content
+        if mt != "stream":
+            counts[mt] += 1
+        if mt == "stream":
+            streams.setdefault(str(c.get("name", "stdout")), []).append(str(c.get("text", "")))
+        elif mt == "execute_result":
+            out["execute_result"] = f"[{norm.count(c.get('execution_count'))}]\n" + _bundle(
+                c.get("data"), norm
+            )
+        elif mt in ("display_data", "update_display_data"):
+            transient = c.get("transient") or {}
+            did = transient.get("display_id") if isinstance(transient, dict) else None
+            tag = f" {norm.label('display', did)}" if isinstance(did, str) else ""
+            displays.append(f"{mt}{tag}\n{_bundle(c.get('data'), norm)}")
+        elif mt == "clear_output":
+            displays.append(f"clear_output wait={bool(c.get('wait'))}")
+        elif mt == "error":
+            tb = "\n".join(str(x) for x in c.get("traceback") or [])
+            out["error"] = norm.text(f"{c.get('ename')}: {c.get('evalue')}\n{tb}")
+        elif mt.startswith("comm_"):
+            comm = norm.label("comm", str(c.get("comm_id", "")))
+            body = {k: v for k, v in c.items() if k != "comm_id"}
+            comms.append(f"{mt} {comm} {_dump(norm.data(body))}")
+    out["stdout"] = norm.text("".join(streams.pop("stdout")))
+    out["stderr"] = norm.text("".join(streams.pop("stderr")))
+    for name, chunks in streams.items():
+        out["stdout"] += norm.text(f"[{name}] " + "".join(chunks))
+    out["display"] = "\n".join(displays)
+    out["comms"] = "\n".join(comms)
+    out["counts"] = ", ".join(f"{k}={v}" for k, v in sorted(counts.items()))
+    out["stdin"] = "\n".join(
+        norm.text(str(r.content.get("prompt", "")))
+        + (" (password)" if r.content.get("password") else "")
+        for r in ex.stdin
+        if r.msg_type == "input_request"
+    )
+    out["reply"] = _reply(ex, norm)
+    return out
+
+
+def _reply(ex: Exchange, norm: Normalizer) -> str:
+    reply = ex.reply
+    if reply is None:
+        return ""
+    content = dict(reply.content)
+    mt = reply.msg_type
+    for key in _VOLATILE_REPLY_KEYS.get(mt, ()):
+        content.pop(key, None)
+    if mt == "execute_reply":
+        content.pop("engine_info", None)
+        content["execution_count"] = norm.count(content.get("execution_count"))
+    if "comm_id" in content:
+        content["comm_id"] = norm.label("comm", str(content["comm_id"]))
+    if isinstance(content.get("comms"), dict):
+        content["comms"] = {norm.label("comm", k): v for k, v in content["comms"].items()}
+    if "subshell_id" in content:
+        content["subshell_id"] = norm.label("subshell", str(content["subshell_id"]))
+    if isinstance(content.get("subshell_id"), list):
+        content["subshell_id"] = [norm.label("subshell", str(s)) for s in content["subshell_id"]]
+    return f"{mt}\n{_dump(norm.data(content))}"
+
+
+def _learn_ids(ex: Exchange, norm: Normalizer) -> None:
+    """Label the ids an exchange introduces before its results are normalized."""
+    sub = ex.request.header.get("subshell_id")
+    if isinstance(sub, str):
+        norm.label("subshell", sub)
+    for rec in (ex.request, *ex.outputs):
+        cid = rec.content.get("comm_id")
+        if isinstance(cid, str) and rec.msg_type in ("comm_open", "comm_msg", "comm_close"):
+            norm.label("comm", cid)
+    if ex.reply is not None:
+        sid = ex.reply.content.get("subshell_id")
+        if isinstance(sid, str):
+            norm.label("subshell", sid)
+
+
+# -- pairing and the report ----------------------------------------------------------
+
+
+@dataclass
+class Divergence:
+    """One field of one request pair that differs after normalization."""
+
+    request: int  # 1-based position of the request in log A (or B for an extra request)
+    msg_type: str
+    code: str | None
+    field: str
+    expected: str
+    actual: str
+    diff: str
+    expected_records: list[int] = field(default_factory=list)
+    actual_records: list[int] = field(default_factory=list)
+    note: str = ""
+
+    def to_json(self) -> dict[str, Any]:
+        return {
+            "request": self.request,
+            "msg_type": self.msg_type,
+            "code": self.code,
+            "field": self.field,
+            "expected": self.expected,
+            "actual": self.actual,
+            "diff": self.diff,
+            "expected_records": self.expected_records,
+            "actual_records": self.actual_records,
+            "note": self.note,
+        }
+
+
+@dataclass
+class Row:
+    """One line of the summary table."""
+
+    request: int
+    other: int | None
+    msg_type: str
+    code: str | None
+    fields: list[str]
+    status: str  # "same", "diverged", "missing", "extra"
+
+    def to_json(self) -> dict[str, Any]:
+        return {
+            "request": self.request,
+            "replayed_as": self.other,
+            "msg_type": self.msg_type,
+            "code": self.code,
+            "status": self.status,
+            "fields": self.fields,
+        }
+
+
+@dataclass
+class Report:
+    """The divergence report between two sessions."""
+
+    log_a: str
+    log_b: str
+    rows: list[Row]
+    divergences: list[Divergence]
+    notes: list[str] = field(default_factory=list)
+    label_a: str = "recorded"
+    label_b: str = "replayed"
+
+    @property
+    def diverged(self) -> bool:
+        return bool(self.divergences)
+
+    @property
+    def first(self) -> Divergence | None:
+        return self.divergences[0] if self.divergences else None
+
+    def to_json(self) -> dict[str, Any]:
+        return {
+            "log_a": self.log_a,
+            "log_b": self.log_b,
+            "requests": len([r for r in self.rows if r.status != "extra"]),
+            "diverged": len({d.request for d in self.divergences}),
+            "first": self.first.to_json() if self.first else None,
+            "notes": self.notes,
+            "rows": [r.to_json() for r in self.rows],
+            "divergences": [d.to_json() for d in self.divergences],
+        }
+
+    def render(self, color: bool = False) -> str:
+        return render_report(self, color)
+
+
+def _key(ex: Exchange) -> tuple[str, str, str]:
+    return (ex.ch, ex.msg_type, ex.code or "")
+
+
+def pair(
+    a: Sequence[Exchange], b: Sequence[Exchange]
+) -> list[tuple[Exchange | None, Exchange | None]]:
+    """Pair requests in order; where the sequences differ, align them with difflib."""
+    keys_a, keys_b = [_key(x) for x in a], [_key(x) for x in b]
+    if [k[:2] for k in keys_a] == [k[:2] for k in keys_b]:
+        return list(zip(a, b, strict=True))
+    pairs: list[tuple[Exchange | None, Exchange | None]] = []
+    matcher = difflib.SequenceMatcher(None, keys_a, keys_b, autojunk=False)
+    for op, i1, i2, j1, j2 in matcher.get_opcodes():
+        if op == "equal":
+            pairs.extend(zip(a[i1:i2], b[j1:j2], strict=True))
+        elif op == "replace":
+            n = min(i2 - i1, j2 - j1)
+            pairs.extend(zip(a[i1 : i1 + n], b[j1 : j1 + n], strict=True))
+            pairs.extend((x, None) for x in a[i1 + n : i2])
+            pairs.extend((None, y) for y in b[j1 + n : j2])
+        elif op == "delete":
+            pairs.extend((x, None) for x in a[i1:i2])
+        else:
+            pairs.extend((None, y) for y in b[j1:j2])
+    return pairs
+
+
+def _unified(expected: str, actual: str, a: str, b: str) -> str:
+    lines = difflib.unified_diff(expected.splitlines(), actual.splitlines(), a, b, lineterm="", n=2)
+    return "\n".join(lines)
+
+
+def _restarts_before(session: Session) -> dict[int, int]:
+    """Exchange number -> how many restarts happened before it."""
+    seen, out = 0, {}
+    for item in session.timeline:
+        if isinstance(item, Marker):
+            seen += item.event == "restart"
+        else:
+            out[item.number] = seen
+    return out
+
+
+def compare_sessions(
+    a: Session,
+    b: Session,
+    *,
+    ignore: Sequence[str] = (),
+    outcomes_b: dict[int, str] | None = None,
+    labels: tuple[str, str] = ("recorded", "replayed"),
+) -> Report:
+    """The divergence report between two loaded sessions."""
+    norm_a, norm_b = Normalizer(ignore), Normalizer(ignore)
+    restarts_a, restarts_b = _restarts_before(a), _restarts_before(b)
+    segment_a = segment_b = 0
+    rows: list[Row] = []
+    divergences: list[Divergence] = []
+    for ea, eb in pair(a.exchanges, b.exchanges):
+        if ea is not None and restarts_a.get(ea.number, 0) != segment_a:
+            segment_a = restarts_a[ea.number]
+            norm_a.new_kernel()
+        if eb is not None and restarts_b.get(eb.number, 0) != segment_b:
+            segment_b = restarts_b[eb.number]
+            norm_b.new_kernel()
+        for ex, norm in ((ea, norm_a), (eb, norm_b)):
+            if ex is not None:
+                _learn_ids(ex, norm)
+        ref = ea or eb
+        assert ref is not None
+        number = ref.number
+        if ea is None or eb is None:
+            status = "missing" if eb is None else "extra"
+            text = f"{ref.msg_type} {ref.code or ''}".strip()
+            divergences.append(
+                Divergence(
+                    number,
+                    ref.msg_type,
+                    ref.code,
+                    "request",
+                    text if ea else "",
+                    text if eb else "",
+                    _unified(text if ea else "", text if eb else "", labels[0], labels[1]),
+                    ea.records if ea else [],
+                    eb.records if eb else [],
+                    note=f"request only in the {labels[0] if ea else labels[1]} log",
+                )
+            )
+            rows.append(Row(number, None, ref.msg_type, ref.code, ["request"], status))
+            continue
+        ra = results(ea, norm_a)
+        rb = results(eb, norm_b, (outcomes_b or {}).get(eb.number, ""))
+        differing = [f for f in FIELDS if ra[f] != rb[f]]
+        if ea.msg_type != eb.msg_type:
+            differing.insert(0, "request")
+        note = ""
+        if any(r.parent_id in a.redacted or r.msg_id in a.redacted for r in ea.stdin):
+            note = "a password answer was redacted in the recording"
+        for name in differing:
+            exp = ra.get(name, ea.msg_type)
+            act = rb.get(name, eb.msg_type)
+            divergences.append(
+                Divergence(
+                    number,
+                    ea.msg_type,
+                    ea.code,
+                    name,
+                    exp,
+                    act,
+                    _unified(exp, act, f"{labels[0]} #{ea.number}", f"{labels[1]} #{eb.number}"),
+                    ea.records,
+                    eb.records,
+                    note,
+                )
+            )
+        rows.append(
+            Row(
+                number,
+                eb.number,
+                ea.msg_type,
+                ea.code,
+                differing,
+                "diverged" if differing else "same",
+            )
+        )
+    return Report(a.path, b.path, rows, divergences, label_a=labels[0], label_b=labels[1])
+
+
+def compare(log_a: str, log_b: str, *, ignore: Sequence[str] = ()) -> Report:
+    """`krec diff`: the report between two existing logs."""
+    report = compare_sessions(
+        load_session(log_a), load_session(log_b), ignore=ignore, labels=("a", "b")
+    )
+    return report
+
+
+# -- rendering --------------------------------------------------------------------------
+
+_RED, _GREEN, _BOLD, _DIM, _RESET = "\x1b[31m", "\x1b[32m", "\x1b[1m", "\x1b[2m", "\x1b[0m"
+
+
+def _preview(code: str | None, width: int = 40) -> str:
+    if not code:
+        return "-"
+    line = code.strip().replace("\n", " ⏎ ")
+    return line if len(line) <= width else line[: width - 1] + "…"
+
+
+def render_report(report: Report, color: bool = False) -> str:
+    def c(text: str, code: str) -> str:
+        return f"{code}{text}{_RESET}" if color else text
+
+    out: list[str] = []
+    requests = [r for r in report.rows if r.status != "extra"]
+    bad = sorted({d.request for d in report.divergences})
+    if not bad:
+        out.append(
+            c(f"no divergence: {len(requests)} requests, all the same after normalization", _GREEN)
+        )
+    else:
+        out.append(
+            c(
+                f"{len(bad)} of {len(requests)} requests diverged (first at request {bad[0]})",
+                _RED + _BOLD,
+            )
+        )
+    out.extend(f"note: {n}" for n in report.notes)
+    first = report.first
+    if first is not None:
+        out.append("")
+        out.append(
+            c(
+                f"first divergence: request {first.request} ({first.msg_type}), "
+                f"{first.field} differs",
+                _BOLD,
+            )
+        )
+        if first.code is not None:
+            out.append("code:")
+            out.extend(f"    {line}" for line in first.code.splitlines() or [""])
+        if first.note:
+            out.append(f"note: {first.note}")
+        out.append(f"expected ({report.label_a}):")
+        out.extend(f"    {line}" for line in (first.expected or "(nothing)").splitlines())
+        out.append(f"actual ({report.label_b}):")
+        out.extend(f"    {line}" for line in (first.actual or "(nothing)").splitlines())
+        if first.diff:
+            out.append("diff:")
+            for line in first.diff.splitlines():
+                if line.startswith("-") and not line.startswith("---"):
+                    line = c(line, _RED)
+                elif line.startswith("+") and not line.startswith("+++"):
+                    line = c(line, _GREEN)
+                out.append(f"    {line}")
+    out.append("")
+    out.append(f"{'#':>4}  {'request':<22} {'code':<42} result")
+    for row in report.rows:
+        if row.status == "same":
+            result = c("same", _DIM)
+        elif row.status in ("missing", "extra"):
+            result = c(row.status, _RED)
+        else:
+            result = c("differs: " + ", ".join(row.fields), _RED)
+        out.append(f"{row.request:>4}  {row.msg_type:<22} {_preview(row.code):<42} {result}")
+    return "\n".join(out)

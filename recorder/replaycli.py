@@ -1,0 +1,133 @@
+"""`krec replay` and `krec diff`: the command-line side of replay.py and diff.py.
+
+Both print the divergence report (or ``--json``) and exit 0 when the sessions
+agree, 1 when they diverge, 2 on an error (unreadable log, missing kernel).
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+from typing import Any
+
+from .cliutil import Progress, add_command
+
+REPLAY_EPILOG = """\
+examples:
+  krec replay session.krec                     fresh kernel, same requests, report divergence
+  krec replay session.krec --kernel python3    replay against another kernelspec
+  krec replay session.krec -o again.krec       keep the replay's own recording there
+  krec replay session.krec --json | jq .first  the report as data
+  krec replay session.krec --ignore 're:\\d+\\.\\d+ s'   mask timings before comparing
+
+exit status: 0 no divergence, 1 divergence (report printed), 2 error
+"""
+
+DIFF_EPILOG = """\
+examples:
+  krec diff monday.krec tuesday.krec           two recordings of the same notebook
+  krec diff session.krec krec-logs/session-replay-*.krec
+  krec diff a.krec b.krec --ignore text/html   do not compare HTML output
+
+exit status: 0 no divergence, 1 divergence, 2 error
+"""
+
+IGNORE_HELP = (
+    "also normalize this away: a content key (e.g. text/html, execution_count) or "
+    "re:PATTERN for text; repeatable"
+)
+
+
+def add_arguments(sub: Any) -> None:
+    p = add_command(
+        sub,
+        "replay",
+        "re-run a recording against a fresh kernel and report where the new run diverges",
+        REPLAY_EPILOG,
+    )
+    p.add_argument("log", metavar="LOG")
+    p.add_argument(
+        "--kernel",
+        metavar="NAME",
+        help="kernelspec to replay against (default: the recorded kernel's name)",
+    )
+    p.add_argument(
+        "-o",
+        "--output",
+        metavar="NEWLOG",
+        help="where the replay is recorded (default: krec-logs/LOG-replay-<stamp>.krec)",
+    )
+    p.add_argument(
+        "--timeout",
+        metavar="S",
+        type=float,
+        default=60.0,
+        help="seconds a request may take before it counts as hung (default 60)",
+    )
+    p.add_argument(
+        "--password",
+        metavar="TEXT",
+        help="answer for password prompts whose recorded answer was redacted",
+    )
+    p.add_argument("--ignore", metavar="X", action="append", default=[], help=IGNORE_HELP)
+    p.add_argument("--json", action="store_true", help="print the report as JSON")
+    p.set_defaults(func=run_replay)
+
+    d = add_command(
+        sub, "diff", "compare two recordings request by request (the replay report)", DIFF_EPILOG
+    )
+    d.add_argument("log_a", metavar="LOG_A")
+    d.add_argument("log_b", metavar="LOG_B")
+    d.add_argument("--ignore", metavar="X", action="append", default=[], help=IGNORE_HELP)
+    d.add_argument("--json", action="store_true", help="print the report as JSON")
+    d.set_defaults(func=run_diff)
+
+
+def _print(report: Any, as_json: bool, extra: dict[str, Any] | None = None) -> int:
+    if as_json:
+        data = report.to_json()
+        data.update(extra or {})
+        print(json.dumps(data, indent=1))
+    else:
+        print(report.render(color=sys.stdout.isatty()))
+    return 1 if report.diverged else 0
+
+
+def run_replay(args: argparse.Namespace) -> int:
+    from .errors import KrecError
+    from .logfile import LogReader
+    from .replay import replay
+
+    with LogReader(args.log) as reader:  # a bad log is exit 2 before any kernel starts
+        for warning in reader.warnings:
+            print(f"krec: warning: {args.log}: {warning}", file=sys.stderr)
+    if args.timeout <= 0:
+        raise KrecError("--timeout must be positive")
+    with Progress("replaying") as progress:
+        result = replay(
+            args.log,
+            kernel_name=args.kernel,
+            output=args.output,
+            timeout=args.timeout,
+            password=args.password,
+            ignore=args.ignore,
+            progress=progress.update,
+        )
+    if not args.json:
+        print(
+            f"replayed {args.log} -> {result.log} ({result.wall_time:.2f} s; the original "
+            f"was busy {result.busy_time:.2f} s)",
+            file=sys.stderr,
+        )
+    return _print(
+        result.report,
+        args.json,
+        {"replay_log": result.log, "wall_time": result.wall_time, "busy_time": result.busy_time},
+    )
+
+
+def run_diff(args: argparse.Namespace) -> int:
+    from .diff import compare
+
+    return _print(compare(args.log_a, args.log_b, ignore=args.ignore), args.json)
