@@ -180,6 +180,10 @@ class LogWriter:
         """Append one event record (``t`` defaults to now)."""
         record = {"t": time.time_ns() if t is None else t, "event": event}
         record.update(fields)
+        self.write_record(record)
+
+    def write_record(self, record: dict[str, Any]) -> None:
+        """Append a record map as it is (e.g. one read from another log)."""
         data = self._pack(record)
         self._buf.append(data)
         self._buf_bytes += len(data)
