@@ -35,12 +35,9 @@ def message_text(content: dict[str, Any]) -> str:
     input prompt and reply, one per line."""
     parts = [v for v in (content.get(k) for k in _TEXT_KEYS) if isinstance(v, str)]
     data = content.get("data")
-    if isinstance(data, dict):
-        plain = data.get("text/plain")
-        if isinstance(plain, list):
-            plain = "".join(p for p in plain if isinstance(p, str))
-        if isinstance(plain, str):
-            parts.append(plain)
+    plain = data.get("text/plain") if isinstance(data, dict) else None
+    if isinstance(plain, str):  # the protocol sends strings (a list is nbformat's form)
+        parts.append(plain)
     return "\n".join(parts)
 
 
@@ -274,7 +271,7 @@ def id_matcher(value: str) -> Any:
 class Msg(_Id):
     name = "msg"
     syntax = "msg:ID"
-    help = "the message whose msg_id starts with ID (or is the short id krec show prints)"
+    help = "the message whose msg_id starts with ID, or has the short id krec show prints"
     frame = "header"
 
 
@@ -379,7 +376,10 @@ class Event(Operator):
 class Regex(Operator):
     name = "re"
     syntax = "re:PATTERN"
-    help = 'message text matches the Python regex, case-sensitive unless (?i): re:"x = \\d+"'
+    help = (
+        "message text matches the Python regex, case-sensitive unless (?i): "
+        're:"x\\s*=\\s*\\d+", re:(?i)^import'
+    )
     cost = 8
 
     def check(self, value: str) -> str:
@@ -436,8 +436,8 @@ class Time(Node):
 
     syntax: ClassVar[str] = "t>TIME, t<TIME"
     help: ClassVar[str] = (
-        "time since the recording started, also t>= and t<=; "
-        "units ms, s, m, h: t>5s, t<1.5m, t>=250ms"
+        "time since the recording started (also t>= and t<=), in ms, s, m or h: "
+        "t>5s, t<1.5m, t>=250ms"
     )
     OPS: ClassVar[tuple[str, ...]] = ("<", ">", "<=", ">=")
 

@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import importlib
 import re
+import textwrap
 from collections.abc import Callable, Sequence
 from typing import TYPE_CHECKING, Any, ClassVar
 
@@ -334,6 +335,15 @@ def register(cls: type[Any]) -> type[Any]:
     return cls
 
 
+def unregister(cls: type[Any]) -> None:
+    """Remove an operator class registered with ``register`` (for tests and plugins)."""
+    name = getattr(cls, "name", None)
+    if isinstance(name, str) and _OPERATORS.get(name) is cls:
+        del _OPERATORS[name]
+    if cls in _HELP:
+        _HELP.remove(cls)
+
+
 def _load_extensions() -> None:
     global _extensions_loaded
     if not _extensions_loaded:
@@ -353,6 +363,7 @@ def documented() -> list[Any]:
     return list(_HELP)
 
 
+HELP_WIDTH = 96
 COMBINING = (
     ("A B, A and B", "both A and B"),
     ("A or B", "A, B or both"),
@@ -366,6 +377,9 @@ def filter_help() -> str:
     rows = [(cls.syntax, cls.help) for cls in documented()] + list(COMBINING)
     width = max(len(syntax) for syntax, _ in rows)
     lines = ["filter language (krec show -f, krec export -f, the viewer's / bar):"]
-    lines += [f"  {syntax:<{width}}  {text}" for syntax, text in rows]
+    for syntax, text in rows:
+        wrapped = textwrap.wrap(text, HELP_WIDTH - width - 4) or [""]
+        lines.append(f"  {syntax:<{width}}  {wrapped[0]}")
+        lines += [f"  {'':<{width}}  {more}" for more in wrapped[1:]]
     lines.append("An empty filter matches every record. Quote text that reads as syntax.")
     return "\n".join(lines)
