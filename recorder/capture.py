@@ -11,6 +11,7 @@ threads hand it through ``event()``.
 
 from __future__ import annotations
 
+import itertools
 import json
 import queue
 import sys
@@ -22,7 +23,7 @@ from typing import Any
 import zmq
 
 from .logfile import LogWriter
-from .wire import DELIM, Signer, make_header, new_id, serialize
+from .wire import DELIM, Signer, make_header, new_id, peek_msg_id, serialize
 
 #: prefix code -> (channel, source). Lower case: from the client side; upper: kernel side.
 CODES: dict[bytes, tuple[str, str]] = {
@@ -37,6 +38,8 @@ CODES: dict[bytes, tuple[str, str]] = {
 }
 
 REDACTED = "<redacted by krec>"
+CAPTURED_CHANNELS = ("shell", "control", "stdin", "iopub")
+_KNOWN_REQUESTS = 20000
 
 # Batching under load: after a drain of at least _BATCH_AFTER messages, wait _BATCH_SLEEP
 # before the next one. Single messages (interactive use) are still stamped at once.
@@ -73,6 +76,9 @@ class CaptureThread(threading.Thread):
         self._events: queue.SimpleQueue[tuple[int, str, dict[str, Any]]] = queue.SimpleQueue()
         self._session = ""
         self._welcomes: set[bytes] = set()
+        self._requests: dict[str, None] = {}  # msg_ids of recent client requests, in order
+        self._request_pulls: list[zmq.Socket] = []
+        self._inject: zmq.Socket | None = None
         self._password_prompts: dict[tuple[bytes, ...], str] = {}
         self._client_version_seen = False
         self._release_inject = threading.Event()
@@ -107,30 +113,39 @@ class CaptureThread(threading.Thread):
 
     def run(self) -> None:
         name_thread(self.name)
-        pull = self._capture_ctx.socket(zmq.PULL)
-        pull.rcvhwm = 0
-        pull.linger = 0
-        pull.bind(self._capture_addr)
+        pulls = {}
+        for channel in CAPTURED_CHANNELS:
+            pull = self._capture_ctx.socket(zmq.PULL)
+            pull.rcvhwm = 0
+            pull.linger = 0
+            pull.bind(f"{self._capture_addr}-{channel}")
+            pulls[channel] = pull
+        self._request_pulls = [pulls["shell"], pulls["control"], pulls["stdin"]]
+        iopub = pulls["iopub"]
         inject: zmq.Socket | None = self._forward_ctx.socket(zmq.PUB)
         inject.sndhwm = 0
         inject.linger = 0
         inject.bind(self._inject_addr)
+        self._inject = inject
         self._session = new_id()
         poller = zmq.Poller()
-        poller.register(pull, zmq.POLLIN)
+        for pull in pulls.values():
+            poller.register(pull, zmq.POLLIN)
         self.ready.set()
         writer = self.writer
         try:
             while True:
-                if inject is not None and self._release_inject.is_set():
-                    inject.close()
-                    inject = None
+                if self._inject is not None and self._release_inject.is_set():
+                    self._inject.close()
+                    self._inject = None
                     self._inject_released.set()
                 draining = self._drain.is_set()
                 if not draining:
                     poller.poll(50)
                 self._write_events()
-                n = self._receive(pull, inject)
+                # requests first: a kernel's output must never be logged before its request
+                n = self._drain_requests()
+                n += self._receive(iopub)
                 if n >= _BATCH_AFTER:
                     # a flood: let messages pile up a little so each wakeup records many
                     time.sleep(_BATCH_SLEEP)
@@ -143,14 +158,19 @@ class CaptureThread(threading.Thread):
             self.failure = e
             self._warn(f"recording failed: {e!r}; messages are still forwarded but not recorded")
         finally:
-            if inject is not None:
-                inject.close()
+            if self._inject is not None:
+                self._inject.close()
+                self._inject = None
             self._inject_released.set()
-            pull.close()
+            for pull in pulls.values():
+                pull.close()
             writer.close()
 
-    def _receive(self, pull: zmq.Socket, inject: zmq.Socket | None) -> int:
-        """Record every message waiting on the capture socket (up to a batch)."""
+    def _drain_requests(self) -> int:
+        return sum(self._receive(pull) for pull in self._request_pulls)
+
+    def _receive(self, pull: zmq.Socket) -> int:
+        """Record every message waiting on one capture socket (up to a batch)."""
         # recv_multipart's per-frame getsockopt goes through an enum conversion that costs
         # more than the receive; this loop is the hot path, so it calls the socket directly
         recv = pull.recv
@@ -159,6 +179,7 @@ class CaptureThread(threading.Thread):
         noblock = zmq.NOBLOCK
         write = self.writer.write_message
         now = time.time_ns
+        requests = self._requests
         n = 0
         while n < 5000:
             try:
@@ -180,23 +201,27 @@ class CaptureThread(threading.Thread):
                 if len(frames) < i + 6:
                     self._bad(now(), ch, source, frames[1:], "too few frames after <IDS|MSG>")
                     continue
-                header = frames[i + 2]
-                if code == b"O" and self._welcomes and header in self._welcomes:
-                    self._welcomes.discard(header)
-                    source = "krec"
+                header, parent = frames[i + 2], frames[i + 3]
+                if code == b"O":
+                    if self._welcomes and header in self._welcomes:
+                        self._welcomes.discard(header)
+                        source = "krec"
+                    elif len(parent) > 2 and peek_msg_id(parent) not in requests:
+                        # its request may still wait in another channel's capture queue
+                        self._drain_requests()
                 write(
                     now(),
                     ch,
                     source,
                     frames[1:i],
                     header,
-                    frames[i + 3],
+                    parent,
                     frames[i + 4],
                     frames[i + 5],
                     frames[i + 6 :],
                 )
             elif code == b"o":
-                self._subscription(now(), frames[1:], inject)
+                self._subscription(now(), frames[1:])
             elif code in CODES:
                 ch, source = CODES[code]
                 self._rare(now(), ch, source, frames[1:])
@@ -223,6 +248,8 @@ class CaptureThread(threading.Thread):
             self.writer.write_event(
                 "bad_message", t=t, ch=ch, reason="bad signature", **{"from": source}
             )
+        if source == "client" and ch != "stdin":
+            self._remember_request(header)
         if ch == "shell":
             if source == "client" and not self._client_version_seen:
                 self._note_client_version(t, header)
@@ -278,13 +305,20 @@ class CaptureThread(threading.Thread):
                 return json.dumps(c).encode()
         return content
 
+    def _remember_request(self, header: bytes) -> None:
+        requests = self._requests
+        requests[peek_msg_id(header)] = None
+        if len(requests) > _KNOWN_REQUESTS:
+            for key in list(itertools.islice(requests, len(requests) // 2)):
+                del requests[key]
+
     def _note_client_version(self, t: int, header: bytes) -> None:
         version = _loads(header).get("version")
         if isinstance(version, str):
             self._client_version_seen = True
             self.writer.write_event("protocol_version", t=t, client=version)
 
-    def _subscription(self, t: int, frames: list[bytes], inject: zmq.Socket | None) -> None:
+    def _subscription(self, t: int, frames: list[bytes]) -> None:
         frame = frames[0] if frames else b""
         if not frame or frame[0] not in (0, 1):
             self._bad(t, "iopub", "client", frames, "unexpected frame from a subscriber")
@@ -292,8 +326,8 @@ class CaptureThread(threading.Thread):
         topic = frame[1:].decode("utf-8", "replace")
         if frame[0] == 1:
             self.writer.write_event("client_subscribed", t=t, topic=topic)
-            if inject is not None:
-                self._send_welcome(inject, topic)
+            if self._inject is not None:
+                self._send_welcome(self._inject, topic)
         else:
             self.writer.write_event("client_unsubscribed", t=t, topic=topic)
 

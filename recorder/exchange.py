@@ -101,11 +101,10 @@ def load_session(path: str) -> Session:
 
 
 def build_session(reader: LogReader) -> Session:
+    """Group a log into exchanges (two passes: outputs may be logged before their request)."""
     exchanges: list[Exchange] = []
     timeline: list[Exchange | Marker] = []
     by_id: dict[str, Exchange] = {}
-    prompts: dict[str, Exchange] = {}  # input_request msg_id -> its exchange
-    pending_prompt: dict[tuple[bytes, ...], Exchange] = {}  # client identity -> last prompt
     redacted: set[str] = set()
     for rec in reader:
         if rec.is_event:
@@ -117,13 +116,16 @@ def build_session(reader: LogReader) -> Session:
                 parent = rec.fields.get("parent_msg_id")
                 if isinstance(parent, str):
                     redacted.add(parent)
-            continue
-        if rec.source == "client" and rec.ch in REQUEST_CHANNELS:
+        elif rec.source == "client" and rec.ch in REQUEST_CHANNELS:
             ex = Exchange(number=len(exchanges) + 1, request=rec, records=[rec.index])
             exchanges.append(ex)
             timeline.append(ex)
             if rec.msg_id:
-                by_id[rec.msg_id] = ex
+                by_id.setdefault(rec.msg_id, ex)
+    prompts: dict[str, Exchange] = {}  # input_request msg_id -> its exchange
+    pending_prompt: dict[tuple[bytes, ...], Exchange] = {}  # client identity -> last prompt
+    for rec in reader:
+        if rec.is_event or (rec.source == "client" and rec.ch in REQUEST_CHANNELS):
             continue
         if rec.ch == "stdin":
             owner = _stdin_owner(rec, by_id, prompts, pending_prompt)
@@ -147,6 +149,8 @@ def build_session(reader: LogReader) -> Session:
                     owner.idle_t = rec.t
             else:
                 owner.outputs.append(rec)
+    for ex in exchanges:
+        ex.records.sort()
     return Session(reader.path, reader.header, exchanges, timeline, redacted)
 
 

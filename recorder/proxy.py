@@ -209,7 +209,7 @@ class _Forwarder(threading.Thread):
                 mon = proxy._cctx.socket(zmq.PUSH)
                 mon.sndhwm = 0
                 mon.linger = -1
-                mon.connect(self._capture_addr)
+                mon.connect(f"{self._capture_addr}-{self.channel}")
                 sockets.append(mon)
         except zmq.ZMQError as e:
             self.error = f"{self.channel}: {e.strerror}"
