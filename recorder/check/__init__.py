@@ -3,8 +3,9 @@
 A check is one streaming pass over a log. Each rule is a small class (``Rule``)
 with an id, a severity, a one-line summary, a help text and the spec section it
 enforces; `krec check --list` and docs/check.md are generated from those classes.
-The public API is ``run_checks(reader) -> list[Finding]`` and ``findings_by_record``
-(what the viewer and the ``check:`` filter use); ``Checker`` is the incremental form.
+The public API is ``run_checks(reader) -> list[Finding]``, ``findings_for(reader)``
+(the same, computed once per reader: what the viewer and the ``check:`` filter use)
+and ``findings_by_record``; ``Checker`` is the incremental form.
 """
 
 from __future__ import annotations
@@ -19,7 +20,14 @@ from .base import (
     Rule,
     findings_by_record,
 )
-from .runner import Checker, all_rules, check_log, resolve_rule_ids, run_checks
+from .runner import (
+    Checker,
+    all_rules,
+    check_log,
+    findings_for,
+    resolve_rule_ids,
+    run_checks,
+)
 
 __all__ = [
     "ERROR",
@@ -33,6 +41,7 @@ __all__ = [
     "all_rules",
     "check_log",
     "findings_by_record",
+    "findings_for",
     "resolve_rule_ids",
     "run_checks",
 ]

@@ -23,6 +23,8 @@ class ContentSchema(Rule):
     msg_types = known_types()
 
     def message(self, msg: Msg) -> None:
+        if msg.problems and any(frame == "content" for frame, _ in msg.problems):
+            return  # `frames` said it
         c = msg.content
         mt = msg.msg_type
         if mt in REPLIES_WITH_STATUS:
@@ -30,7 +32,8 @@ class ContentSchema(Rule):
             if status in ("error", "aborted"):
                 return
             if status != "ok":
-                self.report(msg, f"status {status!r}: a reply's status is ok, error or aborted")
+                what = "no status" if status is None else f"status {status!r}"
+                self.report(msg, f"{what}: a reply's status is ok, error or aborted")
                 return
         strict = msg.minor is not None and msg.minor <= 1
         why = check_content(mt, c, strict)

@@ -66,7 +66,7 @@ class ErrorOutput(Rule):
         if failed is None:
             return
         reply, ename = failed
-        if not req.error_enames:
+        if not req.error_enames and not req.early:
             self.report(
                 reply,
                 f"status: error, but no error output was published for execute_request "

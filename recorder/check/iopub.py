@@ -8,9 +8,10 @@ nothing about the kernel (ipykernel publishes iopub from its own thread).
 from __future__ import annotations
 
 from collections import deque
+from typing import Any
 
 from .base import Rule
-from .model import Context, Msg, Request
+from .model import At, Context, Msg, Request
 from .protocol import BRACKETED
 
 
@@ -27,7 +28,9 @@ class StatusBusy(Rule):
         "message on IOPub', with the request as parent, for every request it handles "
         "(since 5.0 not just execute) and for comm messages. Reported: an output, "
         "execute_input or idle published for a request before its busy; a second busy; "
-        "a handled request (it got its reply) that never got a busy."
+        "a handled request (it got its reply) that never got a busy. Requests sent before "
+        "the kernel's first iopub message reached krec are not judged: a kernel drops what "
+        "it publishes before its subscriber is connected (ipykernel's first busy often goes)."
     )
     spec = "request-reply"
 
@@ -47,7 +50,7 @@ class StatusBusy(Rule):
                 return
             if state != "idle":
                 return
-        if req.busy is None and req.once("busy"):
+        if req.busy is None and not req.early and req.once("busy"):
             what = "status: idle" if msg.msg_type == "status" else msg.msg_type
             self.report(
                 msg,
@@ -56,7 +59,9 @@ class StatusBusy(Rule):
             )
 
     def request_done(self, req: Request, at_end: bool) -> None:
-        if req.busy is None and _bracketed(req) and req.reply is not None and req.once("busy"):
+        if req.early or req.busy is not None or not _bracketed(req):
+            return
+        if req.reply is not None and req.once("busy"):
             self.report(
                 req,
                 f"{req.msg_type} was handled (reply #{req.reply}) without a status: busy",
@@ -95,7 +100,7 @@ class StatusIdle(Rule):
             )
 
     def request_done(self, req: Request, at_end: bool) -> None:
-        if req.idle is not None or req.reply is None or not _bracketed(req):
+        if req.idle is not None or req.reply is None or req.early or not _bracketed(req):
             return
         ctx = self.ctx
         later = ctx.last_status_index > req.reply
@@ -179,10 +184,11 @@ class ExecutionCount(Rule):
         "made with store_history=True', returned in execute_input and execute_reply (and "
         "execute_result). Each such execution's count is the previous one plus one (the "
         "first one krec sees, and the first after a restart, set the start); its "
-        "execute_input, execute_result and reply agree. Executions without store_history "
-        "(or silent) are not judged (ipykernel shows the next count in their "
-        "execute_input). On subshells, where executions overlap, only a count used twice is "
-        "reported."
+        "execute_input, execute_result and reply agree. A skipped or repeated count is "
+        "reported at the execute_input (at the reply when there is none). Executions "
+        "without store_history (or silent) are not judged (ipykernel shows the next count "
+        "in their execute_input). On subshells, where executions overlap, only a count "
+        "used twice is reported."
     )
     spec = "execution-counter"
     msg_types = frozenset({"execute_input", "execute_reply", "execute_result"})
@@ -191,6 +197,8 @@ class ExecutionCount(Rule):
         super().__init__(ctx)
         self.last: int | None = None
         self.recent: deque[int] = deque(maxlen=64)
+        #: request msg_id -> [what is wrong with its count or None, execute_input, reply]
+        self.seen: dict[str, list[Any]] = {}
 
     def restart(self) -> None:
         self.last = None
@@ -205,10 +213,7 @@ class ExecutionCount(Rule):
         if not isinstance(count, int) or isinstance(count, bool):
             return  # content-schema's business
         mt = msg.msg_type
-        if mt == "execute_reply":
-            if msg.how not in ("parent", "fallback") or c.get("status") not in ("ok", "error"):
-                return
-        elif mt == "execute_result":
+        if mt == "execute_result":
             if req.count is not None and count != req.count and req.once("count-result"):
                 self.report(
                     msg,
@@ -216,6 +221,12 @@ class ExecutionCount(Rule):
                     related=(req.index,),
                 )
             return
+        if mt == "execute_reply" and (
+            msg.how not in ("parent", "fallback") or c.get("status") not in ("ok", "error")
+        ):
+            return
+        seen = self.seen.setdefault(req.msg_id, [None, None, None])
+        seen[1 if mt == "execute_input" else 2] = At.of(msg)
         if req.count is not None:
             if count != req.count and req.once("count-agree"):
                 self.report(
@@ -224,20 +235,24 @@ class ExecutionCount(Rule):
                     related=(req.index,),
                 )
             return
+        # the first count this execution shows is judged now (so the next one is judged
+        # against it) and reported when the request is done, at its execute_input
         req.count = count
         last = self.last
         if req.subshell is not None:
-            if count in self.recent and req.once("count"):
-                self.report(msg, f"execution_count {count} was already used", related=(req.index,))
-        elif last is not None and count != last + 1 and req.once("count"):
-            self.report(
-                msg,
-                f"execution_count {count} after {last}: expected {last + 1}",
-                related=(req.index,),
-            )
+            if count in self.recent:
+                seen[0] = f"execution_count {count} was already used"
+        elif last is not None and count != last + 1:
+            seen[0] = f"execution_count {count} after {last}: expected {last + 1}"
         self.recent.append(count)
         if last is None or req.subshell is None or count > last:
             self.last = count
+
+    def request_done(self, req: Request, at_end: bool) -> None:
+        seen = self.seen.pop(req.msg_id, None)
+        if seen is None or seen[0] is None:
+            return
+        self.report(seen[1] or seen[2], seen[0], related=(req.index,))
 
 
 RULES = [StatusBusy, StatusIdle, OutputAfterIdle, ExecuteInputOrder, ExecutionCount]

@@ -110,11 +110,12 @@ class Request:
         "error_enames",
         "count",
         "reported",
+        "early",
     )
 
     source = "client"
 
-    def __init__(self, msg: Msg) -> None:
+    def __init__(self, msg: Msg, early: bool = False) -> None:
         self.index = msg.index
         self.t = msg.t
         self.msg_id = msg.msg_id
@@ -143,6 +144,9 @@ class Request:
         self.error_enames: list[Any] | None = None
         self.count: Any = None
         self.reported: set[str] | None = None
+        #: sent before krec's iopub subscription was known to work: its busy (and more)
+        #: may have been published before anyone listened, so it is not judged on them
+        self.early = early
 
     def once(self, key: str) -> bool:
         """True the first time ``key`` is asked for this request (report something once)."""
@@ -241,6 +245,8 @@ class Context:
         self.last_status_index = -1
         self.last_interrupt_index = -1
         self.last_interrupt_t = 0
+        #: has the current kernel's iopub reached krec yet? (see Request.early)
+        self.iopub_connected = False
         self.client_version: str | None = None
         self.kernel_version: str | None = None
         self._parents: dict[bytes, dict[str, Any]] = {}
@@ -328,8 +334,15 @@ class Context:
         ch = msg.ch
         if ch in ("shell", "control"):
             if msg.source == "client":
-                if msg.msg_id and msg.msg_id not in self.requests:
-                    req = Request(msg)
+                if msg.msg_id:
+                    # a reused msg_id (an error, reported by duplicate-request) names the
+                    # newest request from now on: what follows answers that one
+                    older = self.requests.pop(msg.msg_id, None)
+                    if older is not None:
+                        self._unroute(older)
+                        self.on_done(older, True)
+                    self.recent.pop(msg.msg_id, None)
+                    req = Request(msg, early=not self.iopub_connected)
                     self.requests[msg.msg_id] = req
                     if req.reply_type is not None:
                         self.routes.setdefault((ch, msg.ids), []).append(req)
@@ -341,11 +354,7 @@ class Context:
                 req.reply = msg.index
                 req.reply_t = msg.t
                 req.reply_status = msg.content.get("status")
-                route = self.routes.get((req.ch, req.ids))
-                if route is not None and req in route:
-                    route.remove(req)
-                    if not route:
-                        del self.routes[(req.ch, req.ids)]
+                self._unroute(req)
                 self._maybe_done(req)
             if msg.msg_type == "kernel_info_reply":
                 pv = msg.content.get("protocol_version")
@@ -354,6 +363,8 @@ class Context:
             return
         if ch != "iopub":
             return
+        if msg.source == "kernel":
+            self.iopub_connected = True
         req = msg.request
         mt = msg.msg_type
         if mt == "status":
@@ -383,6 +394,13 @@ class Context:
                 req.error_enames = []
             req.error_enames.append(msg.content.get("ename"))
 
+    def _unroute(self, req: Request) -> None:
+        route = self.routes.get((req.ch, req.ids))
+        if route is not None and req in route:
+            route.remove(req)
+            if not route:
+                del self.routes[(req.ch, req.ids)]
+
     def _maybe_done(self, req: Request) -> None:
         if req.idle is None or (req.reply is None and req.reply_type is not None):
             return
@@ -393,6 +411,10 @@ class Context:
         self.recent[req.msg_id] = req
         if len(self.recent) > _RECENT:
             self.recent.popitem(last=False)
+
+    def kernel_started(self) -> None:
+        """A new kernel process: iopub is not connected to it until its first message."""
+        self.iopub_connected = False
 
     def finish(self) -> None:
         """The log ended: every request still open is done as it is."""

@@ -77,9 +77,12 @@ def _places() -> dict[str, frozenset[tuple[str, str]]]:
 _PLACES = _places()
 
 
+_ORDER = ("shell", "control", "stdin", "iopub")
+
+
 def describe_places(places: frozenset[tuple[str, str]]) -> str:
     """e.g. "shell or control, from the client"."""
     by_source: dict[str, list[str]] = {}
-    for ch, source in sorted(places):
+    for ch, source in sorted(places, key=lambda p: (_ORDER.index(p[0]), p[1])):
         by_source.setdefault(source, []).append(ch)
     return "; ".join(f"{' or '.join(chs)}, from the {src}" for src, chs in by_source.items())

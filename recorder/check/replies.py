@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
-from .base import PARTIAL, Rule
+import re
+
+from .base import PARTIAL, Deviation, Rule
 from .model import Msg
 from .protocol import REQUESTS
 
@@ -173,6 +175,18 @@ class ReplyOrder(KernelReplyRule):
                 return
 
 
+_JUPYTER_CLIENT_ID = re.compile(r"_\d+_\d+\Z")
+
+SESSION_CLONE = Deviation(
+    "jupyter_client",
+    "gives a KernelManager and the clients it makes (Session.clone) the same session id "
+    "and each its own message counter from 0, so the manager's shutdown_request (on its "
+    "own control socket) repeats the msg_id of the client's first requests",
+    "by then the repeated request was answered; krec pairs later messages with the newest "
+    "request of that id, as the kernel's replies do",
+)
+
+
 class DuplicateRequest(Rule):
     id = "duplicate-request"
     family = "replies"
@@ -182,17 +196,17 @@ class DuplicateRequest(Rule):
         "it, so a reused id makes them ambiguous."
     )
     spec = "message-header"
+    deviations = (SESSION_CLONE,)
 
     def message(self, msg: Msg) -> None:
         if msg.source != "client" or msg.ch not in ("shell", "control") or not msg.msg_id:
             return
         old = self.ctx.lookup(msg.msg_id)
-        if old is not None:
-            self.report(
-                msg,
-                f"msg_id {_short(msg.msg_id)} was already used by {old.msg_type} #{old.index}",
-                related=(old.index,),
-            )
+        if old is None:
+            return
+        text = f"msg_id {_short(msg.msg_id)} was already used by {old.msg_type} #{old.index}"
+        clone = old.ids != msg.ids and _JUPYTER_CLIENT_ID.search(msg.msg_id) is not None
+        self.report(msg, text, related=(old.index,), deviation=SESSION_CLONE if clone else None)
 
 
 RULES = [ReplyParent, ReplyType, ReplyChannel, DuplicateReply, ReplyOrder, DuplicateRequest]

@@ -9,6 +9,9 @@ from __future__ import annotations
 
 import fnmatch
 import importlib
+import threading
+import weakref
+from collections import deque
 from collections.abc import Callable, Iterable, Sequence
 from typing import TYPE_CHECKING, Any
 
@@ -34,6 +37,9 @@ FAMILY_MODULES = (
 )
 
 _RULES: list[type[Rule]] | None = None
+#: how long records wait before they are checked (see Checker.feed)
+_WINDOW_NS = 1_000_000_000
+_WINDOW_RECORDS = 4096
 
 
 def all_rules() -> list[type[Rule]]:
@@ -63,8 +69,7 @@ def resolve_rule_ids(select: Iterable[str] = (), ignore: Iterable[str] = ()) -> 
     def matching(pattern: str) -> set[str]:
         hits = {r.id for r in rules if fnmatch.fnmatchcase(r.id, pattern) or r.family == pattern}
         if not hits:
-            known = ", ".join(r.id for r in rules)
-            raise KrecError(f"no rule matches {pattern!r} (known rules: {known})")
+            raise KrecError(f"no rule matches {pattern!r} (krec check --list shows them)")
         return hits
 
     chosen = {r.id for r in rules}
@@ -110,6 +115,12 @@ class Checker:
         self._restart = [r.restart for r in self.rules if _overrides(r, "restart")]
         self.ctx.on_done = self._request_done
         self._finished: list[Finding] | None = None
+        #: records waiting to be checked: (index, t, raw, parsed message or None)
+        self._window: deque[tuple[int, int, dict[str, Any], Msg | None]] = deque()
+        #: unknown parent msg_id -> index of the first waiting record that names it
+        self._children: dict[str, int] = {}
+        #: msg_ids of the client requests in the window
+        self._waiting: set[str] = set()
 
     def _handlers(self, msg_type: str) -> list[Callable[[Msg], None]]:
         handlers = self._dispatch.get(msg_type)
@@ -132,15 +143,55 @@ class Checker:
             hook()
 
     def feed(self, index: int, raw: dict[str, Any]) -> None:
-        """Check one record (the msgpack map of a log record)."""
+        """Check one record (the msgpack map of a log record), fed in log order.
+
+        Records wait in a short window first: krec captures each channel in its own
+        thread, so a client request is sometimes logged after the first iopub messages
+        the kernel published for it. Such a request is moved back before them, so the
+        rules see cause before effect.
+        """
         ctx = self.ctx
         ctx.records += 1
         t = raw.get("t")
         t = t if isinstance(t, int) else 0
         if ctx.first_t is None:
             ctx.first_t = t
-        if "event" not in raw:
+        buf = self._window
+        if "event" in raw:
+            buf.append((index, t, raw, None))
+        else:
             msg = ctx.message(index, raw)
+            children = self._children
+            if msg.source == "client" and msg.ch in ("shell", "control") and msg.msg_id:
+                self._waiting.add(msg.msg_id)
+                child = children.pop(msg.msg_id, None)
+                if child is not None:
+                    pos = next(i for i, item in enumerate(buf) if item[0] == child)
+                    buf.insert(pos, (index, t, raw, msg))
+                else:
+                    buf.append((index, t, raw, msg))
+            else:
+                pid = msg.parent_id
+                if (
+                    pid
+                    and msg.source == "kernel"
+                    and pid not in children
+                    and pid not in self._waiting
+                    and ctx.lookup(pid) is None
+                ):
+                    children[pid] = index
+                buf.append((index, t, raw, msg))
+        horizon = t - _WINDOW_NS
+        while buf and (len(buf) > _WINDOW_RECORDS or buf[0][1] < horizon):
+            self._process(*buf.popleft())
+
+    def _process(self, index: int, t: int, raw: dict[str, Any], msg: Msg | None) -> None:
+        ctx = self.ctx
+        if msg is not None:
+            if self._children.get(msg.parent_id) == index:
+                del self._children[msg.parent_id]
+            if msg.source == "client":
+                self._waiting.discard(msg.msg_id)
             if msg.broken or msg.ch not in ("shell", "control", "stdin", "iopub"):
                 for handler in self._broken:
                     handler(msg)
@@ -166,8 +217,16 @@ class Checker:
             ctx.last_interrupt_t = t
         for rule in self._events.get(name, ()):
             rule.event(index, t, name, raw)
+        if name in ("restart", "kernel_started"):
+            ctx.kernel_started()
         if name == "restart":
             self.restart()
+
+    def flush(self) -> None:
+        """Check every record still waiting in the window (``finish`` does it)."""
+        buf = self._window
+        while buf:
+            self._process(*buf.popleft())
 
     @property
     def findings(self) -> list[Finding]:
@@ -187,6 +246,7 @@ class Checker:
     def finish(self) -> list[Finding]:
         """End of the log: end-of-log rules run; findings sorted by record, then rule."""
         if self._finished is None:
+            self.flush()
             self.ctx.finish()
             for rule in self.rules:
                 rule.finish()
@@ -232,3 +292,23 @@ def run_checks(
     ``progress(done, total)`` is called now and then.
     """
     return check_log(reader, rules, options, progress).finish()
+
+
+_CACHE: weakref.WeakKeyDictionary[Any, tuple[int, int, list[Finding]]] = weakref.WeakKeyDictionary()
+_CACHE_LOCK = threading.Lock()
+
+
+def findings_for(reader: LogReader) -> list[Finding]:
+    """All findings of ``reader`` with the default rules, computed once per reader.
+
+    What the viewer and the ``check:`` filter share: the pass runs again only when
+    the log has grown since (a live log). Thread-safe; the list must not be changed.
+    """
+    key = (len(reader), reader.start_ns)
+    with _CACHE_LOCK:
+        cached = _CACHE.get(reader)
+        if cached is not None and cached[:2] == key:
+            return cached[2]
+        findings = run_checks(reader)
+        _CACHE[reader] = (*key, findings)
+        return findings
