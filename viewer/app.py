@@ -26,6 +26,8 @@ from krec.recorder.errors import FilterError
 from krec.recorder.logfile import LogReader
 
 from .messages import (
+    ChecksDone,
+    ChecksProgress,
     FilterDone,
     FilterProgress,
     FilterSubmitted,
@@ -42,6 +44,10 @@ INDEX_STEP = 100_000
 #: records per filter or threading step (the model's lock is held for one step)
 SCAN_STEP = 100_000
 FOLLOW_INTERVAL = 0.25
+#: logs up to this many records are checked (`krec check`) on their own; bigger ones on `!`
+CHECK_AUTO_LIMIT = 200_000
+#: a live log is checked again at most this often
+CHECK_AGAIN_AFTER = 2.0
 
 
 class FilterState:
@@ -79,6 +85,7 @@ class KrecViewer(App[None]):
         Binding("t", "threads", "Threads"),
         Binding("l", "timeline", "Timeline"),
         Binding("r", "replay", "Replay"),
+        Binding("exclamation_mark", "check", "Check", show=False),
     ]
 
     def __init__(
@@ -97,8 +104,13 @@ class KrecViewer(App[None]):
         self._filter_generation = 0
         self._threading = False
         self._after_threads: list[Callable[[], None]] = []
-        self.threads_progress = ""
-        self.findings: dict[int, list[str]] = {}
+        #: what runs in the background, for the status line ("threading 40%")
+        self.activity: dict[str, str] = {}
+        #: `krec check` findings by record index; lists mark their rows from it
+        self.findings: dict[int, list[Any]] = {}
+        self._checking = False
+        self._checked = -1  # records covered by the last check
+        self._check_asked = False
 
     # -- screens ----------------------------------------------------------------
 
@@ -144,6 +156,8 @@ class KrecViewer(App[None]):
 
     def on_index_grew(self, message: IndexGrew) -> None:
         self._tell_screens("log_grew")
+        if message.complete:
+            self.check()
         flt = self.filter
         if flt is not None and not flt.running and flt.scanned < len(self.model):
             self._start_scan(flt)
@@ -252,12 +266,18 @@ class KrecViewer(App[None]):
         self.post_message(ThreadsReady(len(threads)))
 
     def on_threads_progress(self, message: ThreadsProgress) -> None:
-        self.threads_progress = f"threading {100 * message.done // max(message.total, 1)}%"
+        self._activity("threads", f"threading {100 * message.done // max(message.total, 1)}%")
+
+    def _activity(self, name: str, text: str) -> None:
+        if text:
+            self.activity[name] = text
+        else:
+            self.activity.pop(name, None)
         self._tell_screens("status_changed")
 
     def on_threads_ready(self, message: ThreadsReady) -> None:
         self._threading = False
-        self.threads_progress = ""
+        self._activity("threads", "")
         assert self.threads is not None
         if self.threads.done < len(self.model):
             self._start_threading()
@@ -267,6 +287,77 @@ class KrecViewer(App[None]):
             callback()
         self._tell_screens("threads_grew")
         self._tell_screens("status_changed")
+
+    # -- krec check -------------------------------------------------------------------
+
+    def check(self, asked: bool = False) -> None:
+        """Run `krec check` over the log in a worker (on its own for small logs)."""
+        self._check_asked = self._check_asked or asked
+        n = len(self.model)
+        if self._checking or not self.model.complete or n == self._checked:
+            return
+        if n > CHECK_AUTO_LIMIT and not self._check_asked:
+            return
+        self._checking = True
+        self._activity("check", "checking")
+        self._run_checks()
+
+    @work(thread=True, group="check")
+    def _run_checks(self) -> None:
+        from krec.recorder.check import run_checks
+
+        model = self.model
+
+        def progress(done: int, total: int) -> None:
+            self.post_message(ChecksProgress(done, total))
+
+        try:
+            with model.lock:
+                if model.closed:
+                    return
+                checked = len(model)
+                findings = run_checks(model.reader, progress=progress)
+        except Exception as e:  # a broken rule must not take the viewer down: say so
+            self.post_message(ChecksDone([], 0, f"{type(e).__name__}: {e}"))
+            return
+        self.post_message(ChecksDone(findings, checked))
+
+    def on_checks_progress(self, message: ChecksProgress) -> None:
+        self._activity("check", f"checking {100 * message.done // max(message.total, 1)}%")
+
+    def on_checks_done(self, message: ChecksDone) -> None:
+        self._checking = False
+        self._activity("check", "")
+        if message.error:
+            self.notify(f"krec check failed: {message.error}", severity="error")
+            return
+        self._checked = message.checked
+        self.findings.clear()
+        for finding in message.findings:
+            self.findings.setdefault(finding.index, []).append(finding)
+        self._tell_screens("findings_changed")
+        if len(self.model) > self._checked:  # a live log: again, a little later
+            self.set_timer(CHECK_AGAIN_AFTER, self.check)
+
+    @property
+    def findings_count(self) -> int:
+        return sum(len(f) for f in self.findings.values())
+
+    def findings_for(self, index: int) -> list[str]:
+        """What `krec check` found wrong with record ``index`` (for the detail pane)."""
+        lines = []
+        for f in self.findings.get(index, []):
+            related = f"  (see {', '.join(f'#{i}' for i in f.related)})" if f.related else ""
+            lines.append(f"{f.severity} {f.rule}: {f.text}{related}")
+        return lines
+
+    def action_check(self) -> None:
+        if self._checking:
+            self.notify("the check is running")
+        elif len(self.model) == self._checked:
+            self.notify(f"{self.findings_count} findings in {self._checked:,} records")
+        else:
+            self.check(asked=True)
 
     # -- actions ------------------------------------------------------------------------
 
@@ -313,10 +404,6 @@ class KrecViewer(App[None]):
 
         if not isinstance(self.screen, ReplayScreen):
             self.push_screen(ReplayScreen(self.model))
-
-    def findings_for(self, index: int) -> list[str]:
-        """What `krec check` found wrong with record ``index`` (shown in the detail pane)."""
-        return self.findings.get(index, [])
 
     def on_unmount(self) -> None:
         self.workers.cancel_all()

@@ -109,6 +109,23 @@ class ThreadsReady(Message):
 
 
 @dataclass
+class ChecksProgress(Message):
+    """`krec check` rules have gone through ``done`` of ``total`` records."""
+
+    done: int
+    total: int
+
+
+@dataclass
+class ChecksDone(Message):
+    """The check of the first ``checked`` records found ``findings`` (or failed: ``error``)."""
+
+    findings: list[Any]
+    checked: int
+    error: str = ""
+
+
+@dataclass
 class ReplayProgress(Message):
     """A replay has sent ``done`` of ``total`` requests."""
 

@@ -17,8 +17,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from krec.recorder.logfile import LogReader, Record
-
-from .summary import summarize, tone
+from krec.recorder.summary import short_id, summarize_event, summarize_message, tone
 
 #: decoded rows kept; a screen shows ~50, scrolling back and forth reuses them
 ROW_CACHE = 4096
@@ -42,11 +41,6 @@ class Row:
     @property
     def is_event(self) -> bool:
         return bool(self.event)
-
-
-def short_id(msg_id: str) -> str:
-    """The first 8 characters of a msg_id (jupyter_client ids are ``uuid_pid_n``)."""
-    return msg_id[:8]
 
 
 def format_rel(ns: int) -> str:
@@ -194,23 +188,20 @@ class LogModel:
     def make_row(self, record: Record) -> Row:
         t = record.t - self.reader.start_ns
         if record.is_event:
+            summary = summarize_event(record.fields)
             return Row(
-                record.index, t, "", "", "", "", summarize(record), record.event or "?", "",
-                tone(record),
-            )  # fmt: skip
-        # parse the header only when it can name a subshell: most rows need just a peek
-        has_subshell = b"subshell_id" in record.frame("header")
-        subshell = record.header.get("subshell_id") if has_subshell else None
+                record.index, t, "", "", "", "", summary, record.event or "?", "", tone(record)
+            )
         return Row(
             index=record.index,
             t=t,
             ch=record.ch,
             source=record.source,
             msg_type=record.msg_type,
-            parent=short_id(record.parent_id),
-            summary=summarize(record),
+            parent=short_id(record.parent_id) if record.parent_id else "",
+            summary=summarize_message(record.msg_type, record.content),
             event="",
-            subshell=str(subshell) if subshell else "",
+            subshell=record.subshell_id,
             tone=tone(record),
         )
 

@@ -65,10 +65,10 @@ def test_main_screen_lists_every_record(sample_log: Path) -> None:
     async def body(app: KrecViewer, pilot: Pilot) -> None:
         screen = app.screen
         assert isinstance(screen, MainScreen)
-        assert screen.list.row_count == 68
+        assert screen.list.row_count == 70
         status = str(screen.query_one("#status", Static).content)
         assert "session.krec" in status and "Python 3 (ipykernel)" in status
-        assert "68 records" in status
+        assert "70 records" in status
         assert "★ kernel_started" in row_text(screen, 0)
         request = row_text(screen, 7)
         assert "shell   → execute_request" in request and request.endswith("x = 21")
@@ -77,13 +77,13 @@ def test_main_screen_lists_every_record(sample_log: Path) -> None:
         sub = index_of(app, "execute_request", 8)
         assert "[sub sub-1] y = 1" in row_text(screen, sub)
         await pilot.press("end")
-        assert screen.list.cursor == 67
+        assert screen.list.cursor == 69
         await pilot.press("home")
         assert screen.list.cursor == 0
         await pilot.press("pagedown")
         assert screen.list.cursor == screen.list.page
         await pilot.press("G")
-        assert screen.list.cursor == 67
+        assert screen.list.cursor == 69
         await pilot.press("g", "j", "j", "k")
         assert screen.list.cursor == 1
 
@@ -95,7 +95,7 @@ def test_index_grows_in_steps(sample_log: Path, monkeypatch: pytest.MonkeyPatch)
     monkeypatch.setattr(app_module, "INDEX_STEP", 7)
 
     async def body(app: KrecViewer, pilot: Pilot) -> None:
-        await until(pilot, lambda: app.screen.list.row_count == 68, "every row")
+        await until(pilot, lambda: app.screen.list.row_count == 70, "every row")
 
     run_viewer(sample_log, body)
 
@@ -162,10 +162,10 @@ def test_thread_view_and_back(sample_log: Path) -> None:
         threads = app.screen
         assert threads.current_record == stream
         rows = [threads.list.render_row(r, 200).plain for r in range(threads.list.row_count)]
-        assert len(rows) == 62  # the 5 events and the orphan output belong to no request
+        assert len(rows) == 64  # the 5 events and the orphan output belong to no request
         request = index_of(app, "execute_request", 1)
         start = threads.threads.row_of(request)
-        assert rows[start].startswith("▶ ") and "✓5.7ms" in rows[start]
+        assert rows[start].startswith("▶ ") and "✓6.0ms" in rows[start]
         cell = [threads.list.record_at(row) for row in range(start, start + 7)]
         assert [app.model.row(i).msg_type for i in cell] == [
             "execute_request",
@@ -282,5 +282,28 @@ def test_quit(sample_log: Path) -> None:
     async def body(app: KrecViewer, pilot: Pilot) -> None:
         await pilot.press("q")
         await until(pilot, lambda: not app.is_running, "the app to quit")
+
+    run_viewer(sample_log, body)
+
+
+def test_check_findings_mark_rows(sample_log: Path) -> None:
+    async def body(app: KrecViewer, pilot: Pilot) -> None:
+        screen = app.screen
+        await until(pilot, lambda: app.findings, "krec check", timeout=60)
+        unfinished = max(
+            i for i in range(len(app.model)) if app.model.row(i).msg_type == "execute_request"
+        )
+        assert sorted(app.findings) == [unfinished]
+        assert row_text(screen, unfinished).startswith("⚠ ")
+        assert row_text(screen, 7).startswith("  ")
+        assert "1 findings (n/N)" in screen.status_text()
+        await pilot.press("n")
+        assert screen.list.current == unfinished
+        await pilot.press("enter")
+        await pilot.pause()
+        text = plain(screen.query_one("#detail-body", Static).content)
+        assert "⚠ warning no-reply: no execute_reply when the log ends" in text
+        await pilot.press("N")  # none above: the cursor stays
+        assert screen.list.current == unfinished
 
     run_viewer(sample_log, body)

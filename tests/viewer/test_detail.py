@@ -3,12 +3,15 @@
 from __future__ import annotations
 
 import base64
+import struct
 from pathlib import Path
-
-from logfactory import png_bytes
 
 from krec.recorder.logfile import LogReader, Record
 from krec.viewer.detail import describe, describe_image, image_size
+
+
+def png_bytes(width: int, height: int) -> bytes:
+    return b"\x89PNG\r\n\x1a\n\x00\x00\x00\rIHDR" + struct.pack(">II", width, height) + b"\x08\x06"
 
 
 def first(reader: LogReader, msg_type: str) -> Record:

@@ -104,12 +104,12 @@ def test_escape_clears(sample_log: Path) -> None:
         assert len(shown(app)) == 2
         await pilot.press("escape")  # from the list
         await pilot.pause()
-        assert app.filter is None and app.screen.list.row_count == 68
+        assert app.filter is None and app.screen.list.row_count == 70
         assert not app.screen.query_one("#filter-bar").display
         await pilot.press("slash", *"ch:stdin")
         await pilot.press("escape")  # from the input
         await pilot.pause()
-        assert app.filter is None and app.screen.list.row_count == 68
+        assert app.filter is None and app.screen.list.row_count == 70
         assert app.focused is app.screen.list
 
     run_viewer(sample_log, body)
@@ -144,7 +144,7 @@ def test_new_records_are_filtered_as_they_come(sample_log: Path) -> None:
             w.write_event("heartbeat_lost", t=10**18, after=3.0)
             w.write_event("heartbeat_restored", t=10**18 + 1, after=3.0)
         await until(pilot, lambda: len(shown(app)) == 2, "the new matches")
-        assert shown(app) == [68, 69]
+        assert shown(app) == [70, 71]
 
     run_viewer(sample_log, body)
 

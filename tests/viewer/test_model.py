@@ -7,6 +7,7 @@ from pathlib import Path
 import pytest
 
 from krec.recorder.logfile import LogReader, LogWriter
+from krec.recorder.summary import short_id
 from krec.viewer.model import (
     LogModel,
     format_duration,
@@ -23,8 +24,8 @@ def test_indexes_in_steps_then_reports_complete(sample_log: Path) -> None:
         steps += 1
         assert not model.complete
     assert model.complete
-    assert len(model) == 68
-    assert steps == 6
+    assert len(model) == 70
+    assert steps == 7
     model.close()
 
 
@@ -41,7 +42,8 @@ def test_rows_summarize_records(sample_log: Path) -> None:
     assert sub.subshell == "sub-1" and sub.msg_type == "execute_request"
     request = next(r for r in rows if r.msg_type == "execute_request")
     reply = next(r for r in rows if r.msg_type == "execute_reply")
-    assert reply.parent == model.record(request.index).msg_id[:8]
+    # the parent column is the short id `krec show` prints and `parent:` accepts
+    assert reply.parent == short_id(model.record(request.index).msg_id) == "c1a2_2"
     assert model.row(5) is model.row(5)  # cached
     model.close()
 
@@ -71,9 +73,9 @@ def test_grow_picks_up_appended_records(sample_log: Path) -> None:
         for n in range(5):
             w.write_event("heartbeat_lost", t=10**18 + n, after=n)
     assert model.grow() == 5
-    assert len(model) == 73
-    assert model.row(72).event == "heartbeat_lost" and model.row(72).tone == "error"
-    assert model.row(67) == first
+    assert len(model) == 75
+    assert model.row(74).event == "heartbeat_lost" and model.row(74).tone == "error"
+    assert model.row(69) == first
     model.close()
 
 

@@ -20,6 +20,7 @@ from ..detail import describe
 from ..messages import RecordChosen, RecordHighlighted
 from ..model import LogModel
 from ..widgets.detail_view import DetailView
+from ..widgets.records import RecordRows
 
 if TYPE_CHECKING:
     from ..app import KrecViewer
@@ -121,8 +122,9 @@ class RecordScreen(Screen[None]):
         if not model.complete:
             count += " (indexing…)"
         parts.append(count)
-        if self.viewer.threads_progress:
-            parts.append(self.viewer.threads_progress)
+        parts.extend(self.viewer.activity.values())
+        if self.viewer.findings:
+            parts.append(f"{self.viewer.findings_count} findings (n/N)")
         parts.extend(f"⚠ {w}" for w in model.warnings)
         return "  ·  ".join(parts)
 
@@ -135,3 +137,12 @@ class RecordScreen(Screen[None]):
 
     def filter_changed(self, *args: Any) -> None:
         pass
+
+    def findings_changed(self) -> None:
+        """`krec check` finished: the lists mark other rows now."""
+        if self.composed:
+            for lst in self.query(RecordRows):
+                lst.clear_cache()
+            if self.detail_open and self.detail_index is not None:
+                self.open_detail(self.detail_index)
+        self.status_changed()

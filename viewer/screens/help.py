@@ -19,6 +19,7 @@ KEYS: list[tuple[str, list[tuple[str, str]]]] = [
             ("t", "thread view: each request with its replies and outputs"),
             ("l", "timeline: requests as bars from request to idle"),
             ("r", "replay the log against a fresh kernel, then compare"),
+            ("!", "run krec check (on its own for logs up to 200,000 records)"),
         ],
     ),
     (
@@ -40,6 +41,7 @@ KEYS: list[tuple[str, list[tuple[str, str]]]] = [
             ("Escape", "close the detail pane, then clear the filter"),
             (":", "go to a time (12.5, 1:02, 1:02:03.5) or a record (#1234)"),
             ("p", "go to the request this message answers"),
+            ("n N", "next / previous record with a krec check finding (✗ ⚠)"),
             ("Backspace", "go back where you were before a jump"),
             ("f", "follow: keep the cursor on the newest record as the log grows"),
         ],

@@ -8,6 +8,7 @@ growing log. Escape closes the detail pane, then clears the filter.
 
 from __future__ import annotations
 
+from bisect import bisect_left, bisect_right
 from typing import Any
 
 from textual.app import ComposeResult
@@ -32,6 +33,8 @@ class MainScreen(RecordScreen):
         Binding("f", "follow", "Follow"),
         Binding("colon", "goto", "Go to", show=False),
         Binding("p", "to_request", "To request", show=False),
+        Binding("n", "next_finding(1)", "Next finding", show=False),
+        Binding("N", "next_finding(-1)", "Previous finding", show=False),
         Binding("backspace", "jump_back", "Back", show=False),
         Binding("escape", "escape", "Close", show=False),
     ]
@@ -47,7 +50,7 @@ class MainScreen(RecordScreen):
         yield FilterBar(id="filter-bar")
         yield GotoBar()
         yield Static(header_text(), id="columns")
-        yield MessageList(self.model, id="messages")
+        yield MessageList(self.model, self.viewer.findings, id="messages")
         yield DetailView(id="detail")
         yield Footer()
 
@@ -191,6 +194,19 @@ class MainScreen(RecordScreen):
                 self.jump_to(threads.requests[r])
 
         self.viewer.with_threads(jump)
+
+    def action_next_finding(self, step: int) -> None:
+        """Go to the next (``step`` 1) or previous (-1) record with a `krec check` finding."""
+        findings = sorted(self.viewer.findings)
+        current = self.current_record
+        if not findings or current is None:
+            self.notify("no findings" + ("" if self.viewer.findings else " (! runs krec check)"))
+            return
+        pos = bisect_right(findings, current) if step > 0 else bisect_left(findings, current) - 1
+        if not 0 <= pos < len(findings):
+            self.notify("no more findings " + ("below" if step > 0 else "above"))
+            return
+        self.jump_to(findings[pos])
 
     def action_jump_back(self) -> None:
         if self.jumps:

@@ -36,7 +36,7 @@ class ThreadScreen(RecordScreen):
     def compose(self) -> ComposeResult:
         yield Static(id="status")
         yield Static(header_text(indent=2), id="columns")
-        yield ThreadList(self.model, self.threads, id="threads")
+        yield ThreadList(self.model, self.threads, self.viewer.findings, id="threads")
         yield DetailView(id="detail")
         yield Footer()
 

@@ -10,7 +10,8 @@ from __future__ import annotations
 
 from array import array
 from bisect import bisect_left
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
+from typing import Any
 
 from rich.text import Text
 from textual.message import Message
@@ -21,13 +22,13 @@ from .rowlist import RowList
 
 ARROWS = {"client": "→", "kernel": "←", "krec": "•"}
 #: column widths: record number, time, channel, arrow, msg_type, parent
-W_INDEX, W_TIME, W_CH, W_TYPE, W_PARENT = 7, 10, 7, 22, 8
+W_INDEX, W_TIME, W_CH, W_TYPE, W_PARENT = 7, 10, 7, 22, 10
 
 
 def header_text(indent: int = 0) -> Text:
     """The column titles, aligned with the rows."""
     return Text(
-        " " * indent
+        " " * (indent + 2)
         + f"{'#':>{W_INDEX}} {'time':>{W_TIME}} {'channel':<{W_CH}}   "
         + f"{'msg_type':<{W_TYPE}} {'parent':<{W_PARENT}} summary",
         no_wrap=True,
@@ -53,9 +54,17 @@ class RecordRows(RowList):
         "row--request",
     }
 
-    def __init__(self, model: LogModel, *, id: str | None = None) -> None:
+    def __init__(
+        self,
+        model: LogModel,
+        findings: Mapping[int, Sequence[Any]] | None = None,
+        *,
+        id: str | None = None,
+    ) -> None:
         super().__init__(id=id)
         self.model = model
+        #: `krec check` findings by record index (each with a ``severity``): rows get a mark
+        self.findings: Mapping[int, Sequence[Any]] = findings if findings is not None else {}
 
     def paint(self, row: Row, indent: str = "", parent: Text | None = None) -> Text:
         """``row`` as columns; ``parent`` replaces the parent column (e.g. a duration)."""
@@ -63,6 +72,12 @@ class RecordRows(RowList):
         text = Text(no_wrap=True, end="")
         if indent:
             text.append(indent)
+        found = self.findings.get(row.index)
+        if found:
+            error = any(f.severity == "error" for f in found)
+            text.append("✗ " if error else "⚠ ", style("row--error" if error else "row--warning"))
+        else:
+            text.append("  ")
         text.append(f"{row.index:>{W_INDEX}} ", style("row--index"))
         text.append(f"{format_rel(row.t):>{W_TIME}} ", style("row--time"))
         if row.is_event:
@@ -78,7 +93,7 @@ class RecordRows(RowList):
             msg_type = msg_type[: W_TYPE - 1] + "…"
         text.append(f"{msg_type:<{W_TYPE}} ", ch_style)
         if parent is None:
-            text.append(f"{row.parent:<{W_PARENT}} ", style("row--parent"))
+            text.append(f"{row.parent[:W_PARENT]:<{W_PARENT}} ", style("row--parent"))
         else:
             parent.truncate(W_PARENT, pad=True)
             text.append_text(parent)
@@ -96,8 +111,14 @@ CHANNELS = frozenset({"shell", "control", "stdin", "iopub"})
 class MessageList(RecordRows):
     """Every record of the log, or the matches of a filter, one row each."""
 
-    def __init__(self, model: LogModel, *, id: str | None = None) -> None:
-        super().__init__(model, id=id)
+    def __init__(
+        self,
+        model: LogModel,
+        findings: Mapping[int, Sequence[Any]] | None = None,
+        *,
+        id: str | None = None,
+    ) -> None:
+        super().__init__(model, findings, id=id)
         self.view: Sequence[int] | None = None  # None: every record
         #: keep the cursor on the last row when the log grows
         self.follow = False

@@ -7,6 +7,9 @@ and stdin exchange, indented. ``[`` and ``]`` move between requests.
 
 from __future__ import annotations
 
+from collections.abc import Mapping, Sequence
+from typing import Any
+
 from rich.text import Text
 from textual.binding import Binding, BindingType
 from textual.message import Message
@@ -27,8 +30,15 @@ class ThreadList(RecordRows):
         Binding("left_square_bracket", "previous_request", "Previous request"),
     ]
 
-    def __init__(self, model: LogModel, threads: ThreadIndex, *, id: str | None = None) -> None:
-        super().__init__(model, id=id)
+    def __init__(
+        self,
+        model: LogModel,
+        threads: ThreadIndex,
+        findings: Mapping[int, Sequence[Any]] | None = None,
+        *,
+        id: str | None = None,
+    ) -> None:
+        super().__init__(model, findings, id=id)
         self.threads = threads
 
     def update_rows(self) -> None:

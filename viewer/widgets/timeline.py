@@ -16,9 +16,10 @@ from textual.geometry import Region
 from textual.message import Message
 from textual.strip import Strip
 
+from krec.recorder.summary import one_line
+
 from ..messages import RecordHighlighted, RequestChosen, TimelineWindow
 from ..model import LogModel, format_duration, format_rel
-from ..summary import one_line
 from ..threads import ABORTED, ERROR, ThreadIndex
 from .rowlist import RowList
 
