@@ -27,7 +27,7 @@ Predicate = Callable[[int, dict[Any, Any]], bool]
 Needle = tuple[tuple[bytes, bool], ...]
 
 #: modules that register extra operators; imported the first time operators are needed
-EXTENSION_MODULES: tuple[str, ...] = ()
+EXTENSION_MODULES: tuple[str, ...] = ("krec.recorder.check.filterop",)
 
 
 class Fields:
