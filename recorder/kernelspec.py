@@ -9,13 +9,10 @@ shadow directory on JUPYTER_PATH, so it never recurses into itself.
 
 from __future__ import annotations
 
-import ctypes
-import ctypes.util
 import json
 import os
 import re
 import shutil
-import signal
 import subprocess
 import sys
 from string import Template
@@ -176,18 +173,15 @@ def load_inner_spec(path: str) -> dict[str, Any]:
 
 # -- launching the inner kernel ---------------------------------------------------
 
-_libc: Any = None
-if sys.platform.startswith("linux"):
-    try:
-        _libc = ctypes.CDLL(ctypes.util.find_library("c") or "libc.so.6", use_errno=True)
-    except OSError:
-        _libc = None
-_PR_SET_PDEATHSIG = 1
-
-
-def _die_with_parent() -> None:  # runs in the child between fork and exec
-    if _libc is not None:
-        _libc.prctl(_PR_SET_PDEATHSIG, signal.SIGKILL)
+# PR_SET_PDEATHSIG(SIGKILL), then exec the kernel. Run as a separate tiny program rather
+# than a preexec_fn: running Python code between fork and exec in a process whose other
+# threads are forwarding messages can deadlock on (or corrupt) locks those threads hold.
+_DIE_WITH_PARENT = (
+    "import ctypes, os, signal, sys\n"
+    "ctypes.CDLL(None).prctl(1, signal.SIGKILL)\n"
+    "if os.getppid() != int(sys.argv[1]): os._exit(1)\n"  # krec already died: do not start
+    "os.execvp(sys.argv[2], sys.argv[2:])\n"
+)
 
 
 def kernel_argv(entry: dict[str, Any], connection_file: str) -> list[str]:
@@ -228,14 +222,13 @@ def launch_kernel(argv: list[str], env: dict[str, str], cwd: str | None = None) 
     twice (krec forwards the signal); PR_SET_PDEATHSIG makes SIGKILL of krec kill it.
     Call from the main thread: the death signal follows the thread that forked.
     """
+    if shutil.which(argv[0], path=env.get("PATH")) is None and not os.path.isfile(argv[0]):
+        raise KernelSpecError(f"cannot start kernel: {argv[0]!r} not found")
+    if sys.platform.startswith("linux"):
+        argv = [sys.executable, "-S", "-c", _DIE_WITH_PARENT, str(os.getpid()), *argv]
     try:
         return subprocess.Popen(
-            argv,
-            env=env,
-            cwd=cwd,
-            stdin=subprocess.DEVNULL,
-            start_new_session=True,
-            preexec_fn=_die_with_parent if _libc is not None else None,  # noqa: PLW1509
+            argv, env=env, cwd=cwd, stdin=subprocess.DEVNULL, start_new_session=True
         )
     except OSError as e:
         raise KernelSpecError(f"cannot start kernel {argv[0]!r}: {e.strerror}") from None
