@@ -77,7 +77,7 @@ def fix_console(text: str) -> str:
     if "\b" in text:
         prev = None
         while prev != text:
-            prev, text = text, re.sub(r"[^\n\b]\b", "", text)
+            prev, text = text, re.sub(r"[^\n\x08]\x08", "", text)
     if "\r" not in text:
         return text
     text = re.sub(r"\r+\n", "\n", text)

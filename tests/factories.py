@@ -8,6 +8,7 @@ a synthetic log builds it here, so no test spells out record dicts by hand.
 
 from __future__ import annotations
 
+import importlib.util
 import json
 from pathlib import Path
 from typing import Any
@@ -68,6 +69,10 @@ class LogBuilder:
     def close(self) -> Path:
         self.writer.close()
         return self.path
+
+    def flush(self) -> None:
+        """Make what is written so far visible to readers (a live recording does this)."""
+        self.writer.flush()
 
     def tick(self, ms: float) -> int:
         self.t += int(ms * 1e6)
@@ -164,3 +169,14 @@ def display(data: dict[str, Any], display_id: str | None = None) -> tuple[str, d
 
 def error(ename: str = "ZeroDivisionError", evalue: str = "division by zero"):
     return "error", {"ename": ename, "evalue": evalue, "traceback": [f"{ename}: {evalue}"]}
+
+
+def synthetic_log(path: Path, count: int, seed: int = 1) -> Path:
+    """A realistic log of about ``count`` messages (benchmarks/synth.py's mix)."""
+    root = Path(__file__).resolve().parent.parent
+    spec = importlib.util.spec_from_file_location("synth", root / "benchmarks" / "synth.py")
+    assert spec is not None and spec.loader is not None
+    synth = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(synth)
+    synth.synthesize(str(path), count, seed=seed)
+    return path

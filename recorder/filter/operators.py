@@ -175,7 +175,7 @@ class _Choice(Operator):
     common: ClassVar[tuple[str, ...]] = ()
 
     def check(self, value: str) -> str:
-        value = value.lower()
+        value = super().check(value).lower()
         if value not in self.choices:
             raise ValueError(f"{self.name}: must be one of {', '.join(self.choices)}")
         return value
@@ -307,7 +307,7 @@ class Status(Operator):
     cost = 3
 
     def check(self, value: str) -> str:
-        value = value.lower()
+        value = super().check(value).lower()
         if value not in _REPLY_STATUS + _EXECUTION_STATE:
             raise ValueError(
                 f"status: must be one of {', '.join(_REPLY_STATUS + _EXECUTION_STATE)}"

@@ -3,7 +3,6 @@ text matching corner cases, the scan strategies, progress and cancel, docs in sy
 
 from __future__ import annotations
 
-import importlib.util
 import json
 import os
 import re
@@ -12,7 +11,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from factories import LogBuilder, stream
+from factories import LogBuilder, stream, synthetic_log
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
@@ -308,12 +307,8 @@ def test_free_text_is_case_insensitive_and_reads_decoded_text(tmp_path):
 
 @pytest.fixture(scope="module")
 def medium_log(tmp_path_factory):
-    spec = importlib.util.spec_from_file_location("synth", ROOT / "benchmarks" / "synth.py")
-    assert spec is not None and spec.loader is not None
-    synth = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(synth)
     path = tmp_path_factory.mktemp("medium") / "medium.krec"
-    synth.synthesize(str(path), 6000, seed=7)
+    synthetic_log(path, 6000, seed=7)
     return path
 
 
