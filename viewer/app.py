@@ -9,7 +9,6 @@ timeline, the help and the replay report.
 
 from __future__ import annotations
 
-import importlib.util
 import threading
 import time
 from array import array
@@ -22,7 +21,7 @@ from textual.binding import Binding, BindingType
 from textual.screen import Screen
 from textual.worker import get_current_worker
 
-from krec.recorder.errors import FilterError
+from krec.recorder.errors import FilterError, KrecError
 from krec.recorder.logfile import LogReader
 
 from .messages import (
@@ -32,6 +31,8 @@ from .messages import (
     FilterProgress,
     FilterSubmitted,
     IndexGrew,
+    ReplayFinished,
+    ReplayProgress,
     ThreadsProgress,
     ThreadsReady,
 )
@@ -111,6 +112,10 @@ class KrecViewer(App[None]):
         self._checking = False
         self._checked = -1  # records covered by the last check
         self._check_asked = False
+        #: the last replay (a krec.recorder.replay.ReplayResult) or why it failed
+        self.replaying = False
+        self.replay_result: Any = None
+        self.replay_error = ""
 
     # -- screens ----------------------------------------------------------------
 
@@ -397,13 +402,62 @@ class KrecViewer(App[None]):
         self.with_threads(open_view)
 
     def action_replay(self) -> None:
-        if importlib.util.find_spec("krec.recorder.replay") is None:
-            self.notify("replay is not available in this krec yet", severity="warning")
-            return
         from .screens.replay import ReplayScreen
 
         if not isinstance(self.screen, ReplayScreen):
             self.push_screen(ReplayScreen(self.model))
+
+    # -- replay ---------------------------------------------------------------------------
+
+    def start_replay(self) -> None:
+        """Replay the log against a fresh kernel in a worker (krec.recorder.replay)."""
+        if self.replaying:
+            return
+        self.replaying = True
+        self.replay_error = ""
+        self.replay_result = None
+        self._activity("replay", "replaying")
+        self._replay()
+
+    @work(thread=True, group="replay")
+    def _replay(self) -> None:
+        from krec.recorder.replay import replay
+
+        cancel = get_current_worker().cancelled_event
+
+        def progress(done: int, total: int) -> None:
+            self.post_message(ReplayProgress(done, total))
+
+        try:
+            result = replay(self.model.path, progress=progress, cancel=cancel)
+        except KrecError as e:
+            self.post_message(ReplayFinished(None, str(e)))
+        except Exception as e:  # the viewer stays up and says what went wrong
+            self.post_message(ReplayFinished(None, f"{type(e).__name__}: {e}"))
+        else:
+            self.post_message(ReplayFinished(result))
+
+    def on_replay_progress(self, message: ReplayProgress) -> None:
+        self._activity("replay", f"replaying {message.done}/{message.total}")
+        self._tell_screens("replay_progress", message.done, message.total)
+
+    def on_replay_finished(self, message: ReplayFinished) -> None:
+        self.replaying = False
+        self.replay_result = message.result
+        self.replay_error = message.error
+        self._activity("replay", "")
+        if message.error:
+            self.notify(f"replay failed: {message.error}", severity="error")
+        else:
+            report = message.result.report
+            diverged = len({d.request for d in report.divergences})
+            self.notify(
+                f"replay done: {diverged} requests diverged"
+                if diverged
+                else "replay done: no divergence",
+                severity="warning" if diverged else "information",
+            )
+        self._tell_screens("replay_finished")
 
     def on_unmount(self) -> None:
         self.workers.cancel_all()

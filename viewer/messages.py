@@ -38,6 +38,13 @@ class RequestChosen(Message):
 
 
 @dataclass
+class DivergenceHighlighted(Message):
+    """The cursor of the replay report moved onto row ``row``."""
+
+    row: int
+
+
+@dataclass
 class TimelineWindow(Message):
     """The timeline's bars now span ``start``..``end`` (ns since the recording started)."""
 
@@ -127,7 +134,7 @@ class ChecksDone(Message):
 
 @dataclass
 class ReplayProgress(Message):
-    """A replay has sent ``done`` of ``total`` requests."""
+    """A replay has completed ``done`` of ``total`` requests."""
 
     done: int
     total: int
