@@ -372,6 +372,28 @@ class Event(Operator):
         return ((literal.encode() if len(literal) >= 3 else b"event", False),)
 
 
+def _regex_literal(pattern: re.Pattern[str]) -> str:
+    """The longest run of plain characters every match of ``pattern`` contains ("" if none
+    can be read off safely: a case-insensitive pattern, or characters JSON may escape)."""
+    if pattern.flags & re.IGNORECASE:
+        return ""
+    try:
+        from re import _parser  # type: ignore[attr-defined]
+
+        items = list(_parser.parse(pattern.pattern, pattern.flags))
+    except Exception:  # a private module: if it changes, scan without a needle
+        return ""
+    best, run = "", ""
+    for op, arg in items:
+        c = chr(arg) if str(op) == "LITERAL" and isinstance(arg, int) else ""
+        if c and _searchable(c):
+            run += c
+            best = max(best, run, key=len)
+        else:
+            run = ""
+    return best
+
+
 @register
 class Regex(Operator):
     name = "re"
@@ -388,19 +410,33 @@ class Regex(Operator):
             self.pattern = re.compile(value)
         except re.error as e:
             raise ValueError(f"re: bad pattern: {e}") from None
+        self.literal = _regex_literal(self.pattern)
         return value
+
+    def _places(self) -> tuple[bytes, ...]:
+        # case-sensitive: only escapes can hide the literal's bytes
+        return (b"\\u00",) if any(c in self.literal for c in "<>&'") else ()
 
     def compile(self, fields: Fields) -> Predicate:
         key = fields.content
         search = self.pattern.search
+        must = self.literal.encode() if len(self.literal) >= 2 else None
+        places = self._places()
 
         def pred(i: int, d: dict[Any, Any]) -> bool:
             c = d.get(key)
             if c.__class__ is not bytes:
                 c = frame_bytes(c)
+            if must is not None and must not in c and not any(p in c for p in places):
+                return False
             return len(c) > 2 and search(_text_of(c)[0]) is not None
 
         return pred
+
+    def needle(self) -> Needle | None:
+        if len(self.literal) < 3:
+            return None
+        return ((self.literal.encode(), False), *((p, False) for p in self._places()))
 
 
 # -- time -------------------------------------------------------------------

@@ -60,8 +60,8 @@ class _Parser:
         i = start + 1
         while i < len(text):
             c = text[i]
-            if c == "\\" and i + 1 < len(text):
-                out.append(text[i + 1])
+            if c == "\\" and i + 1 < len(text) and text[i + 1] in '"\\':
+                out.append(text[i + 1])  # \" and \\; any other backslash stays (re:"\d+")
                 i += 2
                 continue
             if c == '"':

@@ -102,14 +102,24 @@ def bare_length(text: str, start: int = 0) -> int:
     return i
 
 
+def _balanced_bare(text: str) -> bool:
+    """Does ``text`` read back as one unquoted token, whatever follows it (a ')' included)?"""
+    if bare_length(text) != len(text):
+        return False
+    depth = 0
+    for c in text:
+        depth += 1 if c == "(" else -1 if c == ")" else 0
+    return depth == 0
+
+
 def quote(text: str) -> str:
-    """``text`` as a double-quoted filter string (backslash escapes quote and backslash)."""
+    """``text`` as a double-quoted filter string: \\" and \\\\ stand for " and \\."""
     return '"' + text.replace("\\", "\\\\").replace('"', '\\"') + '"'
 
 
 def value_text(value: str) -> str:
     """An operator value as written: bare when it reads back the same, else quoted."""
-    if value and value[0] != '"' and '"' not in value and bare_length(value) == len(value):
+    if value and '"' not in value and _balanced_bare(value):
         return value
     return quote(value)
 
@@ -123,7 +133,7 @@ def word_text(word: str) -> str:
         and word.lower() not in KEYWORDS
         and not OPERATOR_NAME.match(word)
         and not TIME_PREFIX.match(word)
-        and bare_length(word) == len(word)
+        and _balanced_bare(word)
     ):
         return word
     return quote(word)
