@@ -10,11 +10,17 @@ docs/check.md.
 
 from __future__ import annotations
 
+import builtins
 import copy
+import importlib.util
+import os
+import types
 from collections.abc import Callable
 from typing import Any
 
 import fastjsonschema
+
+from ..errors import KrecError
 
 #: replies whose content has a status "ok" / "error" / "aborted" (the ok form is the schema)
 REPLIES_WITH_STATUS = frozenset(
@@ -126,10 +132,45 @@ PATCHES: list[tuple[str, str, str]] = [
 ]
 
 
-def _fragments() -> dict[str, dict[str, Any]]:
-    from jupyter_kernel_test import msgspec_v5
+class _Inert:
+    """Stands in for jsonschema's classes while msgspec_v5's code runs (see below)."""
 
-    frags = copy.deepcopy(msgspec_v5.schema_fragments)
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        pass
+
+
+def _msgspec_v5_fragments() -> dict[str, dict[str, Any]]:
+    """``schema_fragments`` of jupyter_kernel_test's msgspec_v5, read without importing it.
+
+    Importing it imports jsonschema (and jupyter_kernel_test imports jupyter_client),
+    which takes about two seconds; its fragments are plain dicts, so the module's code
+    is run with a stand-in for the two jsonschema names it imports.
+    """
+    package = importlib.util.find_spec("jupyter_kernel_test")
+    if package is None or not package.submodule_search_locations:
+        raise KrecError("krec check needs jupyter_kernel_test (pip install jupyter_kernel_test)")
+    path = os.path.join(list(package.submodule_search_locations)[0], "msgspec_v5.py")
+    try:
+        with open(path, encoding="utf-8") as f:
+            source = f.read()
+    except OSError as e:
+        raise KrecError(f"cannot read jupyter_kernel_test's schemas: {e}") from None
+    stand_in = types.ModuleType("jsonschema")
+    stand_in.Draft4Validator = stand_in.ValidationError = _Inert  # type: ignore[attr-defined]
+
+    def import_(name: str, *args: Any, **kwargs: Any) -> Any:
+        return stand_in if name == "jsonschema" else __import__(name, *args, **kwargs)
+
+    namespace: dict[str, Any] = {
+        "__name__": "jupyter_kernel_test.msgspec_v5",
+        "__builtins__": {**builtins.__dict__, "__import__": import_},
+    }
+    exec(compile(source, path, "exec"), namespace)
+    return namespace["schema_fragments"]
+
+
+def _fragments() -> dict[str, dict[str, Any]]:
+    frags = copy.deepcopy(_msgspec_v5_fragments())
     frags["input_request"]["properties"]["password"] = {"type": "boolean"}
     frags["update_display_data"]["properties"]["transient"] = {
         "type": "object",
