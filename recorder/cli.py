@@ -199,6 +199,7 @@ COMMAND_MODULES: tuple[str, ...] = (
     "view",
     "replaycli",
     "check.command",
+    "servecli",
 )
 
 
