@@ -322,7 +322,7 @@ def peek_field(frame: bytes, key: bytes) -> str | None:
 class Record:
     """One record of a log, decoded from msgpack; JSON frames are parsed on first use."""
 
-    __slots__ = ("index", "raw", "_header", "_parent", "_metadata", "_content")
+    __slots__ = ("index", "raw", "_header", "_parent", "_metadata", "_content", "_peeked")
 
     def __init__(self, index: int, raw: dict[str, Any]) -> None:
         self.index = index
@@ -331,6 +331,7 @@ class Record:
         self._parent: Any = None
         self._metadata: Any = None
         self._content: Any = None
+        self._peeked: dict[tuple[str, str], str] | None = None
 
     def __repr__(self) -> str:
         if self.is_event:
@@ -424,9 +425,16 @@ class Record:
         if parsed is not None:
             value = parsed.get(key)
             return value if isinstance(value, str) else ""
-        if frame not in self.raw:
-            return ""
-        return peek_field(self.frame(frame), _QUOTED[key]) or ""
+        peeked = self._peeked
+        if peeked is None:
+            peeked = self._peeked = {}
+        found = peeked.get((frame, key))
+        if found is None:
+            value = self.raw.get(frame)
+            found = peeked[(frame, key)] = (
+                peek_field(self.frame(frame), _QUOTED[key]) or "" if value is not None else ""
+            )
+        return found
 
     @property
     def msg_type(self) -> str:

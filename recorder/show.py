@@ -127,7 +127,8 @@ class LineFormat:
             arrow = self.arrows.get(record.source, "?")
             kind = record.msg_type or "?"
             mid = short_id(record.msg_id)
-            parent = short_id(record.parent_id) if record.parent_id else "-"
+            parent_id = record.parent_id
+            parent = short_id(parent_id) if parent_id else "-"
         summary = summarize(record)
         if not summary.isprintable():
             summary = "".join(c if c.isprintable() else "�" for c in summary)
