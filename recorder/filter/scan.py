@@ -13,6 +13,7 @@ from __future__ import annotations
 import array
 import bisect
 import threading
+import weakref
 from collections.abc import Callable
 from typing import TYPE_CHECKING, Any
 
@@ -39,6 +40,7 @@ class Filter:
         self.tree = tree
         self.text = text
         self._preds: dict[bool, Predicate] = {}
+        self._prepared: tuple[weakref.ref[LogReader], int] | None = None
 
     def __str__(self) -> str:
         return str(self.tree)
@@ -54,10 +56,16 @@ class Filter:
         """Give operators that need it the log (its start time, whole-log analyses).
 
         ``scan`` calls this itself; call it before ``matches`` when the filter may hold
-        a time comparison or an operator that reads the whole log.
+        a time comparison or an operator that reads the whole log. Preparing again for
+        the same reader at the same length does nothing.
         """
+        if self._prepared is not None:
+            ref, length = self._prepared
+            if ref() is reader and length == len(reader):
+                return
         self.tree.prepare(reader)
         self._preds.clear()
+        self._prepared = (weakref.ref(reader), len(reader))
 
     def predicate(self, raw: bool) -> Predicate:
         """The compiled predicate over maps decoded with ``raw=True`` (bytes keys) or not."""

@@ -394,6 +394,7 @@ class EveryNth(Operator):
 
     def prepare(self, reader: LogReader) -> None:
         self.seen_length = len(reader)
+        self.prepared = getattr(self, "prepared", 0) + 1
 
     def compile(self, fields: tree.Fields) -> tree.Predicate:
         n = int(self.value)
@@ -413,6 +414,8 @@ def test_an_extension_operator_gets_the_reader_first(nth_operator, medium_log):
     with LogReader(medium_log) as reader:
         hits = list(flt.scan(reader))
         assert flt.tree.items[0].seen_length == len(reader)
+        assert list(flt.scan(reader, 0, 500)) == [i for i in hits if i < 500]
+        assert flt.tree.items[0].prepared == 1  # once per reader and length
         assert hits == [r.index for r in reader if r.index % 100 == 0 and r.msg_type == "status"]
     assert "nth:N" in filter_help()
     with pytest.raises(FilterError, match="nth: needs a positive number"):
