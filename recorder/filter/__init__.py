@@ -14,10 +14,21 @@ from __future__ import annotations
 
 from krec.recorder.errors import FilterError
 
-from . import operators as _operators  # noqa: F401 - registers the built-in operators
-from .operators import message_text, parse_duration
+from .operators import (
+    Channel,
+    Event,
+    Msg,
+    Parent,
+    Source,
+    Status,
+    Subshell,
+    Time,
+    Type,
+    parse_duration,
+)
 from .parser import parse
 from .scan import Filter
+from .text import Regex, Text, message_text
 from .tree import (
     All,
     And,
@@ -34,8 +45,20 @@ from .tree import (
 )
 
 __all__ = [
+    "BUILTIN",
     "All",
     "And",
+    "Channel",
+    "Event",
+    "Msg",
+    "Parent",
+    "Regex",
+    "Source",
+    "Status",
+    "Subshell",
+    "Text",
+    "Time",
+    "Type",
     "Fields",
     "Filter",
     "FilterError",
@@ -53,6 +76,12 @@ __all__ = [
     "parse_duration",
     "register",
 ]
+
+
+#: the built-in forms, in the order the help lists them
+BUILTIN = (Text, Type, Channel, Source, Msg, Parent, Subshell, Status, Event, Regex, Time)
+for _cls in BUILTIN:
+    register(_cls)
 
 
 def compile_filter(text: str) -> Filter:

@@ -18,7 +18,8 @@ from dataclasses import dataclass
 
 from krec.recorder.errors import FilterError
 
-from .operators import Text, Time, parse_duration
+from .operators import Time, parse_duration
+from .text import Text
 from .tree import (
     KEYWORDS,
     OPERATOR_NAME,

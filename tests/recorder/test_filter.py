@@ -15,6 +15,7 @@ from factories import LogBuilder, stream, synthetic_log
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
+import krec.recorder.filter as ops
 from krec.recorder.filter import (
     All,
     And,
@@ -30,7 +31,6 @@ from krec.recorder.filter import (
     register,
     tree,
 )
-from krec.recorder.filter import operators as ops
 from krec.recorder.filter import scan as scan_module
 from krec.recorder.logfile import LogReader, Record
 from krec.recorder.summary import short_id
