@@ -169,7 +169,9 @@ def _add_wrap(sub: Any) -> None:
     spec = p.add_mutually_exclusive_group(required=True)
     spec.add_argument("--inner-spec", metavar="FILE")
     spec.add_argument("--kernel", metavar="NAME")
-    p.add_argument("--log-dir", required=True)
+    where = p.add_mutually_exclusive_group(required=True)
+    where.add_argument("--log-dir", metavar="DIR")
+    where.add_argument("--log", metavar="FILE", help="record to FILE (a restart appends to it)")
     p.add_argument("--shadow-dir")
     p.add_argument("--record-passwords", action="store_true")
     p.add_argument("-f", "--connection-file", required=True)
@@ -182,6 +184,7 @@ def _wrap(args: argparse.Namespace) -> int:
     return run_wrapper(
         args.connection_file,
         log_dir=args.log_dir,
+        log=args.log,
         inner_spec=args.inner_spec,
         kernel_name=args.kernel,
         shadow_dir=args.shadow_dir,

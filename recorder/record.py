@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import contextlib
 import hashlib
+import itertools
 import json
 import os
 import shutil
@@ -36,7 +37,7 @@ from .kernelspec import (
     stop_kernel,
     write_shadow_specs,
 )
-from .logfile import LogWriter, make_header
+from .logfile import LogWriteError, LogWriter, make_header
 from .proxy import Proxy
 
 
@@ -44,6 +45,29 @@ def log_name(kernel_name: str) -> str:
     """KERNELNAME-YYYYmmdd-HHMMSS-SHORTID.krec"""
     stamp = time.strftime("%Y%m%d-%H%M%S")
     return f"{kernel_name or 'kernel'}-{stamp}-{os.urandom(3).hex()}.krec"
+
+
+#: a name for new logs in a log directory, set in the environment of whatever starts
+#: the kernel (the pytest plugin names each test's logs after the test)
+LOG_NAME_ENV = "KREC_LOG_NAME"
+
+
+def new_log(log_dir: str, kernel_name: str, header: dict[str, Any]) -> LogWriter:
+    """A new log in ``log_dir``: ``$KREC_LOG_NAME.krec`` (``-2``, ``-3``... when taken)
+    if that is set, else ``log_name(kernel_name)``."""
+    stem = os.environ.get(LOG_NAME_ENV, "")
+    if not stem or os.sep in stem or stem.startswith("."):
+        return LogWriter(os.path.join(log_dir, log_name(kernel_name)), header)
+    for n in itertools.count(1):
+        path = os.path.join(log_dir, f"{stem}.krec" if n == 1 else f"{stem}-{n}.krec")
+        if os.path.lexists(path):
+            continue
+        try:
+            return LogWriter(path, header)
+        except LogWriteError:
+            if not os.path.lexists(path):  # not a race with another kernel of this test
+                raise
+    raise AssertionError("unreachable")
 
 
 def _say(text: str) -> None:
@@ -217,14 +241,22 @@ def _write_session(path: str, data: dict[str, Any]) -> None:
 def run_wrapper(
     connection_file: str,
     *,
-    log_dir: str,
+    log_dir: str | None = None,
+    log: str | None = None,
     inner_spec: str | None = None,
     kernel_name: str | None = None,
     shadow_dir: str | None = None,
     record_passwords: bool = False,
     extra_arguments: Sequence[str] = (),
 ) -> int:
-    """Be the kernel a frontend launched: record the real kernel behind a proxy."""
+    """Be the kernel a frontend launched: record the real kernel behind a proxy.
+
+    The log is ``log`` or a new file in ``log_dir`` (see ``new_log``); a restart
+    (same connection file) appends to its predecessor's log, with ``log`` only
+    when that log is ``log``.
+    """
+    if (log is None) == (log_dir is None):
+        raise KrecError("wrap needs one of --log FILE, --log-dir DIR")
     parent_pid = os.getppid()
     frontend = ConnectionInfo.load(connection_file)
     if inner_spec:
@@ -235,6 +267,8 @@ def run_wrapper(
         raise KrecError("wrap needs --inner-spec or --kernel")
     session_path = _session_file(connection_file)
     previous = _read_session(session_path)
+    if previous and log is not None and os.path.realpath(previous["log"]) != os.path.realpath(log):
+        previous = None  # a stale session file: this connection file now starts a new log
     header = make_header(
         kernel=kernel_fields(entry),
         connection=frontend.public(),
@@ -248,9 +282,13 @@ def run_wrapper(
             reason="requested" if previous.get("restart") else "kernel_replaced",
             previous_pid=previous.get("pid"),
         )
-    else:
-        log_path = os.path.join(log_dir, log_name(entry.get("name", "")))
+    elif log is not None:
+        log_path = log
         writer = LogWriter(log_path, header)
+    else:
+        assert log_dir is not None
+        writer = new_log(log_dir, entry.get("name", ""), header)
+        log_path = writer.path
     recording = KernelRecording(
         entry,
         frontend,
