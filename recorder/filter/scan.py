@@ -133,8 +133,13 @@ class Filter:
 def _scan_dense(
     reader: LogReader, data: bytes, first: int, pred: Predicate, raw: bool, out: array.array[int]
 ) -> None:
+    # tuples for ids and buffers are a little cheaper to build than lists; nothing reads them
     unpacker = msgpack.Unpacker(
-        raw=raw, max_buffer_size=len(data) + 1, strict_map_key=False, unicode_errors="replace"
+        raw=raw,
+        use_list=not raw,
+        max_buffer_size=len(data) + 1,
+        strict_map_key=False,
+        unicode_errors="replace",
     )
     unpacker.feed(data)
     append = out.append
@@ -169,7 +174,9 @@ def _decode_one(reader: LogReader, i: int, raw: bool) -> dict[Any, Any]:
     if not raw:
         return reader.raw_record(i)
     try:
-        d = msgpack.unpackb(reader.read_span(i, i + 1), raw=True, strict_map_key=False)
+        d = msgpack.unpackb(
+            reader.read_span(i, i + 1), raw=True, use_list=False, strict_map_key=False
+        )
     except Exception:
         return _UNREADABLE_RAW
     return d if isinstance(d, dict) else _UNREADABLE_RAW
@@ -208,7 +215,9 @@ def _scan_sparse(
     for k in sorted(found):
         end = offsets[k + 1] - base if k + 1 < stop else len(data)
         try:
-            d = msgpack.unpackb(view[offsets[k] - base : end], raw=True, strict_map_key=False)
+            d = msgpack.unpackb(
+                view[offsets[k] - base : end], raw=True, use_list=False, strict_map_key=False
+            )
         except Exception:
             d = _UNREADABLE_RAW
         if d.__class__ is not dict:
