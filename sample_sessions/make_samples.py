@@ -230,7 +230,8 @@ MATPLOTLIB_PLOT = """\
 %matplotlib inline
 import matplotlib.pyplot as plt
 import numpy as np
-plt.rcParams['savefig.metadata'] = {'Software': None}
+# no matplotlib version in the PNG: the same plot gives the same bytes
+%config InlineBackend.print_figure_kwargs = {'bbox_inches': 'tight', 'metadata': {'Software': None}}
 x = np.linspace(0, 2 * np.pi, 200)
 plt.figure(figsize=(4, 2))
 plt.plot(x, np.sin(x), color='black')
