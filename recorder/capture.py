@@ -242,12 +242,17 @@ class CaptureThread(threading.Thread):
             return
         signature, header, parent, metadata, content = frames[i + 1 : i + 6]
         ids, buffers = frames[:i], frames[i + 6 :]
-        if source == "client" and not self._signer.verify(
-            signature, (header, parent, metadata, content)
-        ):
-            self.writer.write_event(
-                "bad_message", t=t, ch=ch, reason="bad signature", **{"from": source}
-            )
+        if source == "client":
+            # what a client sends is forwarded whatever it is (the kernel decides), but flagged
+            problem = ""
+            if not self._signer.verify(signature, (header, parent, metadata, content)):
+                problem = "bad signature"
+            elif not _loads(header).get("msg_type"):
+                problem = "header is not a JSON object with a msg_type"
+            if problem:
+                self.writer.write_event(
+                    "bad_message", t=t, ch=ch, reason=problem, **{"from": source}
+                )
         if source == "client" and ch != "stdin":
             self._remember_request(header)
         if ch == "shell":

@@ -172,6 +172,29 @@ class KernelRecording:
         self.shutdown_requested = self.restart_requested = False
         self.proxy.event("kernel_started", pid=self.proc.pid, argv=argv, kernel=self.entry["name"])
 
+    def wait_heartbeat(self, timeout: float = 60.0) -> None:
+        """Until the kernel echoes a heartbeat: frontends that attach by connection file
+        give up on a kernel whose heartbeat is silent for a second."""
+        ctx = zmq.Context.instance()
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            if self.proc is None or self.proc.poll() is not None:
+                raise KrecError(f"kernel {self.entry['name']} exited while starting")
+            sock = ctx.socket(zmq.REQ)
+            sock.linger = 0
+            if self.kernel.curve:
+                sock.curve_publickey, sock.curve_secretkey = zmq.curve_keypair()
+                sock.curve_serverkey = self.kernel.curve_publickey
+            sock.connect(self.kernel.endpoint("hb"))
+            try:
+                sock.send(b"krec-ready")
+                if sock.poll(500):
+                    sock.recv()
+                    return
+            finally:
+                sock.close(linger=0)
+        raise KrecError(f"kernel {self.entry['name']} did not start within {timeout:.0f} s")
+
     def interrupt(self) -> None:
         if self.proc is not None and self.proc.poll() is None:
             os.kill(self.proc.pid, signal.SIGINT)
@@ -372,8 +395,9 @@ def run_owned(
         raise
     reason = "stopped"
     try:
-        frontend.write(connection_file)
         recording.launch()
+        recording.wait_heartbeat()
+        frontend.write(connection_file)
         _say(f"recording kernel {kernel_name} to {output}")
         _say(f"attach a frontend with: jupyter console --existing {connection_file}")
         _say("stop with Ctrl-C")
