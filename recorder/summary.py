@@ -90,9 +90,10 @@ def _cursor(content: dict[str, Any]) -> str:
 
 def _complete_reply(content: dict[str, Any]) -> str:
     matches = content.get("matches")
-    matches = matches if isinstance(matches, list) else []
+    if not isinstance(matches, list):
+        return _generic(content)
     shown = ", ".join(str(m) for m in matches[:5])
-    return f"{_reply(content)} {len(matches)} matches: {shown}".strip()
+    return f"{_reply(content)} {len(matches)} matches" + (f": {shown}" if shown else "")
 
 
 def _kernel_info_reply(content: dict[str, Any]) -> str:

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from krec.viewer.summary import one_line, summarize_event, summarize_message
+from krec.recorder.summary import one_line, summarize_event, summarize_message
 
 
 def test_one_line_marks_newlines_and_cuts() -> None:
