@@ -2,7 +2,17 @@
 
 from __future__ import annotations
 
-from krec.recorder.summary import one_line, summarize_event, summarize_message
+from factories import LogBuilder, error, stream
+
+from krec.recorder.logfile import LogReader
+from krec.recorder.summary import (
+    one_line,
+    short_id,
+    summarize,
+    summarize_event,
+    summarize_message,
+    tone,
+)
 
 
 def test_one_line_marks_newlines_and_cuts() -> None:
@@ -53,3 +63,22 @@ def test_events() -> None:
     assert summarize_event({"frames": [b"ab", b"c"], "key": b"xyz"}) == (
         "frames=<2 frames> key=<3 bytes>"
     )
+
+
+def test_short_ids() -> None:
+    assert short_id("d7f3d2ef-492af83b112ada756075a837_6809_45") == "d7f3_45"
+    assert short_id("8f2c3d4e-9a0b1c2d3e4f5a6b7c8d9e0f") == "8f2c3d4e"
+    assert short_id("") == ""
+
+
+def test_tone_and_subshell(tmp_path) -> None:
+    with LogBuilder(tmp_path / "t.krec") as log:
+        log.message(*stream("careful\n", "stderr"))
+        log.message("execute_reply", {"status": "aborted"})
+        log.message(*error())
+        log.message("execute_request", {"code": "x"}, subshell_id="abcdef123")
+        log.event("kernel_died", exit_code=-9)
+    with LogReader(log.path) as reader:
+        assert [tone(r) for r in reader] == ["warning", "warning", "error", "", "error"]
+        assert summarize(reader[3]) == "[subshell abcdef12] x"
+        assert summarize(reader[4]) == "exit_code=-9"
