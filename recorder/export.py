@@ -1,15 +1,17 @@
-"""`krec export`: a log as JSON lines of decoded messages, or as a rebuilt notebook.
+"""`krec export`: a log as JSON lines of decoded messages, a rebuilt notebook, or a pytest test.
 
 ``--to jsonl`` writes one decoded record per line (the same objects as
 ``krec show --json``); ``--to ipynb`` rebuilds the session's notebook (see
 notebook.py) and checks it with nbformat's validator before writing it.
 ``--redact PATTERN`` replaces every match of a regular expression in the
 exported strings with a marker, so a log can be shared without its secrets.
+``--to pytest`` writes a regression test that replays the log (see regression.py).
 """
 
 from __future__ import annotations
 
 import argparse
+import contextlib
 import json
 import os
 import re
@@ -31,16 +33,19 @@ examples:
   krec export session.krec --to jsonl -f 'ch:iopub' | jq -c .content
   krec export session.krec -o share.jsonl --redact 'sk-[A-Za-z0-9]+' --redact '/home/\\w+'
   krec export session.krec --to ipynb -f 't>10m' -o late.ipynb   cells run after 10 minutes
+  krec export session.krec --to pytest -o test_session.py   a regression test replaying it
 
 With --to ipynb the filter selects cells (execute_requests); their outputs follow them.
-Without --to, the format is taken from the -o file name (.ipynb or .jsonl).
+Without --to, the format is taken from the -o file name (.ipynb, .jsonl or .py).
 """
 
 
 def add_arguments(sub: argparse._SubParsersAction) -> None:  # type: ignore[type-arg]
-    p = add_command(sub, "export", "export a log as JSON lines or as a notebook", EXAMPLES)
+    p = add_command(
+        sub, "export", "export a log as JSON lines, a notebook or a regression test", EXAMPLES
+    )
     p.add_argument("log", metavar="LOG", help="a .krec log")
-    p.add_argument("--to", choices=("jsonl", "ipynb"), help="output format")
+    p.add_argument("--to", choices=("jsonl", "ipynb", "pytest"), help="output format")
     p.add_argument("-f", "--filter", default="", metavar="FILTER", help="only matching records")
     p.add_argument("-o", "--output", metavar="OUT", help="output file (default: stdout)")
     p.add_argument(
@@ -82,7 +87,9 @@ def _format(args: argparse.Namespace) -> str:
     suffix = os.path.splitext(args.output or "")[1].lower()
     if suffix in (".ipynb", ".jsonl"):
         return suffix[1:]
-    raise KrecError("give the output format: --to jsonl or --to ipynb")
+    if suffix == ".py":
+        return "pytest"
+    raise KrecError("give the output format: --to jsonl or --to ipynb (or --to pytest: a test)")
 
 
 def run(args: argparse.Namespace) -> int:
@@ -90,33 +97,38 @@ def run(args: argparse.Namespace) -> int:
     from .logfile import LogReader
 
     fmt = _format(args)
+    if fmt == "pytest":
+        from .regression import export_pytest
+
+        return export_pytest(args)
     redact = redactor(args.redact)
     flt = compile_filter(args.filter)
-    with LogReader(args.log, index=False) as reader:
+    with LogReader(args.log, index=False) as reader, _output(args.output) as out:
         with Progress("indexing") as progress:
             while reader.index_more(100_000):
                 progress.update(len(reader))
         if fmt == "jsonl":
-            lines = _jsonl(reader, flt, redact)
-            _write(args.output, lambda out: out.writelines(lines))
+            out.writelines(_jsonl(reader, flt, redact))
         else:
-            text = _ipynb(reader, flt, redact)
-            _write(args.output, lambda out: out.write(text))
+            out.write(_ipynb(reader, flt, redact))
+        out.flush()
         for warning in reader.warnings:
             print(f"krec: warning: {reader.path}: {warning}", file=sys.stderr)
     return 0
 
 
-def _write(path: str | None, write: Callable[[IO[str]], object]) -> None:
+@contextlib.contextmanager
+def _output(path: str | None) -> Iterator[IO[str]]:
+    """The output stream, opened before any work so a bad path fails at once."""
     if path is None or path == "-":
-        write(sys.stdout)
-        sys.stdout.flush()
+        yield sys.stdout
         return
     try:
-        with open(path, "w", encoding="utf-8") as out:
-            write(out)
+        out = open(path, "w", encoding="utf-8")  # noqa: SIM115 - closed below
     except OSError as e:
         raise KrecError(f"cannot write {path}: {e.strerror}") from None
+    with out:
+        yield out
 
 
 def _matching(reader: LogReader, flt: Filter, label: str) -> Iterator[Record]:

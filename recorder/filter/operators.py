@@ -11,7 +11,6 @@ from __future__ import annotations
 
 import fnmatch
 import re
-from decimal import ROUND_HALF_EVEN, Decimal, InvalidOperation
 from typing import TYPE_CHECKING, Any, ClassVar
 
 from krec.recorder.logfile import CHANNELS, SOURCES, peek_field
@@ -270,6 +269,8 @@ _DURATION = re.compile(r"(\d+(?:\.\d*)?|\.\d+)(ms|s|m|h)?")
 
 def parse_duration(text: str) -> int:
     """``5s``, ``1.5m``, ``250ms``, ``2h`` (a bare number is seconds) -> nanoseconds."""
+    from decimal import ROUND_HALF_EVEN, Decimal, InvalidOperation  # exact, and slow to import
+
     m = _DURATION.fullmatch(text.strip())
     if m is None:
         raise ValueError(f"bad duration {text!r}: use a number with ms, s, m or h, e.g. 5s")
@@ -283,6 +284,8 @@ def parse_duration(text: str) -> int:
 
 def format_duration(ns: int) -> str:
     """The shortest exact spelling of ``ns`` that parse_duration reads back."""
+    from decimal import Decimal
+
     for unit in ("h", "m", "s", "ms"):
         if ns % _UNITS[unit] == 0 and (ns or unit == "s"):
             return f"{ns // _UNITS[unit]}{unit}"
