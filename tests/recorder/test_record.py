@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import os
 import signal
 import subprocess
@@ -279,3 +280,35 @@ def test_existing_mode_attaches_and_leaves_the_kernel_running(tmp_path: Path):
     finally:
         km.shutdown_kernel(now=True)
         km.cleanup_resources()
+
+
+def test_install_writes_recorded_kernelspecs_that_record(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+):
+    prefix, logs = tmp_path / "prefix", tmp_path / "logs"
+    proc = run_krec("install", "--prefix", str(prefix), "--log-dir", str(logs), "python3")
+    assert proc.returncode == 0, proc.stderr
+    assert "installed python3-krec" in proc.stdout
+    spec_dir = prefix / "share" / "jupyter" / "kernels" / "python3-krec"
+    spec = json.loads((spec_dir / "kernel.json").read_text())
+    assert spec["display_name"] == "Python 3 (recorded)"
+    assert spec["language"] == "python"
+    assert "curve" in spec["metadata"]["supported_encryption"]
+    monkeypatch.setenv("JUPYTER_PATH", str(prefix / "share" / "jupyter"))
+    km = KernelManager(kernel_name="python3-krec")
+    km.start_kernel()
+    try:
+        kc = km.client()
+        kc.start_channels()
+        kc.wait_for_ready(timeout=60)
+        reply = kc.execute_interactive("print('recorded kernel')", timeout=30)
+        assert reply["content"]["status"] == "ok"
+        kc.stop_channels()
+    finally:
+        km.shutdown_kernel()
+        km.cleanup_resources()
+    records = read(only_log(logs))
+    assert any(r.content.get("text") == "recorded kernel\n" for r in records)
+    assert any(r.event == "kernel_started" for r in records)
+    bad = run_krec("install", "--prefix", str(prefix), "no-such-kernel")
+    assert bad.returncode == 2 and "no kernel named 'no-such-kernel'" in bad.stderr
