@@ -167,7 +167,7 @@ def run(args: argparse.Namespace) -> int:
                 out.write(f"{'' if n == 0 else chr(10)}==> {reader.path} <==\n")
             fmt = LineFormat(reader.start_ns, colour, width)
             left = _print_log(reader, flt, fmt, args, out, left)
-            _warn(reader)
+            _warn(reader, reader.warnings, following=args.follow)
             if left == 0:
                 break
         if args.follow and left != 0:
@@ -233,8 +233,10 @@ def _print_range(
     return left
 
 
-def _warn(reader: LogReader) -> None:
-    for warning in reader.warnings:
+def _warn(reader: LogReader, warnings: list[str], following: bool = False) -> None:
+    for warning in warnings:
+        if following and warning.startswith("truncated"):
+            continue  # normal while a writer is between flushes: the record completes later
         print(f"krec: warning: {reader.path}: {warning}", file=sys.stderr)
 
 
@@ -248,7 +250,7 @@ def _follow(
     left: int | None,
 ) -> None:
     formats = [LineFormat(r.start_ns, colour, width) for r in readers]
-    warned = [list(r.warnings) for r in readers]
+    seen = [set(r.warnings) for r in readers]
     try:
         while left != 0:
             time.sleep(0.2)
@@ -258,9 +260,7 @@ def _follow(
                     left = _print_range(
                         reader, flt, formats[n], args.json, out, done, len(reader), left
                     )
-                new = [w for w in reader.warnings if w not in warned[n]]
-                if new and not any(w.startswith("truncated") for w in new):
-                    _warn(reader)  # a truncated tail is normal while the writer flushes
-                warned[n] = list(reader.warnings)
+                _warn(reader, [w for w in reader.warnings if w not in seen[n]], following=True)
+                seen[n].update(reader.warnings)
     except KeyboardInterrupt:
         pass  # Ctrl-C is how a follow ends
