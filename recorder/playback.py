@@ -12,6 +12,7 @@ shutdown. An ``input_request`` step makes the playback wait for the frontend's
 
 from __future__ import annotations
 
+import json
 import os
 from collections.abc import Sequence
 from dataclasses import dataclass, field
@@ -47,6 +48,92 @@ class Step:
     @property
     def waits_for_input(self) -> bool:
         return self.ch == "stdin" and self.msg_type == "input_request"
+
+
+@dataclass
+class LiveRequest:
+    """A request as the frontend sent it."""
+
+    ch: str
+    ids: list[bytes]
+    header: dict[str, Any]
+    header_raw: bytes
+    content: dict[str, Any]
+    arrived: float  # time.monotonic()
+
+    @property
+    def msg_type(self) -> str:
+        return str(self.header.get("msg_type", ""))
+
+    @property
+    def msg_id(self) -> str:
+        return str(self.header.get("msg_id", ""))
+
+    @property
+    def subshell_id(self) -> str | None:
+        sub = self.header.get("subshell_id")
+        return sub if isinstance(sub, str) else None
+
+
+@dataclass
+class Playback:
+    """The steps answering one live request, and how far they have been sent."""
+
+    request: LiveRequest
+    steps: list[Step]
+    base: float  # monotonic time of the anchor: a step is due at base + at
+    realtime: bool = False  # wait for each step's recorded offset (else send at once)
+    pos: int = 0
+    waiting: Step | None = None  # an input_request sent, its input_reply not yet received
+    prompt_id: str = ""  # msg_id of that input_request as sent
+    interrupted: bool = False  # send the rest at once, ask for no more input
+    stop_after: bool = False  # --strict: stop serving once this is sent
+
+    @property
+    def done(self) -> bool:
+        return self.pos >= len(self.steps) and self.waiting is None
+
+
+class CommIds:
+    """Comm ids the frontend chose for comms it opened, mapped onto the recorded ones.
+
+    Comms the kernel opened keep their recorded ids (the frontend adopts them);
+    a frontend's own ``comm_open`` carries a fresh id, so a later ``comm_msg`` is
+    matched under the recorded id and the recorded answers name the live one.
+    """
+
+    def __init__(self) -> None:
+        self.to_live: dict[str, str] = {}
+        self.to_recorded: dict[str, str] = {}
+
+    def learn(self, recorded: str, live: str) -> None:
+        if recorded and live and recorded != live:
+            self.to_live[recorded] = live
+            self.to_recorded[live] = recorded
+
+    def recorded_content(self, content: dict[str, Any]) -> dict[str, Any]:
+        """A live request's content with its comm id as the recording knows it."""
+        cid = content.get("comm_id")
+        if isinstance(cid, str) and cid in self.to_recorded:
+            return {**content, "comm_id": self.to_recorded[cid]}
+        return content
+
+    def applies(self, msg_type: str) -> bool:
+        return bool(self.to_live) and (msg_type.startswith("comm_"))
+
+    def live_content(
+        self, content: bytes | dict[str, Any], topic: list[bytes]
+    ) -> tuple[dict[str, Any], list[bytes]]:
+        """A recorded message's content (and iopub topic) with the frontend's comm ids."""
+        data = json.loads(content) if isinstance(content, bytes) else dict(content)
+        cid = data.get("comm_id")
+        if isinstance(cid, str) and cid in self.to_live:
+            old, new = f"comm-{cid}".encode(), f"comm-{self.to_live[cid]}".encode()
+            data["comm_id"] = self.to_live[cid]
+            topic = [new if t == old else t for t in topic]
+        if isinstance(data.get("comms"), dict):  # comm_info_reply
+            data["comms"] = {self.to_live.get(k, k): v for k, v in data["comms"].items()}
+        return data, topic
 
 
 def recorded_steps(ex: Exchange, records: Sequence[Record]) -> tuple[list[Step], int]:

@@ -34,6 +34,9 @@ from .logfile import LogReader, LogWriter, make_header
 from .match import NORMAL, STRICT, Matcher, describe
 from .playback import (
     REPLY,
+    CommIds,
+    LiveRequest,
+    Playback,
     Step,
     interrupt_steps,
     kernel_info_steps,
@@ -41,7 +44,7 @@ from .playback import (
     recorded_steps,
     shutdown_steps,
 )
-from .wire import DELIM, Signer, WireError, new_id, now_iso, serialize, split_frames
+from .wire import Signer, WireError, WireMessage, new_id, now_iso, serialize, split_frames
 
 REALTIME, FAST = "realtime", "fast"
 SPEEDS = (REALTIME, FAST)
@@ -52,51 +55,6 @@ _SOCKETS = {
     "iopub": zmq.XPUB,
     "hb": zmq.ROUTER,
 }
-_COMM_TYPES = ("comm_open", "comm_msg", "comm_close")
-
-
-@dataclass
-class LiveRequest:
-    """A request as the frontend sent it."""
-
-    ch: str
-    ids: list[bytes]
-    header: dict[str, Any]
-    header_raw: bytes
-    content: dict[str, Any]
-    arrived: float  # time.monotonic()
-
-    @property
-    def msg_type(self) -> str:
-        return str(self.header.get("msg_type", ""))
-
-    @property
-    def msg_id(self) -> str:
-        return str(self.header.get("msg_id", ""))
-
-    @property
-    def subshell_id(self) -> str | None:
-        sub = self.header.get("subshell_id")
-        return sub if isinstance(sub, str) else None
-
-
-@dataclass
-class Playback:
-    """The steps answering one live request, and how far they have been sent."""
-
-    request: LiveRequest
-    steps: list[Step]
-    base: float  # monotonic time of the anchor: a step is due at base + at
-    realtime: bool = False  # wait for each step's recorded offset (else send at once)
-    pos: int = 0
-    waiting: Step | None = None  # an input_request sent, its input_reply not yet received
-    prompt_id: str = ""  # msg_id of that input_request as sent
-    interrupted: bool = False  # send the rest at once, ask for no more input
-    stop_after: bool = False  # --strict: stop serving once this is sent
-
-    @property
-    def done(self) -> bool:
-        return self.pos >= len(self.steps) and self.waiting is None
 
 
 @dataclass
@@ -138,8 +96,7 @@ class Server:
         self.answered = 0
         self.unmatched = 0
         self.execution_count = 0
-        self.comm_to_live: dict[str, str] = {}  # recorded comm id -> the frontend's
-        self.comm_to_recorded: dict[str, str] = {}
+        self.comms = CommIds()
         self._lanes: dict[str, _Lane] = {}
         self._socks: dict[str, zmq.Socket] = {}
         self._parent = os.getppid() if watch_parent else None
@@ -281,7 +238,7 @@ class Server:
             return self._bad(channel, "header or content is not a JSON object")
         live = LiveRequest(channel, wire.ids, header, wire.header, content, time.monotonic())
         if channel == "stdin":
-            return self._input_reply(live, t, wire.parent, wire.metadata, wire.buffers)
+            return self._input_reply(live, t, wire)
         self.writer.write_message(
             t, channel, "client", wire.ids, wire.header, wire.parent, wire.metadata, wire.content,
             wire.buffers,
@@ -305,9 +262,7 @@ class Server:
         self.writer.write_event("bad_message", ch=channel, reason=reason, **{"from": "client"})
         self.notify(f"dropped a message on {channel}: {reason}")
 
-    def _input_reply(
-        self, live: LiveRequest, t: int, parent: bytes, metadata: bytes, buffers: list[bytes]
-    ) -> None:
+    def _input_reply(self, live: LiveRequest, t: int, wire: WireMessage) -> None:
         waiting = [
             lane.current
             for lane in self._lanes.values()
@@ -315,7 +270,7 @@ class Server:
         ]
         owner = next((pb for pb in waiting if pb.request.ids == live.ids), None)
         owner = owner or (waiting[0] if waiting else None)
-        content = json.dumps(live.content).encode()
+        content = wire.content
         if owner is not None and owner.waiting is not None:
             prompt = owner.waiting.content
             if isinstance(prompt, bytes):
@@ -327,8 +282,9 @@ class Server:
                 )
                 content = json.dumps({**live.content, "value": REDACTED}).encode()
         self.writer.write_message(
-            t, "stdin", "client", live.ids, live.header_raw, parent, metadata, content, buffers
-        )
+            t, "stdin", "client", wire.ids, wire.header, wire.parent, wire.metadata, content,
+            wire.buffers,
+        )  # fmt: skip
         if owner is None or owner.waiting is None:
             self.writer.write_event("unexpected_input_reply", msg_id=live.msg_id)
             return
@@ -360,7 +316,7 @@ class Server:
         return wait
 
     def _start(self, live: LiveRequest, now: float) -> Playback:
-        content = self._to_recorded(live.content)
+        content = self.comms.recorded_content(live.content)
         found = self.matcher.match(live.msg_type, content)
         if found is not None:
             ex = found.exchange
@@ -371,7 +327,9 @@ class Server:
                 self.notify(f"{live.msg_type}: nothing matched its content; answered with "
                             f"{describe(ex)} (--loose)")  # fmt: skip
             if live.msg_type == "comm_open":
-                self._learn_comm(str(ex.request.content.get("comm_id", "")), live)
+                self.comms.learn(
+                    str(ex.request.content.get("comm_id", "")), str(live.content.get("comm_id", ""))
+                )
             records = [self.reader[i] for i in ex.records]
             steps, latency = recorded_steps(ex, records)
             realtime = self.speed == REALTIME
@@ -430,8 +388,8 @@ class Server:
             header["subshell_id"] = live.subshell_id
         content = step.content
         topic = step.topic
-        if self.comm_to_live and (step.msg_type in _COMM_TYPES or "comm_info" in step.msg_type):
-            content, topic = self._to_live(content, topic)
+        if self.comms.applies(step.msg_type):
+            content, topic = self.comms.live_content(content, topic)
         if step.msg_type in ("execute_input", "execute_reply"):
             count = (json.loads(content) if isinstance(content, bytes) else content).get(
                 "execution_count"
@@ -458,36 +416,8 @@ class Server:
             buffers=buffers or [], ids=ids,
         )  # fmt: skip
         self._socks[ch].send_multipart(frames)
-        at = frames.index(DELIM) + 2
-        h, p, m, c = frames[at : at + 4]
+        h, p, m, c = frames[len(ids) + 2 : len(ids) + 6]
         self.writer.write_message(time.time_ns(), ch, "kernel", ids, h, p, m, c, buffers or [])
-
-    # -- comm ids -------------------------------------------------------------------------
-
-    def _learn_comm(self, recorded: str, live: LiveRequest) -> None:
-        mine = live.content.get("comm_id")
-        if recorded and isinstance(mine, str) and mine != recorded:
-            self.comm_to_live[recorded] = mine
-            self.comm_to_recorded[mine] = recorded
-
-    def _to_recorded(self, content: dict[str, Any]) -> dict[str, Any]:
-        cid = content.get("comm_id")
-        if isinstance(cid, str) and cid in self.comm_to_recorded:
-            return {**content, "comm_id": self.comm_to_recorded[cid]}
-        return content
-
-    def _to_live(
-        self, content: bytes | dict[str, Any], topic: list[bytes]
-    ) -> tuple[dict[str, Any], list[bytes]]:
-        data = json.loads(content) if isinstance(content, bytes) else dict(content)
-        cid = data.get("comm_id")
-        if isinstance(cid, str) and cid in self.comm_to_live:
-            data["comm_id"] = self.comm_to_live[cid]
-            topic = [f"comm-{data['comm_id']}".encode() if t == f"comm-{cid}".encode() else t
-                     for t in topic]  # fmt: skip
-        if isinstance(data.get("comms"), dict):
-            data["comms"] = {self.comm_to_live.get(k, k): v for k, v in data["comms"].items()}
-        return data, topic
 
 
 def default_output(log_path: str, log_dir: str = "krec-logs") -> str:
