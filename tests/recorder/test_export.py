@@ -62,6 +62,12 @@ def test_notebook_of_a_recorded_session(rich_log, tmp_path):
     assert outputs["import getpass"][0].text == "········\n"  # never the password
     (widget,) = outputs["import ipywidgets as w"]
     assert "application/vnd.jupyter.widget-view+json" in widget.data
+    # JupyterLab opens notebooks through jupyter_server's contents manager
+    from jupyter_server.services.contents.filemanager import FileContentsManager
+
+    model = FileContentsManager(root_dir=str(tmp_path)).get("rich.ipynb")
+    assert model["type"] == "notebook" and model.get("message") is None
+    assert len(model["content"]["cells"]) == 12
 
 
 def test_notebook_output_rules(tmp_path):
