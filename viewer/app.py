@@ -45,8 +45,9 @@ INDEX_STEP = 100_000
 #: records per filter or threading step (the model's lock is held for one step)
 SCAN_STEP = 100_000
 FOLLOW_INTERVAL = 0.25
-#: logs up to this many records are checked (`krec check`) on their own; bigger ones on `!`
-CHECK_AUTO_LIMIT = 200_000
+#: logs up to this many records are checked (`krec check`, ~75 us a record) on their own;
+#: bigger ones on `!`
+CHECK_AUTO_LIMIT = 20_000
 #: a live log is checked again at most this often
 CHECK_AGAIN_AFTER = 2.0
 
@@ -132,7 +133,8 @@ class KrecViewer(App[None]):
         if not self.model.complete and len(self.model) == 0:
             self.model.index_more(FIRST_STEP)
         self._tell_screens("log_grew")
-        self._index()
+        # indexing competes for the GIL: start it once the first frame is out
+        self.call_after_refresh(self._index)
         self.set_interval(FOLLOW_INTERVAL, self._follow_tick)
         if self.initial_filter:
             self.post_message(FilterSubmitted(self.initial_filter))

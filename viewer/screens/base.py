@@ -20,6 +20,7 @@ from ..detail import describe
 from ..messages import RecordChosen, RecordHighlighted
 from ..model import LogModel
 from ..widgets.detail_view import DetailView
+from ..widgets.keybar import KeyBar
 from ..widgets.records import RecordRows
 
 if TYPE_CHECKING:
@@ -53,35 +54,42 @@ class RecordScreen(Screen[None]):
     # -- the detail pane ----------------------------------------------------------
 
     @property
-    def detail(self) -> DetailView:
-        return self.query_one(DetailView)
-
-    @property
     def detail_open(self) -> bool:
-        return self.detail.display
+        return any(view.display for view in self.query(DetailView))
 
-    def open_detail(self, index: int) -> None:
+    async def detail_view(self) -> DetailView:
+        """The detail pane, mounted above the key bar the first time it is needed
+        (not before: the first frame must come quickly)."""
+        for view in self.query(DetailView):
+            return view
+        view = DetailView(id="detail")
+        await self.mount(view, before=self.query_one(KeyBar))
+        return view
+
+    async def open_detail(self, index: int) -> None:
+        view = await self.detail_view()
         self.detail_index = index
         detail = describe(self.model.record(index), self.model.reader.start_ns)
         detail.findings.extend(self.viewer.findings_for(index))
         kernel = self.model.header.get("kernel")
         language = kernel.get("language", "") if isinstance(kernel, dict) else ""
-        self.detail.show(detail, str(language or "python"))
-        self.detail.display = True
+        view.show(detail, str(language or "python"))
+        view.display = True
 
     def close_detail(self) -> None:
-        self.detail.display = False
+        for view in self.query(DetailView):
+            view.display = False
         self.detail_index = None
 
-    def on_record_chosen(self, message: RecordChosen) -> None:
+    async def on_record_chosen(self, message: RecordChosen) -> None:
         if self.detail_open and self.detail_index == message.index:
             self.close_detail()
         else:
-            self.open_detail(message.index)
+            await self.open_detail(message.index)
 
-    def on_record_highlighted(self, message: RecordHighlighted) -> None:
+    async def on_record_highlighted(self, message: RecordHighlighted) -> None:
         if self.detail_open:
-            self.open_detail(message.index)
+            await self.open_detail(message.index)
 
     # -- copy ---------------------------------------------------------------------------
 
@@ -144,5 +152,5 @@ class RecordScreen(Screen[None]):
             for lst in self.query(RecordRows):
                 lst.clear_cache()
             if self.detail_open and self.detail_index is not None:
-                self.open_detail(self.detail_index)
+                self.run_worker(self.open_detail(self.detail_index))
         self.status_changed()

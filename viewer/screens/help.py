@@ -19,7 +19,7 @@ KEYS: list[tuple[str, list[tuple[str, str]]]] = [
             ("t", "thread view: each request with its replies and outputs"),
             ("l", "timeline: requests as bars from request to idle"),
             ("r", "replay the log against a fresh kernel, then compare"),
-            ("!", "run krec check (on its own for logs up to 200,000 records)"),
+            ("!", "run krec check (on its own for logs up to 20,000 records)"),
         ],
     ),
     (

@@ -13,16 +13,27 @@ from typing import Any
 
 from textual.app import ComposeResult
 from textual.binding import Binding, BindingType
-from textual.widgets import Footer, Static
+from textual.widgets import Static
 
 from krec.recorder.errors import FilterError
 
 from ..messages import FilterDone, FilterProgress, FilterSubmitted, GotoSubmitted
 from ..model import LogModel, parse_time
 from ..widgets.bars import FilterBar, GotoBar
-from ..widgets.detail_view import DetailView
+from ..widgets.keybar import KeyBar
 from ..widgets.records import MessageList, header_text
 from .base import RecordScreen
+
+KEYS = [
+    ("⏎", "Detail", ""),
+    ("/", "Filter", "screen.filter"),
+    ("t", "Threads", "app.threads"),
+    ("l", "Timeline", "app.timeline"),
+    ("f", "Follow", "screen.follow"),
+    ("r", "Replay", "app.replay"),
+    ("?", "Keys", "app.help"),
+    ("q", "Quit", "app.quit"),
+]
 
 
 class MainScreen(RecordScreen):
@@ -51,8 +62,7 @@ class MainScreen(RecordScreen):
         yield GotoBar()
         yield Static(header_text(), id="columns")
         yield MessageList(self.model, self.viewer.findings, id="messages")
-        yield DetailView(id="detail")
-        yield Footer()
+        yield KeyBar(KEYS)
 
     def on_mount(self) -> None:
         self.composed = True

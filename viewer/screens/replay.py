@@ -19,14 +19,24 @@ from textual.app import ComposeResult
 from textual.binding import Binding, BindingType
 from textual.containers import Horizontal, VerticalScroll
 from textual.screen import Screen
-from textual.widgets import Footer, ProgressBar, Static
+from textual.widgets import ProgressBar, Static
 
 from ..messages import DivergenceHighlighted, RecordChosen
 from ..model import LogModel
+from ..widgets.keybar import KeyBar
 from ..widgets.report_list import ReportList
 
 if TYPE_CHECKING:
     from ..app import KrecViewer
+
+
+KEYS = [
+    ("⏎", "Start / go to the recorded message", ""),
+    ("r", "Replay again", "screen.again"),
+    ("Esc", "Back to list", "screen.back"),
+    ("?", "Keys", "app.help"),
+    ("q", "Quit", "app.quit"),
+]
 
 
 class ReplayScreen(Screen[None]):
@@ -63,7 +73,7 @@ class ReplayScreen(Screen[None]):
                 yield Static(id="replay-expected")
             with VerticalScroll():
                 yield Static(id="replay-actual")
-        yield Footer()
+        yield KeyBar(KEYS)
 
     def on_mount(self) -> None:
         self.composed = True

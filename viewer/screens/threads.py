@@ -11,14 +11,23 @@ from bisect import bisect_left
 
 from textual.app import ComposeResult
 from textual.binding import Binding, BindingType
-from textual.widgets import Footer, Static
+from textual.widgets import Static
 
 from ..model import LogModel
 from ..threads import ThreadIndex
-from ..widgets.detail_view import DetailView
+from ..widgets.keybar import KeyBar
 from ..widgets.records import header_text
 from ..widgets.thread_list import ThreadList
 from .base import RecordScreen
+
+KEYS = [
+    ("⏎", "Detail", ""),
+    ("[ ]", "Requests", ""),
+    ("Esc", "Back to list", "screen.back"),
+    ("l", "Timeline", "app.timeline"),
+    ("?", "Keys", "app.help"),
+    ("q", "Quit", "app.quit"),
+]
 
 
 class ThreadScreen(RecordScreen):
@@ -37,8 +46,7 @@ class ThreadScreen(RecordScreen):
         yield Static(id="status")
         yield Static(header_text(indent=2), id="columns")
         yield ThreadList(self.model, self.threads, self.viewer.findings, id="threads")
-        yield DetailView(id="detail")
-        yield Footer()
+        yield KeyBar(KEYS)
 
     @property
     def list(self) -> ThreadList:

@@ -11,12 +11,21 @@ from rich.text import Text
 from textual.app import ComposeResult
 from textual.binding import Binding, BindingType
 from textual.screen import Screen
-from textual.widgets import Footer, Static
+from textual.widgets import Static
 
 from ..messages import RequestChosen, TimelineWindow
 from ..model import LogModel, format_duration, format_rel
 from ..threads import ThreadIndex
+from ..widgets.keybar import KeyBar
 from ..widgets.timeline import W_LABEL, Timeline
+
+KEYS = [
+    ("⏎", "Thread", ""),
+    ("s", "Sort by time/duration", "focused.toggle_sort"),
+    ("Esc", "Back to list", "screen.back"),
+    ("?", "Keys", "app.help"),
+    ("q", "Quit", "app.quit"),
+]
 
 
 class TimelineScreen(Screen[None]):
@@ -36,7 +45,7 @@ class TimelineScreen(Screen[None]):
         yield Static(id="status")
         yield Static(id="axis")
         yield Timeline(self.model, self.threads, id="timeline")
-        yield Footer()
+        yield KeyBar(KEYS)
 
     @property
     def timeline(self) -> Timeline:

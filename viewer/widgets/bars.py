@@ -34,8 +34,10 @@ class FilterBar(Vertical):
         return self.query_one("#filter-input", Input)
 
     def open(self) -> None:
+        """Show the bar with the last expression selected: typing replaces it."""
         self.display = True
         self.input.focus()
+        self.input.select_all()
 
     def on_input_submitted(self, event: Input.Submitted) -> None:
         event.stop()

@@ -18,7 +18,7 @@ from textual.message import Message
 
 from ..messages import RecordChosen, RecordHighlighted
 from ..model import LogModel, Row, format_rel
-from .rowlist import RowList
+from .rowlist import Piece, RowList
 
 ARROWS = {"client": "→", "kernel": "←", "krec": "•"}
 #: column widths: record number, time, channel, arrow, msg_type, parent
@@ -66,43 +66,37 @@ class RecordRows(RowList):
         #: `krec check` findings by record index (each with a ``severity``): rows get a mark
         self.findings: Mapping[int, Sequence[Any]] = findings if findings is not None else {}
 
-    def paint(self, row: Row, indent: str = "", parent: Text | None = None) -> Text:
+    def paint(self, row: Row, indent: str = "", parent: Piece | None = None) -> list[Piece]:
         """``row`` as columns; ``parent`` replaces the parent column (e.g. a duration)."""
         style = self.row_style
-        text = Text(no_wrap=True, end="")
-        if indent:
-            text.append(indent)
+        pieces: list[Piece] = [(indent, None)] if indent else []
+        add = pieces.append
         found = self.findings.get(row.index)
         if found:
             error = any(f.severity == "error" for f in found)
-            text.append("✗ " if error else "⚠ ", style("row--error" if error else "row--warning"))
+            add(("✗ " if error else "⚠ ", style("row--error" if error else "row--warning")))
         else:
-            text.append("  ")
-        text.append(f"{row.index:>{W_INDEX}} ", style("row--index"))
-        text.append(f"{format_rel(row.t):>{W_TIME}} ", style("row--time"))
+            add(("  ", None))
+        add((f"{row.index:>{W_INDEX}} ", style("row--index")))
+        add((f"{format_rel(row.t):>{W_TIME}} ", style("row--time")))
         if row.is_event:
-            text.append(f"{'event':<{W_CH}} ★ ", style("row--event"))
-            text.append(f"{row.event:<{W_TYPE}} ", style("row--event"))
-            text.append(" " * (W_PARENT + 1))
-            text.append(row.summary, style(f"row--{row.tone}") if row.tone else style("row--event"))
-            return text
+            add((f"{'event':<{W_CH}} ★ {row.event:<{W_TYPE}} ", style("row--event")))
+            add((" " * (W_PARENT + 1), None))
+            add((row.summary, style(f"row--{row.tone}") if row.tone else style("row--event")))
+            return pieces
         ch_style = style(f"row--{row.ch}") if row.ch in CHANNELS else style("row--index")
-        text.append(f"{row.ch:<{W_CH}} {ARROWS.get(row.source, '?')} ", ch_style)
         msg_type = row.msg_type
         if len(msg_type) > W_TYPE:
             msg_type = msg_type[: W_TYPE - 1] + "…"
-        text.append(f"{msg_type:<{W_TYPE}} ", ch_style)
+        add((f"{row.ch:<{W_CH}} {ARROWS.get(row.source, '?')} {msg_type:<{W_TYPE}} ", ch_style))
         if parent is None:
-            text.append(f"{row.parent[:W_PARENT]:<{W_PARENT}} ", style("row--parent"))
+            add((f"{row.parent[:W_PARENT]:<{W_PARENT}} ", style("row--parent")))
         else:
-            parent.truncate(W_PARENT, pad=True)
-            text.append_text(parent)
-            text.append(" ")
+            add((f"{parent[0][:W_PARENT]:<{W_PARENT}} ", parent[1]))
         if row.subshell:
-            text.append(f"[sub {row.subshell[:8]}]", style("row--badge"))
-            text.append(" ")
-        text.append(row.summary, style(f"row--{row.tone}") if row.tone else None)
-        return text
+            add((f"[sub {row.subshell[:8]}] ", style("row--badge")))
+        add((row.summary, style(f"row--{row.tone}") if row.tone else None))
+        return pieces
 
 
 CHANNELS = frozenset({"shell", "control", "stdin", "iopub"})
@@ -144,7 +138,7 @@ class MessageList(RecordRows):
         """The record under the cursor."""
         return self.record_at(self.cursor) if self.row_count else None
 
-    def render_row(self, row: int, width: int) -> Text:
+    def render_pieces(self, row: int, width: int) -> list[Piece]:
         return self.paint(self.model.row(self.record_at(row)))
 
     def highlighted_message(self, row: int) -> Message | None:

@@ -11,13 +11,12 @@ from __future__ import annotations
 
 from typing import Any
 
-from rich.text import Text
 from textual.message import Message
 
 from krec.recorder.summary import one_line
 
 from ..messages import DivergenceHighlighted, RecordChosen
-from .rowlist import RowList
+from .rowlist import Piece, RowList
 
 MARKS = {"same": "✓", "diverged": "✗", "missing": "−", "extra": "+"}
 
@@ -49,18 +48,18 @@ class ReportList(RowList):
             return []
         return self.by_request.get(item.request, [])
 
-    def render_row(self, row: int, width: int) -> Text:
+    def render_pieces(self, row: int, width: int) -> list[Piece]:
         item = self.report.rows[row]
         tone = self.row_style(f"report--{item.status}")
         label = self.row_style("report--label")
-        text = Text(no_wrap=True, end="")
-        text.append(f"{MARKS.get(item.status, '?')} {item.status:<8} ", tone)
         other = f"→{item.other}" if item.other is not None else ""
-        text.append(f"{item.request:>5}{other:<6} ", label)
-        text.append(f"{item.msg_type.removesuffix('_request'):<16} ")
-        text.append(f"{one_line(item.code or '', 40):<40} ", label)
-        text.append(", ".join(item.fields), tone)
-        return text
+        return [
+            (f"{MARKS.get(item.status, '?')} {item.status:<8} ", tone),
+            (f"{item.request:>5}{other:<6} ", label),
+            (f"{item.msg_type.removesuffix('_request'):<16} ", None),
+            (f"{one_line(item.code or '', 40):<40} ", label),
+            (", ".join(item.fields), tone),
+        ]
 
     def highlighted_message(self, row: int) -> Message | None:
         return DivergenceHighlighted(row)

@@ -1,8 +1,10 @@
 """RowList: a virtual list of one-line rows with a cursor, the base of every list in the viewer.
 
 Built on Textual's line API: only the rows on screen are rendered, each on
-demand through ``render_row``, so the list can be a million rows long. It owns
-the cursor, keys (arrows, vi keys, pages, Home/End, g/G), mouse (click to
+demand through ``render_pieces``, so the list can be a million rows long. A row
+is a list of (text, style) pieces turned straight into segments (no rich Text
+layout on the hot path: a page of new rows must render in a few ms). RowList
+owns the cursor, keys (arrows, vi keys, pages, Home/End, g/G), mouse (click to
 move, double click to choose) and scrolling; subclasses say how many rows there
 are, how a row looks and what message a highlighted or chosen row posts.
 """
@@ -11,6 +13,7 @@ from __future__ import annotations
 
 from collections import OrderedDict
 
+from rich.cells import cell_len, set_cell_size
 from rich.segment import Segment
 from rich.style import Style
 from rich.text import Text
@@ -23,6 +26,27 @@ from textual.scroll_view import ScrollView
 from textual.strip import Strip
 
 STRIP_CACHE = 512
+
+#: a piece of a row: its text and style (None: the list's own)
+Piece = tuple[str, Style | None]
+
+
+def fit(pieces: list[Piece], width: int, base: Style) -> list[Segment]:
+    """Segments of exactly ``width`` cells: cut with an ellipsis, or padded."""
+    out: list[Segment] = []
+    remaining = width
+    for text, style in pieces:
+        if remaining <= 0:
+            break
+        n = cell_len(text)
+        if n > remaining:
+            text = set_cell_size(text, remaining - 1) + "…"
+            n = remaining
+        out.append(Segment(text, base + style if style is not None else base))
+        remaining -= n
+    if remaining > 0:
+        out.append(Segment(" " * remaining, base))
+    return out
 
 
 class RowList(ScrollView, can_focus=True):
@@ -47,13 +71,18 @@ class RowList(ScrollView, can_focus=True):
     ) -> None:
         super().__init__(name=name, id=id, classes=classes)
         self.row_count = 0
+        self._base = Style()
         self._strips: OrderedDict[tuple[int, int, bool, bool], Strip] = OrderedDict()
 
     # -- what subclasses provide ----------------------------------------------
 
-    def render_row(self, row: int, width: int) -> Text:
-        """The text of ``row`` (at most ``width`` cells are shown)."""
+    def render_pieces(self, row: int, width: int) -> list[Piece]:
+        """The styled pieces of ``row`` (at most ``width`` cells are shown)."""
         raise NotImplementedError
+
+    def render_row(self, row: int, width: int) -> Text:
+        """``row`` as rich Text (what the screen shows, for tests and copying)."""
+        return Text.assemble(*self.render_pieces(row, width), no_wrap=True, end="")
 
     def highlighted_message(self, row: int) -> Message | None:
         """The message to post when the cursor lands on ``row``."""
@@ -92,11 +121,16 @@ class RowList(ScrollView, can_focus=True):
 
     # -- rendering ----------------------------------------------------------------
 
+    def render_lines(self, crop: Region) -> list[Strip]:
+        # the widget's style walks the DOM: look it up once per render, not once per row
+        self._base = self.rich_style
+        return super().render_lines(crop)
+
     def render_line(self, y: int) -> Strip:
         row = self.scroll_offset.y + y
         width = self.scrollable_content_region.width
         if row >= self.row_count or width <= 0:
-            return Strip.blank(width, self.rich_style)
+            return Strip.blank(width, self._base)
         selected = row == self.cursor
         key = (row, width, selected, self.has_focus)
         strip = self._strips.get(key)
@@ -108,11 +142,7 @@ class RowList(ScrollView, can_focus=True):
         return strip
 
     def _make_strip(self, row: int, width: int, selected: bool) -> Strip:
-        base = self.rich_style
-        text = self.render_row(row, width)
-        text.truncate(width, overflow="ellipsis", pad=True)
-        segments = list(text.render(self.app.console))
-        strip = Strip(Segment.apply_style(segments, base), width)
+        strip = Strip(fit(self.render_pieces(row, width), width, self._base), width)
         if selected:
             name = "rowlist--cursor" if self.has_focus else "rowlist--cursor-blurred"
             strip = strip.apply_style(self.get_component_rich_style(name))

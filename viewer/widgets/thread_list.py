@@ -10,7 +10,6 @@ from __future__ import annotations
 from collections.abc import Mapping, Sequence
 from typing import Any
 
-from rich.text import Text
 from textual.binding import Binding, BindingType
 from textual.message import Message
 
@@ -18,6 +17,7 @@ from ..messages import RecordChosen, RecordHighlighted
 from ..model import LogModel, format_duration_short
 from ..threads import ABORTED, ERROR, OK, ThreadIndex
 from .records import RecordRows
+from .rowlist import Piece
 
 STATUS_MARKS = {OK: "✓", ERROR: "✗", ABORTED: "⊘"}
 
@@ -61,22 +61,22 @@ class ThreadList(RecordRows):
         self.set_cursor(row, center=True)
         return True
 
-    def duration_text(self, r: int) -> Text:
+    def duration_piece(self, r: int) -> Piece:
+        """The request's reply status and duration, for its parent column."""
         threads = self.threads
         duration = threads.duration(r)
         if duration < 0:
-            return Text("… ", self.row_style("row--warning"))
+            return ("…", self.row_style("row--warning"))
         mark = STATUS_MARKS.get(threads.status[r], " ")
         tone = {ERROR: "row--error", ABORTED: "row--warning"}.get(threads.status[r])
-        style = self.row_style(tone) if tone else ""
-        return Text(f"{mark}{format_duration_short(duration)}", style)
+        return (f"{mark}{format_duration_short(duration)}", self.row_style(tone) if tone else None)
 
-    def render_row(self, row: int, width: int) -> Text:
+    def render_pieces(self, row: int, width: int) -> list[Piece]:
         r, index = self.threads.locate(row)
         if index == self.threads.requests[r]:
-            text = self.paint(self.model.row(index), "▶ ", self.duration_text(r))
-            text.stylize(self.row_style("row--request"))
-            return text
+            bold = self.row_style("row--request")
+            pieces = self.paint(self.model.row(index), "▶ ", self.duration_piece(r))
+            return [(text, bold + style if style is not None else bold) for text, style in pieces]
         return self.paint(self.model.row(index), "  ")
 
     def highlighted_message(self, row: int) -> Message | None:

@@ -10,7 +10,6 @@ slowest first (``s``) the bars are durations on one scale. Requests slower than
 
 from __future__ import annotations
 
-from rich.text import Text
 from textual.binding import Binding, BindingType
 from textual.geometry import Region
 from textual.message import Message
@@ -21,7 +20,7 @@ from krec.recorder.summary import one_line
 from ..messages import RecordHighlighted, RequestChosen, TimelineWindow
 from ..model import LogModel, format_duration, format_rel
 from ..threads import ABORTED, ERROR, ThreadIndex
-from .rowlist import RowList
+from .rowlist import Piece, RowList
 
 W_LABEL = 7 + 1 + 10 + 1 + 18 + 1 + 26 + 1 + 9 + 1
 
@@ -117,30 +116,31 @@ class Timeline(RowList):
 
     # -- painting -----------------------------------------------------------------
 
-    def render_row(self, row: int, width: int) -> Text:
+    def render_pieces(self, row: int, width: int) -> list[Piece]:
         threads = self.threads
         r = self.request_at(row)
         index = threads.requests[r]
         rec = self.model.row(index)
-        label_style = self.row_style("timeline--label")
+        label = self.row_style("timeline--label")
         duration = threads.duration(r)
         status = threads.status[r]
-        text = Text(no_wrap=True, end="")
-        text.append(f"{index:>7} {format_rel(rec.t):>10} ", label_style)
-        text.append(f"{rec.msg_type.removesuffix('_request')[:18]:<18} ")
-        text.append(f"{one_line(rec.summary, 26):<26} ", label_style)
+        pieces: list[Piece] = [
+            (f"{index:>7} {format_rel(rec.t):>10} ", label),
+            (f"{rec.msg_type.removesuffix('_request')[:18]:<18} ", None),
+            (f"{one_line(rec.summary, 26):<26} ", label),
+        ]
         if duration < 0:
-            text.append(f"{'running':>9} ", self.row_style("timeline--running"))
+            pieces.append((f"{'running':>9} ", self.row_style("timeline--running")))
         else:
             tone = "timeline--slow" if duration >= self.slow else None
             if status in (ERROR, ABORTED):
                 tone = "timeline--error"
-            text.append(f"{format_duration(duration):>9} ", self.row_style(tone) if tone else "")
-        bar_width = max(width - W_LABEL, 10)
-        text.append_text(self._bar(r, bar_width, duration))
-        return text
+            text = f"{format_duration(duration):>9} "
+            pieces.append((text, self.row_style(tone) if tone else None))
+        pieces.extend(self._bar(r, max(width - W_LABEL, 10), duration))
+        return pieces
 
-    def _bar(self, r: int, width: int, duration: int) -> Text:
+    def _bar(self, r: int, width: int, duration: int) -> list[Piece]:
         threads = self.threads
         start, end = self.window
         span = end - start
@@ -162,7 +162,8 @@ class Timeline(RowList):
             solid = "timeline--slow"
         else:
             solid = "timeline--busy"
-        bar = Text(" " * a, end="")
-        bar.append("╌" * (b - a), self.row_style("timeline--queued"))
-        bar.append("█" * (c - b), self.row_style(solid))
-        return bar
+        return [
+            (" " * a, None),
+            ("╌" * (b - a), self.row_style("timeline--queued")),
+            ("█" * (c - b), self.row_style(solid)),
+        ]
