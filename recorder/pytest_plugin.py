@@ -30,6 +30,7 @@ if TYPE_CHECKING:
 LOG_PROPERTY = "krec_log"
 #: seconds for krec to write what a kernel has sent (its writer flushes every 100 ms)
 FLUSH_SETTLE = 0.25
+_FAILED = pytest.StashKey[bool]()  # an item had a failing report (setup, call or teardown)
 
 
 def pytest_addoption(parser: pytest.Parser) -> None:
@@ -95,6 +96,7 @@ class KrecPlugin:
         self.keep = keep
         self._recording: contextlib.ExitStack | None = None
         self._sizes: dict[str, int] = {}  # log -> its size when the running test started
+        self._mine: set[str] = set()  # logs of kernels this process's tests started
         self._keep_logs: set[str] = set()  # logs a failing test started or used
         self._deferred: set[str] = set()  # passing tests' logs that were still being written
         self._summary: dict[str, list[str]] = {}  # failing test -> its logs
@@ -149,8 +151,10 @@ class KrecPlugin:
                 os.environ.pop(LOG_NAME_ENV, None)
             else:
                 os.environ[LOG_NAME_ENV] = previous
-            if not item.stash.get(_FAILED, False):
-                self._drop_logs_of(item)
+            own = self._own_logs(item, self._log_sizes())
+            self._mine.update(own)
+            if not item.stash.get(_FAILED, False) and not self.keep:
+                self._drop(own)
 
     @pytest.hookimpl(wrapper=True)
     def pytest_runtest_makereport(
@@ -200,17 +204,20 @@ class KrecPlugin:
         return [path for _, path in sorted(own)]
 
     def _logs_of(self, item: pytest.Item) -> list[str]:
-        """The logs of the kernels this test started, then of those it used (that grew)."""
-        if any(_still_written(log) for log in self._sizes):
+        """The logs of the kernels this test started, then of earlier ones it used (that grew).
+
+        Only kernels this process's tests started count as used: other xdist workers
+        record into the same directory.
+        """
+        earlier = [log for log in self._mine if log in self._sizes]
+        if any(_still_written(log) for log in earlier):
             time.sleep(FLUSH_SETTLE)  # a recording kernel's last messages may not be on disk yet
         now = self._log_sizes()
-        used = sorted(p for p, size in now.items() if p in self._sizes and size > self._sizes[p])
+        used = sorted(log for log in earlier if now.get(log, 0) > self._sizes[log])
         return self._own_logs(item, now) + used
 
-    def _drop_logs_of(self, item: pytest.Item) -> None:
-        if self.keep:
-            return
-        for log in self._own_logs(item, self._log_sizes()):
+    def _drop(self, logs: list[str]) -> None:
+        for log in logs:
             if log in self._keep_logs:
                 continue
             if _still_written(log):
@@ -218,9 +225,6 @@ class KrecPlugin:
             else:
                 with contextlib.suppress(OSError):
                     os.unlink(log)
-
-
-_FAILED = pytest.StashKey[bool]()
 
 
 def _describe(logs: list[str]) -> str:
