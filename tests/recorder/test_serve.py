@@ -28,6 +28,7 @@ from rawclient import RawClient
 from sessions import drive_rich_session, execute
 from terminal import Pty
 
+from krec.recorder.connect import CHANNELS, free_ports
 from krec.recorder.diff import compare_sessions
 from krec.recorder.exchange import Session, load_session
 from krec.recorder.logfile import LogReader, Record
@@ -111,7 +112,7 @@ def serve(tmp_path: Path) -> Iterator[Callable[..., Served]]:
 
     def start(log: Path, *extra: str, speed: str = "fast") -> Served:
         sub = tmp_path / f"serve{len(started)}"
-        sub.mkdir()
+        sub.mkdir(exist_ok=True)  # a test may put a connection file there first
         served = Served(sub, log, list(extra), speed)
         started.append(served)
         return served
@@ -489,6 +490,36 @@ def test_replies_carry_the_live_subshell_id(tmp_path: Path, serve):
     got = collect(raw, msg)
     assert {m["header"].get("subshell_id") for m in got} == {"live-sub"}
     assert srv.stop() == 0
+
+
+def test_an_existing_connection_file_is_used_as_a_kernel_would_with_curve(tmp_path: Path, serve):
+    public, secret = zmq.curve_keypair()
+    ports = dict(zip(CHANNELS, free_ports("127.0.0.1", len(CHANNELS)), strict=True))
+    cf = tmp_path / "serve0" / "serve-cf.json"
+    cf.parent.mkdir()
+    cf.write_text(
+        json.dumps(
+            {
+                "transport": "tcp",
+                "ip": "127.0.0.1",
+                "key": "a-key-from-the-kernel-manager",
+                "signature_scheme": "hmac-sha256",
+                "curve_publickey": public.decode(),
+                "curve_secretkey": secret.decode(),
+                **{f"{c}_port": p for c, p in ports.items()},
+            }
+        )
+    )
+    srv = serve(small_log(tmp_path / "small.krec"))
+    assert json.loads(srv.cf.read_text())["shell_port"] == ports["shell"]  # not rewritten
+    raw = srv.raw()  # a Curve client: RawClient uses the file's public key as server key
+    raw.wait_ready()
+    got = collect(raw, raw.send("shell", "execute_request", execute_content("1 / 0", silent=True)))
+    assert of_type(got, "error")["content"]["ename"] == "ZeroDivisionError"
+    got = collect(raw, raw.send("shell", "execute_request", execute_content("no()", silent=True)))
+    assert types(got) == ["iopub:status", "shell:execute_reply", "iopub:status"]
+    assert srv.stop() == 0
+    assert srv.cf.exists()  # the kernel manager's file: not serve's to remove
 
 
 # -- interrupt and shutdown ------------------------------------------------------------
