@@ -195,7 +195,9 @@ def session(path: str) -> dict[str, object]:
             term.type(b"/")
             term.type(text.encode())  # replaces the last expression (selected on opening)
             since, sent = term.send(b"\r")
-            m = term.wait_for(rb"([\d,]+) matches in", since, timeout=120)
+            # the frame that names this filter in the status line, then its match count
+            shown = term.wait_for(re.escape(b"filter: " + text.encode()), since, timeout=120)
+            m = term.wait_for(rb"([\d,]+) matches in", shown.end(), timeout=10)
             scans.append(
                 {
                     "filter": text,

@@ -156,6 +156,8 @@ class Timeline(RowList):
         a, b, c = min(col(t0), width - 1), col(busy), col(t1)
         c = max(c, a + 1)
         b = min(max(b, a), c)
+        if b == c and threads.t_busy[r] and b > a:
+            b -= 1  # a busy time too short for a cell still gets one
         if duration < 0:
             solid = "timeline--running"
         elif duration >= self.slow:
