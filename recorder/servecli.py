@@ -191,6 +191,7 @@ def serve_spec(log_path: str, args: argparse.Namespace) -> dict[str, Any]:
         raise KrecError("--install writes a kernelspec: give --log-dir DIR, not -o")
     argv += ["--log-dir", os.path.abspath(os.path.expanduser(args.log_dir))]
     display = str(kernel.get("display_name") or kernel.get("name") or "Kernel")
+    display = re.sub(r"\s*\([^()]*\)\s*$", "", display) or display  # "Python 3 (ipykernel)"
     return {
         "argv": argv,
         "display_name": f"{display} (served from {os.path.basename(log_path)})",
