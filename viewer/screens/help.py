@@ -61,6 +61,14 @@ KEYS: list[tuple[str, list[tuple[str, str]]]] = [
             ("Escape, l", "back"),
         ],
     ),
+    (
+        "Replay",
+        [
+            ("Enter", "start; on the report, go to the recorded message"),
+            ("r", "replay again"),
+            ("Escape", "back (a running replay goes on)"),
+        ],
+    ),
 ]
 
 
