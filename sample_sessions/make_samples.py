@@ -13,6 +13,7 @@ which exists to diverge. Usage: ``python sample_sessions/make_samples.py [NAME..
 from __future__ import annotations
 
 import argparse
+import importlib.util
 import os
 import shutil
 import signal
@@ -478,7 +479,9 @@ def _tail(work: Path) -> str:
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("names", nargs="*", metavar="NAME", help=f"samples: {', '.join(SAMPLES)}")
-    parser.add_argument("-o", "--output", type=Path, default=HERE, help="directory (default: here)")
+    parser.add_argument(
+        "-o", "--output", type=Path, default=HERE, help="directory (default: sample_sessions/)"
+    )
     parser.add_argument(
         "--matplotlib",
         action="store_true",
@@ -486,6 +489,8 @@ def main(argv: list[str] | None = None) -> int:
         "sample then replays only where the same matplotlib is installed",
     )
     args = parser.parse_args(argv)
+    if args.matplotlib and importlib.util.find_spec("matplotlib") is None:
+        parser.error("--matplotlib needs matplotlib: pip install -e '.[samples]'")
     unknown = [n for n in args.names if n not in SAMPLES]
     if unknown:
         parser.error(f"no sample named {', '.join(unknown)} (samples: {', '.join(SAMPLES)})")
