@@ -307,3 +307,18 @@ def test_check_findings_mark_rows(sample_log: Path) -> None:
         assert screen.list.current == unfinished
 
     run_viewer(sample_log, body)
+
+
+def test_mouse_selects_and_opens(sample_log: Path) -> None:
+    async def body(app: KrecViewer, pilot: Pilot) -> None:
+        screen = app.screen
+        await pilot.click("#messages", offset=(20, 5))
+        assert screen.list.cursor == 5
+        await pilot.click("#messages", offset=(20, 7), times=2)
+        await pilot.pause()
+        assert screen.list.cursor == 7 and screen.detail_open and screen.detail_index == 7
+        await pilot.click("KeyBar", offset=(12, 0))  # "/ Filter"
+        await pilot.pause()
+        assert app.focused is screen.query_one("#filter-input")
+
+    run_viewer(sample_log, body)

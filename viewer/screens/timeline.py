@@ -19,6 +19,9 @@ from ..threads import ThreadIndex
 from ..widgets.keybar import KeyBar
 from ..widgets.timeline import W_LABEL, Timeline
 
+#: seconds between updates of the timeline while the log grows
+UPDATE_EVERY = 1.0
+
 KEYS = [
     ("⏎", "Thread", ""),
     ("s", "Sort by time/duration", "focused.toggle_sort"),
@@ -40,6 +43,7 @@ class TimelineScreen(Screen[None]):
         self.model = model
         self.threads = threads
         self.composed = False
+        self._update_pending = False
 
     def compose(self) -> ComposeResult:
         yield Static(id="status")
@@ -58,9 +62,15 @@ class TimelineScreen(Screen[None]):
         self.status_changed()
 
     def threads_grew(self) -> None:
-        if self.composed:
-            self.timeline.update_rows()
-            self.status_changed()
+        # a live log grows four times a second; summing up every request costs O(requests)
+        if self.composed and not self._update_pending:
+            self._update_pending = True
+            self.set_timer(UPDATE_EVERY, self._update)
+
+    def _update(self) -> None:
+        self._update_pending = False
+        self.timeline.update_rows()
+        self.status_changed()
 
     def log_grew(self) -> None:
         pass
