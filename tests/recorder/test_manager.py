@@ -6,6 +6,7 @@ from __future__ import annotations
 import asyncio
 import json
 import os
+import subprocess
 import sys
 import time
 from pathlib import Path
@@ -231,3 +232,9 @@ def test_wrap_needs_one_log_destination(tmp_path: Path):
     for proc in (neither, both):
         assert proc.returncode == 2
         assert "--log" in proc.stderr and "Traceback" not in proc.stderr
+
+
+def test_importing_krec_recorder_stays_light():
+    code = "import sys, krec.recorder; print('jupyter_client' in sys.modules)"
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=60)
+    assert out.stdout.strip() == "False", out.stderr

@@ -136,7 +136,6 @@ def test_off_by_default(pytester: pytest.Pytester):
     result.stdout.fnmatch_lines(["plugins:*krec-*"])  # registered through the entry point
     assert "- krec -" not in result.stdout.str()
     assert not list(pytester.path.rglob("*.krec"))
-    pytester.runpytest_subprocess("--help").stdout.fnmatch_lines(["*--krec=DIR*", "*--krec-keep*"])
 
 
 def test_an_unwritable_log_dir_is_a_usage_error(pytester: pytest.Pytester):
