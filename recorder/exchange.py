@@ -104,7 +104,7 @@ def build_session(reader: LogReader) -> Session:
     """Group a log into exchanges (two passes: outputs may be logged before their request)."""
     exchanges: list[Exchange] = []
     timeline: list[Exchange | Marker] = []
-    by_id: dict[str, Exchange] = {}
+    by_id: dict[str, list[Exchange]] = {}
     redacted: set[str] = set()
     for rec in reader:
         if rec.is_event:
@@ -121,7 +121,7 @@ def build_session(reader: LogReader) -> Session:
             exchanges.append(ex)
             timeline.append(ex)
             if rec.msg_id:
-                by_id.setdefault(rec.msg_id, ex)
+                by_id.setdefault(rec.msg_id, []).append(ex)
     prompts: dict[str, Exchange] = {}  # input_request msg_id -> its exchange
     pending_prompt: dict[tuple[bytes, ...], Exchange] = {}  # client identity -> last prompt
     for rec in reader:
@@ -133,7 +133,7 @@ def build_session(reader: LogReader) -> Session:
                 owner.stdin.append(rec)
                 owner.records.append(rec.index)
             continue
-        owner = by_id.get(rec.parent_id)
+        owner = _owner(rec, by_id.get(rec.parent_id))
         if owner is None:
             continue
         owner.records.append(rec.index)
@@ -154,15 +154,35 @@ def build_session(reader: LogReader) -> Session:
     return Session(reader.path, reader.header, exchanges, timeline, redacted)
 
 
+def _owner(rec: Record, candidates: list[Exchange] | None) -> Exchange | None:
+    """The request ``rec`` answers among those with its parent's msg_id.
+
+    msg_ids repeat in real logs: jupyter_client's manager and its clients share a
+    session id but count messages separately, so the manager's shutdown_request can
+    reuse the id of a client's first request. The parent's msg_type and channel
+    tell them apart; among equals, the latest request logged before ``rec`` wins.
+    """
+    if not candidates:
+        return None
+    if len(candidates) == 1:
+        return candidates[0]
+    parent_type = rec.parent_type
+    fitting = [e for e in candidates if not parent_type or e.msg_type == parent_type]
+    if rec.msg_type.endswith("_reply") and rec.ch != "iopub":
+        fitting = [e for e in fitting if e.ch == rec.ch] or fitting
+    before = [e for e in fitting or candidates if e.request.index < rec.index]
+    return (before or fitting or candidates)[-1]
+
+
 def _stdin_owner(
     rec: Record,
-    by_id: dict[str, Exchange],
+    by_id: dict[str, list[Exchange]],
     prompts: dict[str, Exchange],
     pending: dict[tuple[bytes, ...], Exchange],
 ) -> Exchange | None:
     who = tuple(rec.ids)
     if rec.msg_type == "input_request":
-        owner = by_id.get(rec.parent_id)
+        owner = _owner(rec, by_id.get(rec.parent_id))
         if owner is not None:
             prompts[rec.msg_id] = owner
             pending[who] = owner
