@@ -94,6 +94,17 @@ class Playback:
         return self.pos >= len(self.steps) and self.waiting is None
 
 
+def as_object(content: bytes | dict[str, Any]) -> dict[str, Any]:
+    """A content frame as a dict ({} when a recorded frame is not a JSON object)."""
+    if isinstance(content, dict):
+        return dict(content)
+    try:
+        data = json.loads(content)
+    except ValueError:
+        return {}
+    return data if isinstance(data, dict) else {}
+
+
 class CommIds:
     """Comm ids the frontend chose for comms it opened, mapped onto the recorded ones.
 
@@ -119,20 +130,23 @@ class CommIds:
         return content
 
     def applies(self, msg_type: str) -> bool:
-        return bool(self.to_live) and (msg_type.startswith("comm_"))
+        return bool(self.to_live) and msg_type.startswith("comm_")
 
     def live_content(
         self, content: bytes | dict[str, Any], topic: list[bytes]
-    ) -> tuple[dict[str, Any], list[bytes]]:
+    ) -> tuple[bytes | dict[str, Any], list[bytes]]:
         """A recorded message's content (and iopub topic) with the frontend's comm ids."""
-        data = json.loads(content) if isinstance(content, bytes) else dict(content)
-        cid = data.get("comm_id")
-        if isinstance(cid, str) and cid in self.to_live:
+        data = as_object(content)
+        cid, comms = data.get("comm_id"), data.get("comms")
+        mapped = isinstance(cid, str) and cid in self.to_live
+        if not mapped and not isinstance(comms, dict):
+            return content, topic  # nothing to map (or not JSON): sent as recorded
+        if isinstance(cid, str) and mapped:
             old, new = f"comm-{cid}".encode(), f"comm-{self.to_live[cid]}".encode()
             data["comm_id"] = self.to_live[cid]
             topic = [new if t == old else t for t in topic]
-        if isinstance(data.get("comms"), dict):  # comm_info_reply
-            data["comms"] = {self.to_live.get(k, k): v for k, v in data["comms"].items()}
+        if isinstance(comms, dict):  # comm_info_reply
+            data["comms"] = {self.to_live.get(k, k): v for k, v in comms.items()}
         return data, topic
 
 

@@ -38,6 +38,7 @@ from .playback import (
     LiveRequest,
     Playback,
     Step,
+    as_object,
     interrupt_steps,
     kernel_info_steps,
     no_recording_steps,
@@ -272,9 +273,7 @@ class Server:
         owner = owner or (waiting[0] if waiting else None)
         content = wire.content
         if owner is not None and owner.waiting is not None:
-            prompt = owner.waiting.content
-            if isinstance(prompt, bytes):
-                prompt = json.loads(prompt)
+            prompt = as_object(owner.waiting.content)
             if prompt.get("password") and isinstance(live.content.get("value"), str):
                 length = len(live.content["value"])
                 self.writer.write_event(
@@ -391,9 +390,7 @@ class Server:
         if self.comms.applies(step.msg_type):
             content, topic = self.comms.live_content(content, topic)
         if step.msg_type in ("execute_input", "execute_reply"):
-            count = (json.loads(content) if isinstance(content, bytes) else content).get(
-                "execution_count"
-            )
+            count = as_object(content).get("execution_count")
             if isinstance(count, int):
                 self.execution_count = max(self.execution_count, count)
         ch = live.ch if step.ch == REPLY else step.ch

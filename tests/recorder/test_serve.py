@@ -463,6 +463,11 @@ def test_frontend_comm_ids_are_mapped_onto_the_recorded_ones(tmp_path: Path, ser
         b.message("status", {"execution_state": "busy"}, parent=sent)
         b.message("comm_msg", {"comm_id": "rec-comm", "data": {"pong": 2}}, parent=sent)
         b.message("status", {"execution_state": "idle"}, parent=sent)
+        info = b.message("comm_info_request", {"target_name": "echo"})
+        comms = {"rec-comm": {"target_name": "echo"}}
+        b.message("status", {"execution_state": "busy"}, parent=info)
+        b.message("comm_info_reply", {"status": "ok", "comms": comms}, parent=info)
+        b.message("status", {"execution_state": "idle"}, parent=info)
     srv = serve(log)
     raw = srv.raw()
     raw.wait_ready()
@@ -473,8 +478,12 @@ def test_frontend_comm_ids_are_mapped_onto_the_recorded_ones(tmp_path: Path, ser
     msg = raw.send("shell", "comm_msg", {"comm_id": "live-comm", "data": {"ping": 2}})
     got = collect(raw, msg, reply=False)
     assert of_type(got, "comm_msg")["content"] == {"comm_id": "live-comm", "data": {"pong": 2}}
+    got = collect(raw, raw.send("shell", "comm_info_request", {"target_name": "echo"}))
+    assert of_type(got, "comm_info_reply")["content"]["comms"] == {
+        "live-comm": {"target_name": "echo"}
+    }
     assert srv.stop() == 0
-    assert [e["request"] for e in srv.events("matched")] == [1, 2]
+    assert [e["request"] for e in srv.events("matched")] == [1, 2, 3]
 
 
 def test_replies_carry_the_live_subshell_id(tmp_path: Path, serve):
