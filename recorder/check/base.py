@@ -14,6 +14,10 @@ WARNING = "warning"
 SPEC_URL = "https://jupyter-client.readthedocs.io/en/latest/messaging.html"
 #: appended to findings that may only mean the recording started mid-session (--existing)
 PARTIAL = " (the recording attached to a running kernel: this may predate it)"
+#: ``Rule.where`` values
+KERNEL_REPLIES = frozenset({("shell", "kernel"), ("control", "kernel")})
+CLIENT_REQUESTS = frozenset({("shell", "client"), ("control", "client")})
+KERNEL_IOPUB = frozenset({("iopub", "kernel")})
 
 
 def spec_link(anchor: str) -> str:
@@ -101,7 +105,8 @@ class Rule:
     """One rule: a class with its id, severity, summary, help and spec section.
 
     The runner makes one instance per check pass and calls ``message`` for every
-    message whose type is in ``msg_types`` (every message when it is None),
+    message whose type is in ``msg_types`` and whose (channel, sender) is in
+    ``where`` (None: any),
     ``event`` for the event names in ``events``, ``request_done`` when the session
     model retires a request (its reply and idle seen, or the log ended), ``restart``
     when a new kernel takes over, and ``finish`` at the end. Rules read the shared
@@ -116,9 +121,15 @@ class Rule:
     help: ClassVar[str] = ""
     spec: ClassVar[str] = ""  # anchor in the messaging spec
     msg_types: ClassVar[frozenset[str] | None] = None
+    #: the (channel, sender) pairs of the messages it looks at (None: all)
+    where: ClassVar[frozenset[tuple[str, str]] | None] = None
     events: ClassVar[frozenset[str]] = frozenset()
     #: also called for messages whose header is unusable (only structure rules)
     broken_messages: ClassVar[bool] = False
+    #: called only for messages with an unusable frame (msg.problems), not by type
+    problem_messages: ClassVar[bool] = False
+    #: reads the content of (nearly) every message: contents are parsed as they are read
+    reads_all_content: ClassVar[bool] = False
     deviations: ClassVar[tuple[Deviation, ...]] = ()
 
     def __init__(self, ctx: Context) -> None:
@@ -160,6 +171,15 @@ class Rule:
             text,
             tuple(related),
             severity or self.severity,
+        )
+
+    @classmethod
+    def applies(cls, ch: str, source: str, msg_type: str) -> bool:
+        """Does ``message`` want messages of this channel, sender and type? The runner
+        asks once per combination, so a rule whose verdict depends only on them can
+        decide here and never be called for the rest."""
+        return (cls.msg_types is None or msg_type in cls.msg_types) and (
+            cls.where is None or (ch, source) in cls.where
         )
 
     @classmethod

@@ -2,9 +2,13 @@
 
 from __future__ import annotations
 
+from typing import Any
+
 from .base import Rule
-from .model import Msg
+from .model import Context, Msg
 from .schemas import REPLIES_WITH_STATUS, check_content, known_types
+
+_UNSEEN: Any = object()
 
 
 class ContentSchema(Rule):
@@ -21,6 +25,11 @@ class ContentSchema(Rule):
     )
     spec = "content"
     msg_types = known_types()
+    reads_all_content = True
+
+    def __init__(self, ctx: Context) -> None:
+        super().__init__(ctx)
+        self.verdicts: dict[tuple[str, bool, bytes], Any] = {}
 
     def message(self, msg: Msg) -> None:
         if msg.problems and any(frame == "content" for frame, _ in msg.problems):
@@ -36,7 +45,17 @@ class ContentSchema(Rule):
                 self.report(msg, f"{what}: a reply's status is ok, error or aborted")
                 return
         strict = msg.minor is not None and msg.minor <= 1
-        why = check_content(mt, c, strict)
+        key = msg.content_key
+        if key is None:
+            why = check_content(mt, c, strict)
+        else:  # small contents repeat: judge each once
+            cache = self.verdicts
+            why = cache.get((mt, strict, key), _UNSEEN)
+            if why is _UNSEEN:
+                why = check_content(mt, c, strict)
+                if len(cache) >= 4096:
+                    cache.clear()
+                cache[(mt, strict, key)] = why
         if why is not None:
             self.report(msg, f"{mt}: {why}")
 

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from .base import Rule
+from .base import KERNEL_REPLIES, Rule
 from .model import At, Context, Msg, Request
 from .schemas import check_error_reply
 
@@ -18,10 +18,9 @@ class ErrorReply(Rule):
         "'regardless of its status'."
     )
     spec = "request-reply"
+    where = KERNEL_REPLIES
 
     def message(self, msg: Msg) -> None:
-        if msg.source != "kernel" or msg.ch not in ("shell", "control"):
-            return
         c = msg.content
         if c.get("status") != "error" or not msg.msg_type.endswith("_reply"):
             return

@@ -10,7 +10,7 @@ from __future__ import annotations
 from collections import deque
 from typing import Any
 
-from .base import Rule
+from .base import KERNEL_IOPUB, Rule
 from .model import At, Context, Msg, Request
 from .protocol import BRACKETED
 
@@ -33,10 +33,11 @@ class StatusBusy(Rule):
         "it publishes before its subscriber is connected (ipykernel's first busy often goes)."
     )
     spec = "request-reply"
+    where = KERNEL_IOPUB
 
     def message(self, msg: Msg) -> None:
         req = msg.request
-        if req is None or msg.ch != "iopub":
+        if req is None:
             return
         if msg.msg_type == "status":
             state = msg.content.get("execution_state")
@@ -82,13 +83,13 @@ class StatusIdle(Rule):
         "a second idle for one request."
     )
     spec = "kernel-status"
+    msg_types = frozenset({"status"})
+    where = KERNEL_IOPUB
 
     def message(self, msg: Msg) -> None:
         req = msg.request
         if (
             req is not None
-            and msg.ch == "iopub"
-            and msg.msg_type == "status"
             and req.idle is not None
             and msg.content.get("execution_state") == "idle"
             and req.once("idle2")
@@ -126,16 +127,15 @@ class OutputAfterIdle(Rule):
         "too early."
     )
     spec = "kernel-status"
+    where = KERNEL_IOPUB
+
+    @classmethod
+    def applies(cls, ch: str, source: str, msg_type: str) -> bool:
+        return msg_type != "status" and super().applies(ch, source, msg_type)
 
     def message(self, msg: Msg) -> None:
         req = msg.request
-        if (
-            req is not None
-            and req.idle is not None
-            and msg.ch == "iopub"
-            and msg.msg_type != "status"
-            and req.once("late")
-        ):
+        if req is not None and req.idle is not None and req.once("late"):
             self.report(
                 msg,
                 f"{msg.msg_type} for {req.msg_type} #{req.index} after its status: idle "
@@ -155,6 +155,7 @@ class ExecuteInputOrder(Rule):
     )
     spec = "code-inputs"
     msg_types = frozenset({"execute_input"})
+    where = KERNEL_IOPUB
 
     def message(self, msg: Msg) -> None:
         req = msg.request

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import re
 
-from .base import PARTIAL, Deviation, Rule
+from .base import CLIENT_REQUESTS, KERNEL_REPLIES, PARTIAL, Deviation, Rule
 from .model import Msg
 from .protocol import REQUESTS
 
@@ -16,9 +16,10 @@ def _short(msg_id: str) -> str:
 class KernelReplyRule(Rule):
     """A rule about what the kernel sends back on shell or control."""
 
+    where = KERNEL_REPLIES
+
     def message(self, msg: Msg) -> None:
-        if msg.source == "kernel" and msg.ch in ("shell", "control"):
-            self.reply(msg)
+        self.reply(msg)
 
     def reply(self, msg: Msg) -> None:  # pragma: no cover - overridden
         pass
@@ -196,10 +197,11 @@ class DuplicateRequest(Rule):
         "it, so a reused id makes them ambiguous."
     )
     spec = "message-header"
+    where = CLIENT_REQUESTS
     deviations = (SESSION_CLONE,)
 
     def message(self, msg: Msg) -> None:
-        if msg.source != "client" or msg.ch not in ("shell", "control") or not msg.msg_id:
+        if not msg.msg_id:
             return
         old = self.ctx.lookup(msg.msg_id)
         if old is None:

@@ -37,9 +37,12 @@ FAMILY_MODULES = (
 )
 
 _RULES: list[type[Rule]] | None = None
-#: how long records wait before they are checked (see Checker.feed)
-_WINDOW_NS = 1_000_000_000
-_WINDOW_RECORDS = 4096
+#: how long (log time) a message waits for its request to be logged (see Checker.feed)
+_WAIT_NS = 1_000_000_000
+#: at most this many requests waited for at once (a log full of orphans goes on unordered)
+_WAIT_GROUPS = 256
+_CHANNELS = frozenset({"shell", "control", "stdin", "iopub"})
+_SOURCES = frozenset({"client", "kernel", "krec"})
 
 
 def all_rules() -> list[type[Rule]]:
@@ -101,12 +104,12 @@ class Checker:
         classes = list(rules) if rules is not None else all_rules()
         self._order = {cls.id: n for n, cls in enumerate(all_rules())}
         self.rules = [cls(self.ctx) for cls in classes]
-        self._every = [
-            r.message for r in self.rules if r.msg_types is None and _overrides(r, "message")
+        self._looking = [
+            r for r in self.rules if _overrides(r, "message") and not r.problem_messages
         ]
-        self._typed = [r for r in self.rules if r.msg_types is not None]
+        self._problems = [r.message for r in self.rules if r.problem_messages]
         self._broken = [r.message for r in self.rules if r.broken_messages]
-        self._dispatch: dict[str, list[Callable[[Msg], None]]] = {}
+        self._dispatch: dict[tuple[str, str, str], list[Callable[[Msg], None]]] = {}
         self._events: dict[str, list[Rule]] = {}
         for r in self.rules:
             for name in r.events:
@@ -114,23 +117,20 @@ class Checker:
         self._done = [r.request_done for r in self.rules if _overrides(r, "request_done")]
         self._restart = [r.restart for r in self.rules if _overrides(r, "restart")]
         self.ctx.on_done = self._request_done
+        self.ctx.eager_content = any(r.reads_all_content for r in self.rules)
         self._finished: list[Finding] | None = None
-        #: records waiting to be checked: (index, t, raw, parsed message or None)
-        self._window: deque[tuple[int, int, dict[str, Any], Msg | None]] = deque()
-        #: unknown parent msg_id -> index of the first waiting record that names it
-        self._children: dict[str, int] = {}
-        #: msg_ids of the client requests in the window
-        self._waiting: set[str] = set()
+        #: messages waiting for their request, by its msg_id (see ``feed``)
+        self._waiting: dict[str, list[Msg]] = {}
+        #: (time, parent msg_id) of each waiting group, oldest first
+        self._expiry: deque[tuple[int, str]] = deque()
 
-    def _handlers(self, msg_type: str) -> list[Callable[[Msg], None]]:
-        handlers = self._dispatch.get(msg_type)
+    def _handlers(self, key: tuple[str, str, str]) -> list[Callable[[Msg], None]]:
+        """The ``message`` methods of the rules for a (channel, sender, msg_type)."""
+        handlers = self._dispatch.get(key)
         if handlers is None:
-            handlers = list(self._every)
-            handlers.extend(
-                r.message for r in self._typed if r.msg_types and msg_type in r.msg_types
-            )
-            if len(self._dispatch) < 4096:  # msg_types are few; odd logs may hold many
-                self._dispatch[msg_type] = handlers
+            handlers = [r.message for r in self._looking if r.applies(*key)]
+            if len(self._dispatch) < 4096:  # a few hundred in practice; odd logs hold more
+                self._dispatch[key] = handlers
         return handlers
 
     def _request_done(self, req: Request, at_end: bool) -> None:
@@ -145,69 +145,72 @@ class Checker:
     def feed(self, index: int, raw: dict[str, Any]) -> None:
         """Check one record (the msgpack map of a log record), fed in log order.
 
-        Records wait in a short window first: krec captures each channel in its own
-        thread, so a client request is sometimes logged after the first iopub messages
-        the kernel published for it. Such a request is moved back before them, so the
-        rules see cause before effect.
+        krec captured each channel in its own thread, so older logs sometimes hold a
+        client request after the first iopub messages the kernel published for it.
+        An iopub or stdin message whose parent is no request seen yet waits (up to a
+        second of log time); when its request comes, it is checked right after it,
+        so the rules see cause before effect. If none comes, it is checked as it is.
         """
         ctx = self.ctx
         ctx.records += 1
         t = raw.get("t")
-        t = t if isinstance(t, int) else 0
+        if t.__class__ is not int:
+            t = 0
         if ctx.first_t is None:
             ctx.first_t = t
-        buf = self._window
+        expiry = self._expiry
+        if expiry and expiry[0][0] < t - _WAIT_NS:
+            self._release_expired(t - _WAIT_NS)
         if "event" in raw:
-            buf.append((index, t, raw, None))
-        else:
-            msg = ctx.message(index, raw)
-            children = self._children
-            if msg.source == "client" and msg.ch in ("shell", "control") and msg.msg_id:
-                self._waiting.add(msg.msg_id)
-                child = children.pop(msg.msg_id, None)
-                if child is not None:
-                    pos = next(i for i, item in enumerate(buf) if item[0] == child)
-                    buf.insert(pos, (index, t, raw, msg))
-                else:
-                    buf.append((index, t, raw, msg))
-            else:
-                pid = msg.parent_id
-                if (
-                    pid
-                    and msg.source == "kernel"
-                    and pid not in children
-                    and pid not in self._waiting
-                    and ctx.lookup(pid) is None
-                ):
-                    children[pid] = index
-                buf.append((index, t, raw, msg))
-        horizon = t - _WINDOW_NS
-        while buf and (len(buf) > _WINDOW_RECORDS or buf[0][1] < horizon):
-            self._process(*buf.popleft())
-
-    def _process(self, index: int, t: int, raw: dict[str, Any], msg: Msg | None) -> None:
-        ctx = self.ctx
-        if msg is not None:
-            if self._children.get(msg.parent_id) == index:
-                del self._children[msg.parent_id]
-            if msg.source == "client":
-                self._waiting.discard(msg.msg_id)
-            if msg.broken or msg.ch not in ("shell", "control", "stdin", "iopub"):
-                for handler in self._broken:
-                    handler(msg)
-                ctx.last_t = max(ctx.last_t, msg.t)
-                return
-            ctx.before(msg)
-            for handler in self._handlers(msg.msg_type):
-                handler(msg)
-            ctx.after(msg)
-            if (
-                msg.msg_type == "status"
-                and msg.ch == "iopub"
-                and msg.content.get("execution_state") == "starting"
-            ):
-                self.restart()
+            self._event(index, t, raw)
             return
+        msg = ctx.message(index, raw)
+        pid = msg.parent_id
+        if pid and msg.source == "kernel" and (msg.ch == "iopub" or msg.ch == "stdin"):
+            waiting = self._waiting.get(pid)
+            if waiting is not None:
+                waiting.append(msg)
+                return
+            if ctx.lookup(pid) is None and len(self._waiting) < _WAIT_GROUPS:
+                self._waiting[pid] = [msg]
+                expiry.append((t, pid))
+                return
+        self._process(msg)
+        if msg.source == "client" and self._waiting:
+            for late in self._waiting.pop(msg.msg_id, ()):
+                self._process(late)
+
+    def _release_expired(self, horizon: int) -> None:
+        expiry = self._expiry
+        while expiry and expiry[0][0] < horizon:
+            _, pid = expiry.popleft()
+            for msg in self._waiting.pop(pid, ()):
+                self._process(msg)
+
+    def _process(self, msg: Msg) -> None:
+        ctx = self.ctx
+        if not msg.msg_type or msg.ch not in _CHANNELS or msg.source not in _SOURCES:
+            for handler in self._broken:
+                handler(msg)
+            if msg.t > ctx.last_t:
+                ctx.last_t = msg.t
+            return
+        if msg.problems:
+            for handler in self._problems:
+                handler(msg)
+        ctx.before(msg)
+        for handler in self._handlers((msg.ch, msg.source, msg.msg_type)):
+            handler(msg)
+        ctx.after(msg)
+        if (
+            msg.msg_type == "status"
+            and msg.ch == "iopub"
+            and msg.content.get("execution_state") == "starting"
+        ):
+            self.restart()
+
+    def _event(self, index: int, t: int, raw: dict[str, Any]) -> None:
+        ctx = self.ctx
         name = raw.get("event")
         if not isinstance(name, str):
             name = ""
@@ -223,10 +226,8 @@ class Checker:
             self.restart()
 
     def flush(self) -> None:
-        """Check every record still waiting in the window (``finish`` does it)."""
-        buf = self._window
-        while buf:
-            self._process(*buf.popleft())
+        """Check the messages still waiting for their request (``finish`` does it)."""
+        self._release_expired(1 << 62)
 
     @property
     def findings(self) -> list[Finding]:

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from .base import Deviation, Rule
+from .base import KERNEL_REPLIES, Deviation, Rule
 from .model import At, Context, Msg, Request
 
 
@@ -53,7 +53,7 @@ class StdinOrder(Rule):
         "(from that client). An interrupt in between excuses both: it cancels the prompt."
     )
     spec = "stdin-messages"
-    msg_types = None
+    where = frozenset({("stdin", "kernel"), ("stdin", "client"), *KERNEL_REPLIES})
 
     def __init__(self, ctx: Context) -> None:
         super().__init__(ctx)
@@ -80,7 +80,7 @@ class StdinOrder(Rule):
                     self.report(msg, "input_reply with no pending input_request for this client")
                 self.cancelled.discard(msg.ids)
             return
-        if ch in ("shell", "control") and msg.source == "kernel" and msg.how == "parent":
+        if msg.how == "parent":
             req = msg.request
             if req is None or not self.pending:
                 return

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import re
+from typing import Any
 
 from .base import Deviation, Rule
 from .model import Msg
@@ -27,6 +28,8 @@ class Frames(Rule):
     )
     spec = "general-message-format"
     broken_messages = True
+    problem_messages = True
+    reads_all_content = True
 
     def message(self, msg: Msg) -> None:
         problems = [f"the {frame} frame is {what}" for frame, what in msg.problems]
@@ -54,9 +57,29 @@ class Header(Rule):
     broken_messages = True
 
     def message(self, msg: Msg) -> None:
-        if any(frame == "header" for frame, _ in msg.problems):
+        if msg.problems and any(frame == "header" for frame, _ in msg.problems):
             return  # `frames` said it
         h = msg.header
+        get = h.get
+        date = get("date")
+        sub = get("subshell_id")
+        if (  # the common case, quickly: a complete 5.2+ header and a sound parent
+            msg.major == 5
+            and msg.minor is not None
+            and msg.minor >= 2
+            and msg.msg_id
+            and msg.msg_type
+            and msg.parent_ok
+            and get("session").__class__ is str
+            and get("username").__class__ is str
+            and date.__class__ is str
+            and (sub is None or sub.__class__ is str)
+            and _DATE.match(date) is not None
+        ):
+            return
+        self.judge(msg, h)
+
+    def judge(self, msg: Msg, h: dict[str, Any]) -> None:
         problems: list[str] = []
         missing = [k for k in _HEADER_KEYS if k not in h]
         if msg.minor == 0 and "date" in missing:
@@ -85,11 +108,10 @@ class Header(Rule):
                     problems.append(f"unknown keys for {version}: {', '.join(extra)}")
         if "subshell_id" in h and not isinstance(h["subshell_id"], (str, type(None))):
             problems.append("subshell_id is neither a string nor null")
-        p = msg.parent
-        if p:
+        if not msg.parent_ok:
+            p = msg.parent
             absent = [k for k in ("msg_id", "msg_type") if not isinstance(p.get(k), str)]
-            if absent:
-                problems.append(f"the parent header has no string {' or '.join(absent)}")
+            problems.append(f"the parent header has no string {' or '.join(absent)}")
         if problems:
             self.report(msg, "header: " + "; ".join(problems))
 
@@ -115,6 +137,11 @@ class Channel(Rule):
     )
     spec = "introduction"
     deviations = (SHUTDOWN_BROADCAST,)
+
+    @classmethod
+    def applies(cls, ch: str, source: str, msg_type: str) -> bool:
+        places = allowed_places(msg_type)  # only misplaced messages reach ``message``
+        return places is not None and (ch, source) not in places
 
     def message(self, msg: Msg) -> None:
         places = allowed_places(msg.msg_type)
