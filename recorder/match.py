@@ -18,7 +18,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any
 
-from .exchange import Exchange
+from .exchange import Exchange, Marker
 
 STRICT, NORMAL, LOOSE = "strict", "normal", "loose"
 STRICTNESS = (STRICT, NORMAL, LOOSE)
@@ -144,6 +144,18 @@ class Matcher:
             return None
         after = [ex for ex in exchanges if ex.number > self.cursor]
         return (after or exchanges)[0]
+
+    def restarted(self, timeline: Sequence[Exchange | Marker]) -> None:
+        """The kernel was restarted: go on after the recording's next restart, if it has one."""
+        seen = self.cursor == 0
+        for i, item in enumerate(timeline):
+            if isinstance(item, Exchange):
+                seen = seen or item.number == self.cursor
+            elif seen and item.event == "restart":
+                after = [ex.number for ex in timeline[i:] if isinstance(ex, Exchange)]
+                if after:
+                    self.cursor = after[0] - 1
+                return
 
     def nearest(self, msg_type: str, content: dict[str, Any]) -> Exchange | None:
         """The recorded request of this type most similar to a live one (None: no such type)."""

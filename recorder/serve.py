@@ -77,6 +77,7 @@ class Server:
         speed: str = REALTIME,
         notify: Callable[[str], None] | None = None,
         watch_parent: bool = False,
+        resume: dict[str, Any] | None = None,
     ) -> None:
         if speed not in SPEEDS:
             raise ValueError(f"unknown speed {speed!r}")
@@ -94,6 +95,7 @@ class Server:
         self.ready = threading.Event()
         self.exit_status = 0
         self.reason = ""
+        self.restart_requested = False
         self.answered = 0
         self.unmatched = 0
         self.execution_count = 0
@@ -110,12 +112,24 @@ class Server:
             strictness=strictness,
             speed=speed,
         )
+        appending = resume is not None and os.path.exists(output)
         try:
-            self.writer = LogWriter(output, header)
+            self.writer = LogWriter(output, append=True) if appending else LogWriter(output, header)
         except BaseException:
             self.reader.close()
             raise
         self.output = output
+        if resume is not None:
+            # a kernel manager restarted us: go on where the previous serve stopped
+            self.matcher.used = {int(n) for n in resume.get("used", [])}
+            self.matcher.cursor = int(resume.get("cursor", 0))
+            self.matcher.restarted(self.session.timeline)
+            if appending:
+                self.writer.write_event("restart", reason="requested")
+
+    def state(self) -> dict[str, Any]:
+        """What a restarted serve needs to go on (see ``resume``)."""
+        return {"used": sorted(self.matcher.used), "cursor": self.matcher.cursor}
 
     # -- running ------------------------------------------------------------------
 
@@ -252,7 +266,7 @@ class Server:
                     lane.current.waiting = None
             self._play_now(live, interrupt_steps())
         elif live.msg_type == "shutdown_request":
-            restart = bool(content.get("restart"))
+            restart = self.restart_requested = bool(content.get("restart"))
             self._play_now(live, shutdown_steps(restart))
             self._finish("shutdown requested" + (" (restart)" if restart else ""))
         else:

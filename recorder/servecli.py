@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import argparse
 import contextlib
+import hashlib
 import json
 import os
 import re
@@ -118,12 +119,16 @@ def _serve(args: argparse.Namespace) -> int:
     from .serve import Server, default_output
 
     cf = args.connection_file
+    resume, state_path = None, ""
     if cf and os.path.exists(cf):
+        # a kernel manager wrote CF; after a restart it starts us again with the same one
         info, created = ConnectionInfo.load(cf), False
+        state_path = _state_file(cf)
+        resume = _read_state(state_path, args.log)
     else:
         cf = cf or _default_connection_file()
         info, created = ConnectionInfo(key=new_key()), True
-    output = args.output or default_output(args.log, args.log_dir)
+    output = args.output or (resume or {}).get("output") or default_output(args.log, args.log_dir)
     server = Server(
         args.log,
         info,
@@ -132,6 +137,7 @@ def _serve(args: argparse.Namespace) -> int:
         speed=args.speed,
         notify=_say,
         watch_parent=not created,
+        resume=resume,
     )
     kernel = server.session.header.get("kernel") or {}
     info.kernel_name = info.kernel_name or str(kernel.get("name") or "")
@@ -160,8 +166,42 @@ def _serve(args: argparse.Namespace) -> int:
         if created and server.ready.is_set():
             with contextlib.suppress(OSError):
                 os.unlink(cf)
+        if state_path:
+            _write_state(state_path, args.log, output, server)
     _say(f"answered {server.answered} requests ({server.unmatched} unmatched); log: {output}")
     return status
+
+
+def _state_file(connection_file: str) -> str:
+    from jupyter_core.paths import jupyter_runtime_dir
+
+    digest = hashlib.sha256(os.path.abspath(connection_file).encode()).hexdigest()[:32]
+    return os.path.join(jupyter_runtime_dir(), "krec-serve", f"{digest}.json")
+
+
+def _read_state(path: str, log_path: str) -> dict[str, Any] | None:
+    """The state a serve left for its restart, if it served the same log."""
+    try:
+        with open(path, encoding="utf-8") as f:
+            state = json.load(f)
+    except (OSError, ValueError):
+        return None
+    if not isinstance(state, dict) or state.get("log") != os.path.abspath(log_path):
+        return None
+    return state
+
+
+def _write_state(path: str, log_path: str, output: str, server: Any) -> None:
+    """Keep the matching state for a restart (shutdown_request restart=true); else forget it."""
+    with contextlib.suppress(OSError):
+        os.unlink(path)
+    if not server.restart_requested:
+        return
+    state = {"log": os.path.abspath(log_path), "output": os.path.abspath(output), **server.state()}
+    with contextlib.suppress(OSError):
+        os.makedirs(os.path.dirname(path), exist_ok=True)
+        with open(path, "w", encoding="utf-8") as f:
+            json.dump(state, f)
 
 
 def _default_connection_file() -> str:

@@ -577,6 +577,51 @@ def test_interrupt_hurries_the_running_cell_and_shutdown_ends_serve(tmp_path: Pa
     assert srv.records()[-1].fields["reason"] == "shutdown requested"
 
 
+def test_a_kernel_manager_restart_goes_on_after_the_recorded_restart(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+):
+    from jupyter_client import KernelManager
+
+    log = tmp_path / "restart.krec"
+    with LogBuilder(log) as b:
+        b.execute("n = 1", count=1)
+        b.execute("print(n)", [stream("1\n")], count=2)
+        b.event("restart", reason="requested")
+        b.execute("print(n)", [error("NameError", "name 'n' is not defined")], status="error")
+    prefix, logs = tmp_path / "prefix", tmp_path / "logs"
+    proc = run_krec(
+        "serve", str(log), "--install", "--prefix", str(prefix), "--name", "served",
+        "--speed", "fast", "--log-dir", str(logs),
+    )  # fmt: skip
+    assert proc.returncode == 0, proc.stderr
+    monkeypatch.setenv("JUPYTER_PATH", str(prefix / "share/jupyter"))
+    monkeypatch.setenv("JUPYTER_RUNTIME_DIR", str(tmp_path / "runtime"))
+    km = KernelManager(kernel_name="served")
+    km.start_kernel()
+    try:
+        kc = km.client()
+        kc.start_channels()
+        kc.wait_for_ready(timeout=30)
+        execute(kc, "n = 1")
+        assert execute(kc, "print(n)")["content"]["status"] == "ok"
+        kc.stop_channels()
+        km.restart_kernel(now=False)  # shutdown_request(restart=True), then a new serve
+        kc = km.client()
+        kc.start_channels()
+        kc.wait_for_ready(timeout=30)
+        # answered from after the recorded restart, not with the first run's "1"
+        assert execute(kc, "print(n)")["content"]["status"] == "error"
+        kc.stop_channels()
+    finally:
+        km.shutdown_kernel(now=False)
+    (served,) = logs.glob("*.krec")  # one log, continued after the restart
+    with LogReader(served) as reader:
+        records = list(reader)
+    assert [r.fields["reason"] for r in records if r.event == "restart"] == ["requested"]
+    assert [r.fields["request"] for r in records if r.event == "matched"] == [1, 2, 3]
+    assert not list((tmp_path / "runtime" / "krec-serve").glob("*.json"))  # state cleaned up
+
+
 # -- the command line ------------------------------------------------------------------
 
 
