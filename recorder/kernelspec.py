@@ -16,7 +16,7 @@ import shutil
 import subprocess
 import sys
 from string import Template
-from typing import Any
+from typing import IO, Any
 
 from .errors import KernelSpecError
 
@@ -215,8 +215,12 @@ def kernel_env(entry: dict[str, Any], strip_path: str | None = None) -> dict[str
     return env
 
 
-def launch_kernel(argv: list[str], env: dict[str, str], cwd: str | None = None) -> subprocess.Popen:
-    """Start the inner kernel in its own session, killed by the kernel if krec dies.
+def launch_kernel(
+    argv: list[str], env: dict[str, str], cwd: str | None = None, output: IO[bytes] | None = None
+) -> subprocess.Popen:
+    """Start the inner kernel in its own session; the OS kills it if krec dies.
+
+    ``output`` receives the kernel's stdout and stderr (default: krec's own).
 
     Its own process group keeps a frontend's ``killpg(SIGINT)`` from reaching it
     twice (krec forwards the signal); PR_SET_PDEATHSIG makes SIGKILL of krec kill it.
@@ -228,7 +232,13 @@ def launch_kernel(argv: list[str], env: dict[str, str], cwd: str | None = None) 
         argv = [sys.executable, "-S", "-c", _DIE_WITH_PARENT, str(os.getpid()), *argv]
     try:
         return subprocess.Popen(
-            argv, env=env, cwd=cwd, stdin=subprocess.DEVNULL, start_new_session=True
+            argv,
+            env=env,
+            cwd=cwd,
+            stdin=subprocess.DEVNULL,
+            stdout=output,
+            stderr=output,
+            start_new_session=True,
         )
     except OSError as e:
         raise KernelSpecError(f"cannot start kernel {argv[0]!r}: {e.strerror}") from None

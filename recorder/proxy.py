@@ -18,11 +18,13 @@ from __future__ import annotations
 import contextlib
 import os
 import threading
+import time
 from collections.abc import Callable
 from typing import Any
 
 import zmq
 from zmq.devices import monitored_queue
+from zmq.utils.monitor import parse_monitor_message
 
 from .capture import CaptureThread, name_thread
 from .connect import ConnectionInfo
@@ -31,6 +33,8 @@ from .logfile import LogWriter
 from .wire import Signer
 
 _MONITOR_EVENTS = zmq.EVENT_ACCEPTED | zmq.EVENT_DISCONNECTED
+_KERNEL_EVENTS = zmq.EVENT_CONNECTED | zmq.EVENT_DISCONNECTED
+_KERNEL_CHANNELS = frozenset({"shell", "control", "stdin", "iopub"})
 
 
 class Proxy:
@@ -72,6 +76,9 @@ class Proxy:
         )
         self._threads: list[_Forwarder] = []
         self._watcher: _Watcher | None = None
+        # channel -> when krec's socket last connected to the kernel (absent: not connected)
+        self._kernel_links: dict[str, float] = {}
+        self._links_changed = threading.Condition()
         self._heartbeat_interval = heartbeat_interval
         self._stopped = False
 
@@ -83,18 +90,23 @@ class Proxy:
         self.capture.ready.wait(timeout)
         capture_addr = f"inproc://krec-capture-{self._tag}"
         inject_addr = f"inproc://krec-inject-{self._tag}"
-        monitors: dict[str, str] = {}
+        monitors: dict[str, tuple[str, str]] = {}  # address -> (side, channel)
         for channel, pair in _PAIRS.items():
-            monitor = f"inproc://krec-monitor-{channel}-{self._tag}" if channel == "shell" else ""
-            if monitor:
-                monitors[channel] = monitor
+            front_monitor = back_monitor = ""
+            if channel == "shell":
+                front_monitor = f"inproc://krec-monitor-client-{channel}-{self._tag}"
+                monitors[front_monitor] = ("client", channel)
+            if pair[2]:
+                back_monitor = f"inproc://krec-monitor-kernel-{channel}-{self._tag}"
+                monitors[back_monitor] = ("kernel", channel)
             fwd = _Forwarder(
                 channel,
                 self,
                 pair,
                 capture_addr=capture_addr if pair[2] else "",
                 inject_addr=inject_addr if channel == "iopub" else "",
-                monitor_addr=monitor,
+                monitor_addr=front_monitor,
+                kernel_monitor_addr=back_monitor,
             )
             self._threads.append(fwd)
             fwd.start()
@@ -109,6 +121,31 @@ class Proxy:
             raise ProxyError("; ".join(errors))
         self._watcher = _Watcher(self, monitors, self._heartbeat_interval)
         self._watcher.start()
+
+    def wait_kernel_connected(self, since: float, timeout: float) -> bool:
+        """Wait until krec's shell, control, stdin and iopub sockets have all connected to
+        the kernel after ``since`` (a time.monotonic() value, e.g. when it was launched).
+
+        Until then the kernel could not route an ``input_request`` to krec.
+        """
+        deadline = time.monotonic() + timeout
+        with self._links_changed:
+            while True:
+                links = self._kernel_links
+                if all(links.get(ch, 0.0) > since for ch in _KERNEL_CHANNELS):
+                    return True
+                left = deadline - time.monotonic()
+                if left <= 0:
+                    return False
+                self._links_changed.wait(left)
+
+    def _kernel_link(self, channel: str, up: bool) -> None:
+        with self._links_changed:
+            if up:
+                self._kernel_links[channel] = time.monotonic()
+            else:
+                self._kernel_links.pop(channel, None)
+            self._links_changed.notify_all()
 
     def event(self, name: str, **fields: Any) -> None:
         """Record an event (thread-safe)."""
@@ -158,6 +195,7 @@ class _Forwarder(threading.Thread):
         capture_addr: str,
         inject_addr: str,
         monitor_addr: str,
+        kernel_monitor_addr: str,
     ) -> None:
         super().__init__(name=f"krec-{channel}", daemon=True)
         self.channel = channel
@@ -166,6 +204,7 @@ class _Forwarder(threading.Thread):
         self._capture_addr = capture_addr
         self._inject_addr = inject_addr
         self._monitor_addr = monitor_addr
+        self._kernel_monitor_addr = kernel_monitor_addr
         self.ready = threading.Event()
         self.error = ""
 
@@ -200,6 +239,8 @@ class _Forwarder(threading.Thread):
             _configure_kernel(back, proxy.kernel)
             if self.channel in ("shell", "stdin"):
                 back.identity = _shared_identity(proxy)
+            if self._kernel_monitor_addr:
+                back.monitor(self._kernel_monitor_addr, _KERNEL_EVENTS)
             back.connect(proxy.kernel.endpoint(self.channel))
             if kernel_type == zmq.XSUB:
                 back.connect(self._inject_addr)
@@ -231,9 +272,11 @@ class _Forwarder(threading.Thread):
                 self.error = f"{self.channel}: {e.strerror}"
                 proxy.event("forwarding_failed", ch=self.channel, error=str(e.strerror))
         finally:
-            if self._monitor_addr:
-                with contextlib.suppress(zmq.ZMQError):
+            with contextlib.suppress(zmq.ZMQError):
+                if self._monitor_addr:
                     front.disable_monitor()
+                if self._kernel_monitor_addr:
+                    back.disable_monitor()
             for s in sockets:
                 s.close()
 
@@ -260,6 +303,9 @@ def _configure_kernel(sock: zmq.Socket, info: ConnectionInfo) -> None:
     sock.sndhwm = 0
     sock.rcvhwm = 0
     sock.linger = 0
+    # connect within milliseconds of the kernel binding (the default retry is 100 ms):
+    # a kernel's input_request to krec before krec's stdin socket is connected is lost
+    sock.reconnect_ivl = 10
     if info.curve:
         public, secret = zmq.curve_keypair()
         sock.curve_secretkey = secret
@@ -280,10 +326,11 @@ def _bind_any(sock: zmq.Socket, info: ConnectionInfo) -> int:
 
 
 class _Watcher(threading.Thread):
-    """Turns socket-monitor events into client_connected/disconnected records, and pings
-    the kernel's heartbeat on its own socket to record heartbeat_lost/restored."""
+    """Turns socket-monitor events into client_connected/disconnected records and the
+    proxy's view of its links to the kernel, and pings the kernel's heartbeat on its own
+    socket to record heartbeat_lost/restored."""
 
-    def __init__(self, proxy: Proxy, monitors: dict[str, str], interval: float) -> None:
+    def __init__(self, proxy: Proxy, monitors: dict[str, tuple[str, str]], interval: float) -> None:
         super().__init__(name="krec-watcher", daemon=True)
         self._proxy = proxy
         self._monitors = monitors
@@ -292,14 +339,13 @@ class _Watcher(threading.Thread):
     def run(self) -> None:
         name_thread(self.name)
         ctx = self._proxy._fctx
-        pairs: dict[zmq.Socket, str] = {}
-        hb: zmq.Socket | None = None
+        pairs: dict[zmq.Socket, tuple[str, str]] = {}
         try:
-            for channel, addr in self._monitors.items():
+            for addr, what in self._monitors.items():
                 s = ctx.socket(zmq.PAIR)
                 s.linger = 0
                 s.connect(addr)
-                pairs[s] = channel
+                pairs[s] = what
             self._loop(ctx, pairs)
         except zmq.ZMQError as e:
             if e.errno != zmq.ETERM:
@@ -307,14 +353,24 @@ class _Watcher(threading.Thread):
         finally:
             for s in pairs:
                 s.close(linger=0)
-            if hb is not None:
-                hb.close(linger=0)
 
-    def _loop(self, ctx: zmq.Context, pairs: dict[zmq.Socket, str]) -> None:
-        import time
+    def _monitor_event(self, what: tuple[str, str], frames: list[bytes]) -> None:
+        side, channel = what
+        msg = parse_monitor_message(frames)
+        event = msg["event"]
+        proxy = self._proxy
+        if side == "client":
+            if event == zmq.EVENT_ACCEPTED:
+                proxy.event("client_connected", ch=channel)
+            elif event == zmq.EVENT_DISCONNECTED:
+                proxy.event("client_disconnected", ch=channel)
+            return
+        if not str(msg.get("endpoint", b""), "utf-8", "replace").startswith(proxy.kernel.transport):
+            return  # the iopub socket's inproc link to krec's own welcome publisher
+        if event in (zmq.EVENT_CONNECTED, zmq.EVENT_DISCONNECTED):
+            proxy._kernel_link(channel, event == zmq.EVENT_CONNECTED)
 
-        from zmq.utils.monitor import parse_monitor_message
-
+    def _loop(self, ctx: zmq.Context, pairs: dict[zmq.Socket, tuple[str, str]]) -> None:
         proxy = self._proxy
         hb = None
         alive_once = False
@@ -349,12 +405,7 @@ class _Watcher(threading.Thread):
                         lost = False
                         alive_once = True
                     else:
-                        msg = parse_monitor_message(sock.recv_multipart())
-                        event = msg["event"]
-                        if event == zmq.EVENT_ACCEPTED:
-                            proxy.event("client_connected", ch=pairs[sock])
-                        elif event == zmq.EVENT_DISCONNECTED:
-                            proxy.event("client_disconnected", ch=pairs[sock])
+                        self._monitor_event(pairs[sock], sock.recv_multipart())
                 if (
                     hb is not None
                     and waiting_since

@@ -22,7 +22,7 @@ import threading
 import time
 from collections.abc import Sequence
 from dataclasses import replace
-from typing import Any
+from typing import IO, Any
 
 import zmq
 
@@ -138,8 +138,10 @@ class KernelRecording:
         record_passwords: bool = False,
         strip_path: str | None = None,
         extra_arguments: Sequence[str] = (),
+        kernel_output: IO[bytes] | None = None,
     ) -> None:
         self.entry = entry
+        self.kernel_output = kernel_output
         self._extra_arguments = list(extra_arguments)
         self.frontend = frontend
         self.kernel = inner_connection(frontend, frontend.curve)
@@ -150,6 +152,7 @@ class KernelRecording:
         self.shutdown_requested = False
         self.restart_requested = False
         self.proc: subprocess.Popen | None = None
+        self.launched_at = 0.0
         self.proxy = Proxy(
             frontend,
             self.kernel,
@@ -167,8 +170,11 @@ class KernelRecording:
         self.proxy.start()
 
     def launch(self) -> None:
+        self.launched_at = time.monotonic()
         argv = kernel_argv(self.entry, self.kernel_file) + self._extra_arguments
-        self.proc = launch_kernel(argv, kernel_env(self.entry, self._strip_path))
+        self.proc = launch_kernel(
+            argv, kernel_env(self.entry, self._strip_path), output=self.kernel_output
+        )
         self.shutdown_requested = self.restart_requested = False
         self.proxy.event("kernel_started", pid=self.proc.pid, argv=argv, kernel=self.entry["name"])
 
@@ -190,10 +196,14 @@ class KernelRecording:
                 sock.send(b"krec-ready")
                 if sock.poll(500):
                     sock.recv()
-                    return
+                    break
             finally:
                 sock.close(linger=0)
-        raise KrecError(f"kernel {self.entry['name']} did not start within {timeout:.0f} s")
+        else:
+            raise KrecError(f"kernel {self.entry['name']} did not start within {timeout:.0f} s")
+        left = max(1.0, deadline - time.monotonic())
+        if not self.proxy.wait_kernel_connected(self.launched_at, left):
+            raise KrecError(f"krec could not connect to kernel {self.entry['name']}")
 
     def interrupt(self) -> None:
         if self.proc is not None and self.proc.poll() is None:

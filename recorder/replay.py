@@ -16,6 +16,7 @@ from __future__ import annotations
 import contextlib
 import os
 import subprocess
+import tempfile
 import threading
 import time
 from collections.abc import Callable, Sequence
@@ -142,7 +143,12 @@ class Replayer:
         )
         self.writer = LogWriter(output, header)
         self.output = output
-        self.recording = KernelRecording(entry, frontend, self.writer)
+        # the kernel's own chatter (start-up warnings) stays off the user's terminal;
+        # its last line explains a kernel that failed to start
+        self._kernel_output = tempfile.TemporaryFile()  # noqa: SIM115 - closed by run()
+        self.recording = KernelRecording(
+            entry, frontend, self.writer, kernel_output=self._kernel_output
+        )
         self.client: KernelConnection | None = None
 
     # -- running --------------------------------------------------------------
@@ -168,6 +174,7 @@ class Replayer:
             if self.client is not None:
                 self.client.close()
             rec.close("replay finished")
+            self._kernel_output.close()
 
     def _report_progress(self, total: int) -> None:
         if self.progress is not None:
@@ -183,10 +190,12 @@ class Replayer:
         """
         assert self.client is not None
         deadline = time.monotonic() + timeout
+        if not self.recording.proxy.wait_kernel_connected(self.recording.launched_at, timeout):
+            raise KrecError("krec could not connect to the replay kernel")
         with KernelConnection(self.recording.kernel) as probe:
             while time.monotonic() < deadline:
                 if not self._check_kernel():
-                    raise KrecError("the replay kernel died while starting")
+                    raise KrecError(f"the replay kernel died while starting{self._said()}")
                 header = probe.send("shell", "kernel_info_request", {})
                 replied = iopub = False
                 end = time.monotonic() + 1.0
@@ -200,7 +209,19 @@ class Replayer:
                     while time.monotonic() < end:
                         self.client.poll(0.02)
                     return
-        raise KrecError(f"the replay kernel did not become ready within {timeout:.0f} s")
+        raise KrecError(
+            f"the replay kernel did not become ready within {timeout:.0f} s{self._said()}"
+        )
+
+    def _said(self) -> str:
+        """The kernel's last line of output, as an explanation ('' if it said nothing)."""
+        self._kernel_output.seek(0)
+        lines = [
+            ln
+            for ln in self._kernel_output.read().decode(errors="replace").splitlines()
+            if ln.strip()
+        ]
+        return f" (the kernel said: {lines[-1].strip()})" if lines else ""
 
     def _check_kernel(self) -> bool:
         proc = self.recording.proc
