@@ -57,9 +57,9 @@ class MainScreen(RecordScreen):
         self._pending_jump: int | None = None
 
     def compose(self) -> ComposeResult:
+        # the filter and go-to bars are mounted when first needed: the first frame
+        # must come quickly, and their Inputs cost style sheets to parse
         yield Static(id="status")
-        yield FilterBar(id="filter-bar")
-        yield GotoBar()
         yield Static(header_text(), id="columns")
         yield MessageList(self.model, self.viewer.findings, id="messages")
         yield KeyBar(KEYS)
@@ -91,39 +91,57 @@ class MainScreen(RecordScreen):
                 self.list.action_last()
         self.status_changed()
 
+    async def filter_bar(self) -> FilterBar:
+        """The filter bar, mounted below the status line the first time it is needed."""
+        for bar in self.query(FilterBar):
+            return bar
+        bar = FilterBar(id="filter-bar")
+        await self.mount(bar, after="#status")
+        return bar
+
+    def say(self, text: str) -> None:
+        """Put ``text`` on the filter bar's status line (in order with other updates)."""
+
+        async def update() -> None:
+            (await self.filter_bar()).say(text)
+
+        self.call_later(update)
+
     def filter_changed(self, message: FilterDone | None = None) -> None:
         flt = self.viewer.filter
-        bar = self.query_one(FilterBar)
         if flt is None:
             self.list.show_all(len(self.model))
-            bar.say("")
-            bar.display = False
+            for bar in self.query(FilterBar):
+                bar.say("")
+                bar.display = False
             if self._pending_jump is not None:
                 self.list.go_to_record(self._pending_jump, center=True)
                 self._pending_jump = None
         else:
             self.list.show_matches(flt.matches)
             seconds = f" in {message.seconds:.2f} s" if message is not None else ""
-            bar.say(f"{len(flt.matches):,} matches{seconds}")
+            self.say(f"{len(flt.matches):,} matches{seconds}")
         self.status_changed()
 
     def matches_grew(self, message: FilterDone) -> None:
         flt = self.viewer.filter
         if flt is not None:
             self.list.grow(len(flt.matches))
-            self.query_one(FilterBar).say(f"{len(flt.matches):,} matches")
+            self.say(f"{len(flt.matches):,} matches")
 
     def filter_progress(self, message: FilterProgress) -> None:
         pct = 100 * message.done // max(message.total, 1)
-        self.query_one(FilterBar).say(
-            f"scanning {pct}% of {message.total:,} records  (Escape cancels)"
-        )
+        self.say(f"scanning {pct}% of {message.total:,} records  (Escape cancels)")
 
     def filter_error(self, error: FilterError) -> None:
-        bar = self.query_one(FilterBar)
-        bar.display = True
-        bar.show_error(str(error.args[0]) if error.args else str(error), error.expression,
-                       error.position)  # fmt: skip
+        message = str(error.args[0]) if error.args else str(error)
+
+        async def show() -> None:
+            bar = await self.filter_bar()
+            bar.display = True
+            bar.show_error(message, error.expression, error.position)
+
+        self.call_later(show)
 
     def status_text(self) -> str:
         text = super().status_text()
@@ -136,17 +154,22 @@ class MainScreen(RecordScreen):
 
     # -- keys -------------------------------------------------------------------------
 
-    def action_filter(self) -> None:
-        self.query_one(FilterBar).open()
+    async def action_filter(self) -> None:
+        (await self.filter_bar()).open()
 
     def on_filter_submitted(self, message: FilterSubmitted) -> None:
         # the app runs the filter; the list takes the focus back
         if not message.expression:
-            self.query_one(FilterBar).display = False
+            for bar in self.query(FilterBar):
+                bar.display = False
         self.list.focus()
 
-    def action_goto(self) -> None:
-        self.query_one(GotoBar).open()
+    async def action_goto(self) -> None:
+        bars = self.query(GotoBar)
+        goto = bars.first() if bars else GotoBar()
+        if not bars:
+            await self.mount(goto, before="#columns")
+        goto.open()
 
     def on_goto_submitted(self, message: GotoSubmitted) -> None:
         message.stop()
