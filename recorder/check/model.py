@@ -269,6 +269,7 @@ class Context:
         self.kernel_version: str | None = None
         self._parents: dict[bytes, tuple[dict[str, Any], bool]] = {}
         self._small: dict[bytes, dict[str, Any]] = {}
+        self._versions: dict[str, tuple[int | None, int | None]] = {}
         #: parse every content when reading (a rule reads them all); else on first use
         self.eager_content = True
 
@@ -287,7 +288,7 @@ class Context:
             source if source.__class__ is str else "",
         )
         ids = get("ids")
-        if ids.__class__ is list and ids:
+        if ids.__class__ is list and ids and ch != "iopub":  # iopub ids are mere topics
             ids = tuple(ids)
             try:
                 hash(ids)
@@ -344,10 +345,13 @@ class Context:
             msg.msg_id = mid
         version = hget("version")
         if version.__class__ is str:
-            m = _VERSION.match(version)
-            if m is not None:
-                msg.major = int(m.group(1))
-                msg.minor = int(m.group(2))
+            parsed_version = self._versions.get(version)
+            if parsed_version is None:
+                m = _VERSION.match(version)
+                parsed_version = (int(m.group(1)), int(m.group(2))) if m else (None, None)
+                if len(self._versions) < 64:
+                    self._versions[version] = parsed_version
+            msg.major, msg.minor = parsed_version
         sub = hget("subshell_id")
         if sub.__class__ is str:
             msg.subshell = sub
