@@ -113,7 +113,7 @@ class Header(Rule):
             absent = [k for k in ("msg_id", "msg_type") if not isinstance(p.get(k), str)]
             problems.append(f"the parent header has no string {' or '.join(absent)}")
         if problems:
-            self.report(msg, "header: " + "; ".join(problems))
+            self.report(msg, "; ".join(problems))
 
 
 SHUTDOWN_BROADCAST = Deviation(
