@@ -268,7 +268,7 @@ class KrecViewer(App[None]):
             if threads.done >= total:
                 break
             stop = min(total, threads.done + SCAN_STEP)
-            threads.update(model.iter_raw(threads.done, stop))
+            threads.update(model.iter_packed(threads.done, stop))
             self.post_message(ThreadsProgress(threads.done, total))
         self.post_message(ThreadsReady(len(threads)))
 

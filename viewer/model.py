@@ -11,10 +11,13 @@ from __future__ import annotations
 
 import os
 import threading
+from bisect import bisect_right
 from collections import OrderedDict
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
 from typing import Any
+
+import msgpack
 
 from krec.recorder.logfile import LogReader, Record
 from krec.recorder.summary import short_id, summarize_event, summarize_message, tone
@@ -41,6 +44,17 @@ class Row:
     @property
     def is_event(self) -> bool:
         return bool(self.event)
+
+
+_UNREADABLE = {b"t": 0, b"event": b"unreadable_record"}
+
+
+def _packed_keys(raw: dict[str, Any]) -> dict[bytes, Any]:
+    """A map decoded as text, as msgpack ``raw=True`` would have given it."""
+    return {
+        (k.encode() if isinstance(k, str) else k): (v.encode() if isinstance(v, str) else v)
+        for k, v in raw.items()
+    }
 
 
 def format_rel(ns: int) -> str:
@@ -223,22 +237,44 @@ class LogModel:
                 hi = mid
         return min(lo, max(n - 1, 0))
 
-    def iter_raw(
-        self, start: int, stop: int, chunk: int = 20_000
-    ) -> Iterator[tuple[int, dict[str, Any]]]:
-        """Stream raw records ``start``..``stop`` in chunks, holding the lock per chunk.
+    def iter_packed(
+        self, start: int, stop: int, chunk_bytes: int = 4 << 20
+    ) -> Iterator[tuple[int, dict[bytes, Any]]]:
+        """``(index, map)`` of records ``start``..``stop``, the maps decoded with msgpack
+        ``raw=True`` (bytes keys and strings: the fast way for a pass that only peeks),
+        a few MB at a time with the lock held per chunk (only for worker threads).
 
         The index may grow between chunks (indexing runs beside this), never during one.
-        Only for worker threads: the consumer holds the lock while it handles a record.
         """
+        reader = self.reader
         pos = start
         while pos < stop:
-            end = min(stop, pos + chunk)
             with self.lock:
                 if self.closed:
                     return
-                yield from self.reader.raw_records(pos, end)
+                offsets = reader.offsets
+                end = bisect_right(offsets, offsets[pos] + chunk_bytes, pos, stop)
+                end = max(end, pos + 1)
+                yield from self._packed(pos, end)
             pos = end
+
+    def _packed(self, start: int, stop: int) -> Iterator[tuple[int, dict[bytes, Any]]]:
+        reader = self.reader
+        i = start
+        if reader.upgrade_record is None:
+            data = reader.read_span(start, stop)
+            unpacker = msgpack.Unpacker(
+                raw=True, max_buffer_size=len(data) + 1, strict_map_key=False
+            )
+            unpacker.feed(data)
+            try:
+                for raw in unpacker:
+                    yield i, raw if isinstance(raw, dict) else _UNREADABLE
+                    i += 1
+            except Exception:
+                pass  # the rest one by one: only the record the decoder rejects is lost
+        for k in range(i, stop):
+            yield k, _packed_keys(reader.raw_record(k))
 
     def close(self) -> None:
         """Close the file once the worker holding the lock (if any) has finished its step."""

@@ -5,17 +5,19 @@ from __future__ import annotations
 from pathlib import Path
 
 from krec.recorder.logfile import LogReader
-from krec.viewer.threads import ERROR, OK, ThreadIndex
+from krec.viewer.model import LogModel
+from krec.viewer.threads import ERROR, OK, ThreadIndex, json_value
 
 
 def build(path: Path, split: int | None = None) -> tuple[LogReader, ThreadIndex]:
     reader = LogReader(path)
+    model = LogModel(reader)
     threads = ThreadIndex()
     if split is None:
-        threads.update(reader.raw_records())
+        threads.update(model.iter_packed(0, len(reader)))
     else:
-        threads.update(reader.raw_records(0, split), batch=7)
-        threads.update(reader.raw_records(split), batch=7)
+        threads.update(model.iter_packed(0, split), batch=7)
+        threads.update(model.iter_packed(split, len(reader), chunk_bytes=100), batch=7)
     return reader, threads
 
 
@@ -99,3 +101,14 @@ def test_resumed_threading_equals_one_pass(sample_log: Path) -> None:
         assert parts.count == whole.count
         assert parts.t_idle == whole.t_idle
         assert parts.row_count() == whole.row_count()
+
+
+def test_json_value_peeks_without_parsing() -> None:
+    frame = b'{"msg_id": "a1_2_3", "msg_type":"status", "n": 4, "empty": ""}'
+    assert json_value(frame, b'"msg_id"') == b"a1_2_3"
+    assert json_value(frame, b'"msg_type"') == b"status"
+    assert json_value(frame, b'"n"') == b""  # not a string
+    assert json_value(frame, b'"empty"') == b""
+    assert json_value(frame, b'"missing"') == b""
+    assert json_value(b'{"msg_id"', b'"msg_id"') == b""
+    assert json_value(b'{"msg_id": "unterminated', b'"msg_id"') == b""
