@@ -9,6 +9,7 @@ from a background thread after idle, and a restart (a new kernel in the same log
 
 from __future__ import annotations
 
+import queue
 import time
 import uuid
 from collections import Counter
@@ -54,6 +55,17 @@ def _send(kc: Any, channel: str, msg_type: str, content: dict, **header: Any) ->
     return _reply(kc, msg["header"]["msg_id"], channel)
 
 
+def _iopub_until(kc: Any, pred: Any, timeout: float = 30) -> None:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        try:
+            if pred(kc.get_iopub_msg(timeout=1)):
+                return
+        except queue.Empty:
+            pass
+    pytest.fail("the expected iopub message did not come")
+
+
 def drive_edge_session(rec: Any) -> None:
     kc = rec.client()
     execute(kc, "a = 1")
@@ -84,11 +96,13 @@ def drive_edge_session(rec: Any) -> None:
     second.stop_channels()
     rec.clients.remove(second)
     running = kc.execute("import time; time.sleep(10)")
-    time.sleep(0.5)
+    _iopub_until(kc, lambda m: m["msg_type"] == "execute_input"
+                 and m["parent_header"].get("msg_id") == running)  # fmt: skip
+    time.sleep(0.2)
     _send(kc, "control", "interrupt_request", {})
     assert _reply(kc, running)["content"]["status"] == "error"
     execute(kc, "import threading\nthreading.Timer(0.2, lambda: print('late')).start()")
-    time.sleep(0.5)
+    _iopub_until(kc, lambda m: m["msg_type"] == "stream" and "late" in m["content"]["text"])
     _send(kc, "control", "shutdown_request", {"restart": True})
     time.sleep(1.0)
     kc.wait_for_ready(timeout=60)
