@@ -4,9 +4,10 @@ Records a session of N cells (benchmarks/replay.py's mix) through `krec record
 --kernel python3`, then runs the same cells with jupyter_client against three
 stand-ins, in paired rounds: a fresh ipykernel (direct), `krec serve --speed
 fast` and `krec serve --speed realtime`. It prints the median execute round trip
-of each, the ratio serve fast / direct, and realtime's pace: the wall time of the
-served cells / the wall time of the same cells in the recording (1.0 = the
-recorded pace; above 1 is client overhead on top of it).
+of each, the ratio serve fast / direct, and realtime's pace: the summed round
+trips of the served cells / the summed busy time (request to idle) of the same
+cells in the recording (1.0 = the recorded pace; above 1 is the client's own
+overhead on top of it).
 
     python benchmarks/serve.py [--cells 100] [--repeat 3]
 """
@@ -70,10 +71,10 @@ def served(log: Path, tmp: Path, speed: str) -> Iterator[BlockingKernelClient]:
         proc.wait(30)
 
 
-def recorded_wall(log: Path) -> float:
-    """From the first cell's request to the last cell's completion, in the recording."""
+def recorded_busy(log: Path) -> float:
+    """The cells' summed request-to-idle time in the recording (s)."""
     cells = [ex for ex in load_session(str(log)).exchanges if ex.msg_type == "execute_request"]
-    return ((cells[-1].done_t or cells[-1].t) - cells[0].t) / 1e9
+    return sum(ex.busy_time for ex in cells) / 1e9
 
 
 def main() -> None:
@@ -86,7 +87,7 @@ def main() -> None:
         log = record(args.cells, tmp)
         session = load_session(str(log))
         codes = [ex.code or "" for ex in session.exchanges if ex.msg_type == "execute_request"]
-        original = recorded_wall(log)
+        original = recorded_busy(log)
         direct: list[float] = []
         fast: list[float] = []
         paces: list[float] = []
@@ -101,16 +102,16 @@ def main() -> None:
             with served(log, tmp, "fast") as kc:
                 f, _ = run_cells(kc, codes)
             with served(log, tmp, "realtime") as kc:
-                _, wall = run_cells(kc, codes)
+                r, _ = run_cells(kc, codes)
             direct += d
             fast += f
             ratios.append(statistics.median(f) / statistics.median(d))
-            paces.append(wall / original)
+            paces.append(sum(r) / original)
     print(f"cells: {len(codes)} x {args.repeat} rounds")
     print(f"median execute round trip: direct {statistics.median(direct) * 1e3:.2f} ms, "
           f"serve fast {statistics.median(fast) * 1e3:.2f} ms")  # fmt: skip
     print(f"serve fast / direct (median of per-round ratios): {statistics.median(ratios):.2f}")
-    print(f"serve realtime pace (served / recorded wall time): {statistics.median(paces):.2f}")
+    print(f"serve realtime pace (round trips / recorded busy): {statistics.median(paces):.2f}")
 
 
 if __name__ == "__main__":
