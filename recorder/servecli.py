@@ -188,6 +188,11 @@ def _read_state(path: str, log_path: str) -> dict[str, Any] | None:
         return None
     if not isinstance(state, dict) or state.get("log") != os.path.abspath(log_path):
         return None
+    used, cursor = state.get("used"), state.get("cursor")
+    if not isinstance(cursor, int) or not (
+        isinstance(used, list) and all(isinstance(n, int) for n in used)
+    ):
+        return None
     return state
 
 
