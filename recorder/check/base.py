@@ -7,7 +7,8 @@ from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any, ClassVar
 
 if TYPE_CHECKING:
-    from .model import At, Context, Msg, Request
+    from .messages import At, Msg
+    from .model import Context, Request
 
 ERROR = "error"
 WARNING = "warning"

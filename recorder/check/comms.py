@@ -7,7 +7,8 @@ iopub, a client on shell). A kernel restart closes every comm.
 from __future__ import annotations
 
 from .base import PARTIAL, Rule
-from .model import Context, Msg
+from .messages import Msg
+from .model import Context
 from .protocol import COMMS
 
 

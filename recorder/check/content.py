@@ -5,7 +5,8 @@ from __future__ import annotations
 from typing import Any
 
 from .base import Rule
-from .model import Context, Msg
+from .messages import Msg
+from .model import Context
 from .schemas import REPLIES_WITH_STATUS, check_content, known_types
 
 _UNSEEN: Any = object()

@@ -3,7 +3,8 @@
 from __future__ import annotations
 
 from .base import PARTIAL, Rule
-from .model import Context, Msg
+from .messages import Msg
+from .model import Context
 
 
 class DisplayId(Rule):

@@ -3,7 +3,8 @@
 from __future__ import annotations
 
 from .base import KERNEL_REPLIES, Rule
-from .model import At, Context, Msg, Request
+from .messages import At, Msg
+from .model import Context, Request
 from .schemas import check_error_reply
 
 

@@ -11,7 +11,8 @@ from collections import deque
 from typing import Any
 
 from .base import KERNEL_IOPUB, Rule
-from .model import At, Context, Msg, Request
+from .messages import At, Msg
+from .model import Context, Request
 from .protocol import BRACKETED
 
 

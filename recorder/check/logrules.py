@@ -5,7 +5,7 @@ from __future__ import annotations
 from typing import Any
 
 from .base import Rule
-from .model import At
+from .messages import At
 
 
 class BadMessage(Rule):

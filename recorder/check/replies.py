@@ -5,7 +5,7 @@ from __future__ import annotations
 import re
 
 from .base import CLIENT_REQUESTS, KERNEL_REPLIES, PARTIAL, Deviation, Rule
-from .model import Msg
+from .messages import Msg
 from .protocol import REQUESTS
 
 

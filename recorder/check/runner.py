@@ -17,7 +17,8 @@ from typing import TYPE_CHECKING, Any
 
 from ..errors import KrecError
 from .base import CheckOptions, Finding, Rule
-from .model import Context, Msg, Request
+from .messages import Msg
+from .model import Context, Request
 
 if TYPE_CHECKING:
     from ..logfile import LogReader
@@ -117,7 +118,7 @@ class Checker:
         self._done = [r.request_done for r in self.rules if _overrides(r, "request_done")]
         self._restart = [r.restart for r in self.rules if _overrides(r, "restart")]
         self.ctx.on_done = self._request_done
-        self.ctx.eager_content = any(r.reads_all_content for r in self.rules)
+        self.ctx.parser.eager_content = any(r.reads_all_content for r in self.rules)
         self._finished: list[Finding] | None = None
         #: messages waiting for their request, by its msg_id (see ``feed``)
         self._waiting: dict[str, list[Msg]] = {}

@@ -3,7 +3,8 @@
 from __future__ import annotations
 
 from .base import KERNEL_REPLIES, Deviation, Rule
-from .model import At, Context, Msg, Request
+from .messages import At, Msg
+from .model import Context, Request
 
 
 class StdinAllowed(Rule):

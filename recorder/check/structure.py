@@ -6,7 +6,7 @@ import re
 from typing import Any
 
 from .base import Deviation, Rule
-from .model import Msg
+from .messages import Msg
 from .protocol import REPLIES, allowed_places, describe_places
 
 _DATE = re.compile(r"\d{4}-\d\d-\d\d[Tt]\d\d:\d\d(:\d\d(\.\d+)?)?([Zz]|[+-]\d\d(:?\d\d)?)\Z")

@@ -5,7 +5,8 @@ from __future__ import annotations
 from typing import Any
 
 from .base import Rule
-from .model import At, Context, Msg, Request
+from .messages import At, Msg
+from .model import Context, Request
 
 
 class NoReply(Rule):
