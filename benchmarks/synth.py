@@ -3,7 +3,8 @@
 The mix follows what a notebook session records: per cell an execute_request, busy,
 execute_input, a few stream chunks, sometimes display_data / execute_result / an error,
 the execute_reply and idle; now and then completion, inspection and widget comm
-traffic. JSON frames are formatted the way jupyter_client and ipykernel send them.
+traffic. JSON frames are formatted the way jupyter_client 8 and ipykernel 7 send them
+(header keys in their order).
 ``python benchmarks/synth.py OUT.krec [N]`` writes one; other benchmarks import
 ``synthesize``.
 """
@@ -65,7 +66,7 @@ def synthesize(
     )
     t0 = int(header["created"] * 1e9)
     t = t0
-    counter = 0
+    counters = {True: 0, False: 0}  # per side, as each session numbers its messages
     written = 0
     pid = 4242
 
@@ -73,19 +74,14 @@ def synthesize(
         return json.dumps(obj, ensure_ascii=False).encode()
 
     def hdr(msg_type: str, kernel: bool) -> tuple[bytes, str]:
-        nonlocal counter
-        counter += 1
-        if kernel:
-            msg_id = f"{session_k}_{pid}_{counter}"
-            session = session_k
-        else:
-            msg_id = f"{rng.getrandbits(32):08x}-{rng.getrandbits(96):024x}"
-            session = session_c
+        counters[kernel] += 1
+        session = session_k if kernel else session_c
+        msg_id = f"{session}_{pid if kernel else pid - 1}_{counters[kernel]}"
         secs = (t - t0) / 1e9
         date = f"2026-05-09T10:{int(secs // 60) % 60:02d}:{secs % 60:09.6f}Z"
         text = (
-            f'{{"msg_id": "{msg_id}", "session": "{session}", "username": "ada", '
-            f'"date": "{date}", "msg_type": "{msg_type}", "version": "5.3"}}'
+            f'{{"msg_id": "{msg_id}", "msg_type": "{msg_type}", "username": "ada", '
+            f'"session": "{session}", "date": "{date}", "version": "5.4"}}'
         )
         return text.encode(), msg_id
 
