@@ -61,6 +61,9 @@ class Proxy:
         self.frontend = frontend
         self.kernel = kernel
         self._tag = f"{os.getpid()}-{id(self):x}"
+        # the kernel routes input_request to the identity of the shell socket that sent the
+        # request, so krec's kernel-side shell and stdin sockets must share this one
+        self.identity = b"krec-" + os.urandom(8).hex().encode()
         self._fctx = zmq.Context()
         self._cctx = zmq.Context()
         self.capture = CaptureThread(
@@ -238,7 +241,7 @@ class _Forwarder(threading.Thread):
             sockets.append(back)
             _configure_kernel(back, proxy.kernel)
             if self.channel in ("shell", "stdin"):
-                back.identity = _shared_identity(proxy)
+                back.identity = proxy.identity
             if self._kernel_monitor_addr:
                 back.monitor(self._kernel_monitor_addr, _KERNEL_EVENTS)
             back.connect(proxy.kernel.endpoint(self.channel))
@@ -279,14 +282,6 @@ class _Forwarder(threading.Thread):
                     back.disable_monitor()
             for s in sockets:
                 s.close()
-
-
-def _shared_identity(proxy: Proxy) -> bytes:
-    ident = getattr(proxy, "_identity", None)
-    if ident is None:
-        ident = b"krec-" + os.urandom(8).hex().encode()
-        proxy._identity = ident  # type: ignore[attr-defined]
-    return ident
 
 
 def _configure_frontend(sock: zmq.Socket, info: ConnectionInfo) -> None:
