@@ -309,3 +309,29 @@ def test_random_access_matches_streaming_on_a_real_session(rich_log):
         assert reader[-1].event == "recording_stopped"
         with pytest.raises(IndexError):
             reader[len(reader)]
+
+
+def test_an_upgrade_chain_reads_older_logs(monkeypatch):
+    """What version 2 will do: v1 headers and records pass through its upgrade functions."""
+    from krec.recorder import compat
+    from krec.recorder.filter import compile_filter
+
+    def header_to_v2(header: dict) -> dict:
+        return {**header, "version": 2, "clock": "wall"}
+
+    def record_to_v2(record: dict) -> dict:
+        record = dict(record)
+        if "from" in record:
+            record["sender"] = record["from"]
+        return record
+
+    monkeypatch.setattr(compat, "CURRENT_VERSION", 2)
+    monkeypatch.setitem(compat.UPGRADES, 2, (header_to_v2, record_to_v2))
+    with LogReader(GOLDEN / "v1.krec") as reader:
+        assert reader.version == 1
+        assert reader.header["version"] == 2 and reader.header["clock"] == "wall"
+        assert reader[3].raw["sender"] == "client"
+        assert all("sender" in r.raw for r in reader if not r.is_event)
+        # scans of an upgraded log decode through the chain too
+        assert list(compile_filter("type:execute_request").scan(reader)) == [3]
+        assert list(compile_filter("héllo").scan(reader)) == [3, 5]
