@@ -87,6 +87,7 @@ class ThreadIndex:
         self._members: OrderedDict[int, tuple[int, array[int]]] = OrderedDict()
         self._row_start = array("q")
         self._dirty_from = 0  # first request whose row_start is stale
+        self._durations: tuple[tuple[int, int], list[int]] = ((-1, -1), [])
         #: a worker updates while the UI thread reads: both hold this, briefly
         self.lock = threading.RLock()
 
@@ -235,22 +236,32 @@ class ThreadIndex:
         return end - self.t_request[r] if end else -1
 
     @_locked
+    def durations(self) -> list[int]:
+        """Every request's duration (ns), -1 for those that never finished; cached until
+        the index changes."""
+        key = (len(self.requests), self.done)
+        if self._durations[0] != key:
+            values = [
+                (end - start) if (end := max(idle, reply)) else -1
+                for start, idle, reply in zip(
+                    self.t_request, self.t_idle, self.t_reply, strict=True
+                )
+            ]
+            self._durations = (key, values)
+        return self._durations[1]
+
     def by_duration(self) -> list[int]:
         """Request numbers, slowest first (unfinished ones first of all)."""
         inf = 1 << 62
-        return sorted(
-            range(len(self.requests)),
-            key=lambda r: -(d if (d := self.duration(r)) >= 0 else inf),
-        )
+        keys = [d if d >= 0 else inf for d in self.durations()]
+        return sorted(range(len(keys)), key=keys.__getitem__, reverse=True)
 
-    @_locked
     def slow_threshold(self) -> int:
         """A duration above which a request stands out: 4x the median, at least 100 ms."""
-        durations = sorted(d for r in range(len(self.requests)) if (d := self.duration(r)) >= 0)
-        if not durations:
+        finished = sorted(d for d in self.durations() if d >= 0)
+        if not finished:
             return 1 << 62
-        median = durations[len(durations) // 2]
-        return max(4 * median, 100_000_000)
+        return max(4 * finished[len(finished) // 2], 100_000_000)
 
 
 def _t(raw: dict[bytes, Any]) -> int:

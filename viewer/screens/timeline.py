@@ -44,6 +44,7 @@ class TimelineScreen(Screen[None]):
         self.threads = threads
         self.composed = False
         self._update_pending = False
+        self._sorted_shown = False
 
     def compose(self) -> ComposeResult:
         yield Static(id="status")
@@ -84,12 +85,13 @@ class TimelineScreen(Screen[None]):
         n = len(threads)
         if not n:
             return f"{self.model.name}  ·  no requests"
-        durations = [d for r in range(n) if (d := threads.duration(r)) >= 0]
+        durations = [d for d in threads.durations() if d >= 0]
         busy = sum(durations)
         first = threads.t_request[0]
         last = max(threads.end(r) for r in range(max(0, n - 50), n)) or first
         span = max(last - first, 1)
-        slow = sum(d >= self.timeline.slow for d in durations)
+        slow_from = self.timeline.slow
+        slow = sum(1 for d in durations if d >= slow_from)
         slowest = max(durations, default=0)
         order = "slowest first" if self.timeline.sorted_by_duration else "in log order"
         return (
@@ -109,7 +111,9 @@ class TimelineScreen(Screen[None]):
         axis.append(f"{left} " + "─" * fill + f" {right}", style="dim")
         head = f"{'#':>7} {'time':>10} {'request':<18} {'code / content':<26} {'duration':>9}"
         self.query_one("#axis", Static).update(Text(head + "\n") + axis)
-        self.status_changed()  # the sort order may have changed
+        if self._sorted_shown != self.timeline.sorted_by_duration:
+            self._sorted_shown = self.timeline.sorted_by_duration
+            self.status_changed()
 
     def on_request_chosen(self, message: RequestChosen) -> None:
         from .threads import ThreadScreen
