@@ -35,6 +35,9 @@ _UUID = re.compile(
 _TMP_PATH = re.compile(r"(?:/private)?(?:/tmp|/var/tmp|/var/folders)/[^\s'\"<>:,)\]]*")
 _CELL_REF = re.compile(r"((?:Cell )?In ?\[)(\d+)(\])")
 _IMAGE_PREFIX = "image/"
+# debugpy's start-up warnings ("0.00s - Debugger warning: ... frozen modules ..."), which
+# ipykernel sometimes forwards as stderr output of whichever cell runs first
+_DEBUGPY_NOISE = re.compile(r"^\d+\.\d+s - .*(?:\n|$)", re.MULTILINE)
 
 #: reply fields that change between kernel builds or runs, never compared
 _VOLATILE_REPLY_KEYS = {
@@ -182,7 +185,7 @@ def results(ex: Exchange | None, norm: Normalizer, outcome: str = "") -> dict[st
             body = {k: v for k, v in c.items() if k != "comm_id"}
             comms.append(f"{mt} {comm} {_dump(norm.data(body))}")
     out["stdout"] = norm.text("".join(streams.pop("stdout")))
-    out["stderr"] = norm.text("".join(streams.pop("stderr")))
+    out["stderr"] = norm.text(_DEBUGPY_NOISE.sub("", "".join(streams.pop("stderr"))))
     for name, chunks in streams.items():
         out["stdout"] += norm.text(f"[{name}] " + "".join(chunks))
     out["display"] = "\n".join(displays)

@@ -22,6 +22,9 @@ import pytest
 
 ROOT = Path(__file__).resolve().parent.parent
 KREC = [sys.executable, "-m", "krec.recorder"]
+# debugpy (loaded by ipykernel) warns about frozen modules on the kernel's stderr at start-up,
+# which a kernel sometimes forwards as a stream message into the first cell's output
+os.environ.setdefault("PYDEVD_DISABLE_FILE_VALIDATION", "1")
 
 
 def wait_for(predicate: Callable[[], object], timeout: float = 30.0, what: str = "") -> object:

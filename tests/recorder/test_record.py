@@ -138,7 +138,8 @@ def test_sigkill_of_krec_record_kernel(recorder):
     rec.kill()
     wait_for(lambda: not pid_alive(kernel_pid), 10, "the kernel to die with krec")
     with LogReader(rec.log) as reader:
-        texts = [r.content.get("text") for r in reader if r.msg_type == "stream"]
+        texts = [r.content.get("text") for r in reader
+                 if r.msg_type == "stream" and r.content.get("name") == "stdout"]
         assert all(w.startswith("truncated") for w in reader.warnings)
     assert texts == ["0\n", "1\n", "2\n"]
 
