@@ -11,6 +11,7 @@ import subprocess
 import sys
 import textwrap
 import time
+from datetime import datetime, timezone
 from pathlib import Path
 
 import nbformat
@@ -351,7 +352,7 @@ def test_jupyter_server_kernel_over_websocket_through_krec(tmp_path: Path):
                         "username": "t",
                         "session": "s1",
                         "version": "5.4",
-                        "date": "",
+                        "date": datetime.now(timezone.utc).isoformat(),
                     },
                     "parent_header": {},
                     "metadata": {},
