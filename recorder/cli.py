@@ -179,7 +179,7 @@ def _add_wrap(sub: Any) -> None:
 
 
 def _wrap(args: argparse.Namespace) -> int:
-    from .record import run_wrapper
+    from .wrapper import run_wrapper
 
     return run_wrapper(
         args.connection_file,

@@ -28,9 +28,9 @@ from jupyter_client.manager import AsyncKernelManager, KernelManager
 from traitlets import Bool, HasTraits, Unicode, default
 
 from .errors import KernelSpecError, KrecError
+from .kernelrun import log_name
 from .kernelspec import INNER_SPEC_FILE, WRAPPER_MARK, load_inner_spec, wrapped_spec
 from .logfile import LogWriteError
-from .record import log_name
 
 __all__ = ["AsyncRecordingKernelManager", "Recording", "RecordingKernelManager", "recording"]
 

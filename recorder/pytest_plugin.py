@@ -139,7 +139,7 @@ class KrecPlugin:
 
     @pytest.hookimpl(wrapper=True)
     def pytest_runtest_protocol(self, item: pytest.Item, nextitem: pytest.Item | None) -> Any:
-        from .record import LOG_NAME_ENV
+        from .kernelrun import LOG_NAME_ENV
 
         self._sizes = self._log_sizes()
         previous = os.environ.get(LOG_NAME_ENV)

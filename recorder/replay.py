@@ -29,9 +29,9 @@ from .connect import ConnectionInfo, new_key
 from .diff import Report, compare_sessions
 from .errors import KernelSpecError, KrecError
 from .exchange import Exchange, Marker, Session, build_session, load_session
+from .kernelrun import KernelRecording, kernel_fields
 from .kernelspec import all_specs, find_spec
 from .logfile import LogReader, LogWriter, make_header
-from .record import KernelRecording, kernel_fields
 
 Progress = Callable[[int, int], None]
 
