@@ -93,17 +93,36 @@ def no_leftover_processes(request: pytest.FixtureRequest) -> Iterator[str]:
                 pytest.fail(f"test left processes running (killed now): {described}")
 
 
+def attach(connection_file: Path | str, timeout: float = 60):
+    """A started, ready BlockingKernelClient for a connection file."""
+    from jupyter_client import BlockingKernelClient
+
+    kc = BlockingKernelClient(connection_file=str(connection_file))
+    kc.load_connection_file()
+    kc.start_channels()
+    try:
+        kc.wait_for_ready(timeout=timeout)
+    except BaseException:
+        kc.stop_channels()
+        raise
+    return kc
+
+
 class Recorder:
-    """A `krec record --kernel` process and the files it writes, for one test."""
+    """A `krec record` process (``--kernel python3`` unless ``mode`` says otherwise) and the
+    files it writes, for one test."""
 
     def __init__(
         self,
         tmp: Path,
         kernel: str = "python3",
+        mode: list[str] | None = None,
         extra: list[str] | None = None,
         env: dict[str, str] | None = None,
+        preexec_fn: Callable[[], None] | None = None,
+        log: Path | None = None,
     ) -> None:
-        self.log = tmp / "session.krec"
+        self.log = log or tmp / "session.krec"
         self.connection_file = tmp / "frontend.json"
         self.stderr_path = tmp / "krec.stderr"
         self._stderr = open(self.stderr_path, "wb")  # noqa: SIM115
@@ -111,8 +130,7 @@ class Recorder:
             [
                 *KREC,
                 "record",
-                "--kernel",
-                kernel,
+                *(mode or ["--kernel", kernel]),
                 "-o",
                 str(self.log),
                 "--connection-file",
@@ -123,6 +141,7 @@ class Recorder:
             stderr=self._stderr,
             stdin=subprocess.DEVNULL,
             env={**os.environ, **(env or {})},
+            preexec_fn=preexec_fn,  # noqa: PLW1509 - only resource limits in tests
         )
         self.clients: list = []
         wait_for(
@@ -138,14 +157,15 @@ class Recorder:
         return self.stderr_path.read_text(errors="replace")
 
     def client(self, ready: bool = True):
-        from jupyter_client import BlockingKernelClient
-
-        kc = BlockingKernelClient(connection_file=str(self.connection_file))
-        kc.load_connection_file()
-        kc.start_channels()
-        self.clients.append(kc)
         if ready:
-            kc.wait_for_ready(timeout=60)
+            kc = attach(self.connection_file)
+        else:
+            from jupyter_client import BlockingKernelClient
+
+            kc = BlockingKernelClient(connection_file=str(self.connection_file))
+            kc.load_connection_file()
+            kc.start_channels()
+        self.clients.append(kc)
         return kc
 
     def stop(self, timeout: float = 30) -> int:
@@ -172,15 +192,13 @@ class Recorder:
 
 @pytest.fixture
 def recorder(tmp_path: Path) -> Iterator[Callable[..., Recorder]]:
-    """Factory: start `krec record --kernel python3` and get clients attached through it."""
+    """Factory: start `krec record` and get clients attached through it; stopped at the end."""
     started: list[Recorder] = []
 
-    def start(
-        kernel: str = "python3", extra: list[str] | None = None, env: dict[str, str] | None = None
-    ) -> Recorder:
+    def start(**kw) -> Recorder:
         sub = tmp_path / f"rec{len(started)}"
         sub.mkdir()
-        rec = Recorder(sub, kernel, extra, env)
+        rec = Recorder(sub, **kw)
         started.append(rec)
         return rec
 

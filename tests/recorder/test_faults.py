@@ -16,7 +16,7 @@ from pathlib import Path
 import nbformat
 import pytest
 from conftest import KREC, wait_for
-from jupyter_client import BlockingKernelClient, KernelManager
+from jupyter_client import KernelManager
 
 from krec.recorder.logfile import LogReader
 
@@ -92,58 +92,36 @@ def test_killed_frontend_ends_the_recording_and_the_kernel(tmp_path: Path):
     assert any(e.event == "kernel_stopped" for e in events(log))
 
 
-def test_existing_mode_survives_its_frontend_and_never_stops_the_kernel(tmp_path: Path):
+def test_existing_mode_survives_its_frontend_and_never_stops_the_kernel(recorder):
     km = KernelManager(kernel_name="python3")
     km.start_kernel()
     try:
-        cf, log = tmp_path / "cf.json", tmp_path / "s.krec"
-        krec = subprocess.Popen(
-            [
-                *KREC,
-                "record",
-                "--existing",
-                km.connection_file,
-                "-o",
-                str(log),
-                "--connection-file",
-                str(cf),
-            ],
-            stderr=subprocess.DEVNULL,
-            stdin=subprocess.DEVNULL,
+        rec = recorder(mode=["--existing", km.connection_file])
+        cf, log = rec.connection_file, rec.log
+        frontend = textwrap.dedent(f"""
+            import time
+            from jupyter_client import BlockingKernelClient
+            kc = BlockingKernelClient(connection_file={str(cf)!r})
+            kc.load_connection_file(); kc.start_channels(); kc.wait_for_ready(timeout=60)
+            kc.execute_interactive("print('hello')", timeout=30, output_hook=lambda m: None)
+            print("READY", flush=True)
+            time.sleep(600)
+        """)
+        client = subprocess.Popen(
+            [sys.executable, "-c", frontend], stdout=subprocess.PIPE, text=True
         )
-        try:
-            wait_for(cf.exists, 60, "the connection file")
-            client = subprocess.Popen(
-                [
-                    sys.executable,
-                    "-c",
-                    textwrap.dedent(f"""
-                import time
-                from jupyter_client import BlockingKernelClient
-                kc = BlockingKernelClient(connection_file={str(cf)!r})
-                kc.load_connection_file(); kc.start_channels(); kc.wait_for_ready(timeout=60)
-                kc.execute_interactive("print('hello')", timeout=30, output_hook=lambda m: None)
-                print("READY", flush=True)
-                time.sleep(600)
-            """),
-                ],
-                stdout=subprocess.PIPE,
-                text=True,
-            )
-            assert client.stdout is not None
-            assert client.stdout.readline().strip() == "READY"
-            client.kill()
-            client.wait(30)
-            client.stdout.close()
-            wait_for(
-                lambda: any(e.event == "client_disconnected" for e in events(log)),
-                15,
-                "client_disconnected",
-            )
-            assert krec.poll() is None, "krec stopped when its frontend died"
-        finally:
-            krec.send_signal(signal.SIGINT)
-            assert krec.wait(30) == 0
+        assert client.stdout is not None
+        assert client.stdout.readline().strip() == "READY"
+        client.kill()
+        client.wait(30)
+        client.stdout.close()
+        wait_for(
+            lambda: any(e.event == "client_disconnected" for e in events(log)),
+            15,
+            "client_disconnected",
+        )
+        assert rec.proc.poll() is None, "krec stopped when its frontend died"
+        assert rec.stop() == 0
         assert km.is_alive()
     finally:
         km.shutdown_kernel(now=True)
@@ -213,73 +191,37 @@ def _limit_file_size(limit: int):
     return apply
 
 
-def test_full_disk_never_blocks_the_session(tmp_path: Path):
+def test_full_disk_never_blocks_the_session(recorder):
     """RLIMIT_FSIZE makes the log's writes fail the way a full disk does (EFBIG/ENOSPC)."""
-    log, cf = tmp_path / "full.krec", tmp_path / "cf.json"
-    err = tmp_path / "stderr"
-    with open(err, "wb") as stderr:
-        krec = subprocess.Popen(
-            [*KREC, "record", "--kernel", "python3", "-o", str(log), "--connection-file", str(cf)],
-            stderr=stderr,
-            stdin=subprocess.DEVNULL,
-            preexec_fn=_limit_file_size(64_000),
-        )
-        try:
-            wait_for(cf.exists, 60, "the connection file")
-            kc = BlockingKernelClient(connection_file=str(cf))
-            kc.load_connection_file()
-            kc.start_channels()
-            kc.wait_for_ready(timeout=60)
-            seen: list[str] = []
-            reply = kc.execute_interactive(
-                "for i in range(3000): print('line', i, flush=True)",
-                timeout=120,
-                output_hook=lambda m: seen.append(m["content"].get("text", "")),
-            )
-            assert reply["content"]["status"] == "ok"
-            assert "".join(seen).count("\n") == 3000, "output lost on the way to the frontend"
-            assert (
-                kc.execute_interactive("print('still alive')", timeout=30)["content"]["status"]
-                == "ok"
-            )
-            kc.stop_channels()
-        finally:
-            krec.send_signal(signal.SIGINT)
-            assert krec.wait(60) == 0
-    text = err.read_text()
-    assert "cannot write" in text and "records are dropped" in text
-    with LogReader(log) as reader:  # what was written is intact (no half record)
+    rec = recorder(preexec_fn=_limit_file_size(64_000))
+    kc = rec.client()
+    seen: list[str] = []
+    reply = kc.execute_interactive(
+        "for i in range(3000): print('line', i, flush=True)",
+        timeout=120,
+        output_hook=lambda m: seen.append(m["content"].get("text", "")),
+    )
+    assert reply["content"]["status"] == "ok"
+    assert "".join(seen).count("\n") == 3000, "output lost on the way to the frontend"
+    reply = kc.execute_interactive("print('still alive')", timeout=30)
+    assert reply["content"]["status"] == "ok"
+    assert rec.stop(60) == 0
+    assert "cannot write" in rec.stderr and "records are dropped" in rec.stderr
+    with LogReader(rec.log) as reader:  # what was written is intact (no half record)
         assert not any(w.startswith("corrupt") for w in reader.warnings)
         assert len(reader) > 0
 
 
-def test_removed_log_directory_warns_and_forwarding_goes_on(tmp_path: Path):
-    logdir = tmp_path / "logs"
-    logdir.mkdir()
-    log, cf = logdir / "s.krec", tmp_path / "cf.json"
-    err = tmp_path / "stderr"
-    with open(err, "wb") as stderr:
-        krec = subprocess.Popen(
-            [*KREC, "record", "--kernel", "python3", "-o", str(log), "--connection-file", str(cf)],
-            stderr=stderr,
-            stdin=subprocess.DEVNULL,
-        )
-        try:
-            wait_for(cf.exists, 60, "the connection file")
-            kc = BlockingKernelClient(connection_file=str(cf))
-            kc.load_connection_file()
-            kc.start_channels()
-            kc.wait_for_ready(timeout=60)
-            shutil.rmtree(logdir)
-            for i in range(3):
-                reply = kc.execute_interactive(f"print({i})", timeout=30)
-                assert reply["content"]["status"] == "ok"
-                time.sleep(0.5)
-            wait_for(lambda: "was removed while recording" in err.read_text(), 15, "the warning")
-            kc.stop_channels()
-        finally:
-            krec.send_signal(signal.SIGINT)
-            assert krec.wait(60) == 0
+def test_removed_log_directory_warns_and_forwarding_goes_on(recorder, tmp_path: Path):
+    rec = recorder(log=tmp_path / "logs" / "s.krec")
+    kc = rec.client()
+    shutil.rmtree(tmp_path / "logs")
+    for i in range(3):
+        reply = kc.execute_interactive(f"print({i})", timeout=30)
+        assert reply["content"]["status"] == "ok"
+        time.sleep(0.5)
+    wait_for(lambda: "was removed while recording" in rec.stderr, 15, "the warning")
+    assert rec.stop(60) == 0
 
 
 def test_frozen_kernel_loses_and_regains_heartbeat(recorder):

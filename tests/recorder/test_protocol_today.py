@@ -4,15 +4,13 @@ kernel subshells (messaging 5.5) forwarded concurrently, logged, and replayed.""
 from __future__ import annotations
 
 import json
-import signal
-import subprocess
 import sys
 import textwrap
 import time
 from pathlib import Path
 
 import pytest
-from conftest import KREC, run_krec, wait_for
+from conftest import run_krec
 from rawclient import RawClient
 
 from krec.recorder.logfile import LogReader
@@ -81,102 +79,53 @@ def test_wrapper_specs_carry_supported_encryption(tmp_path: Path):
     assert spec["kernel_protocol_version"] == "5.5"
 
 
-def _curve_recording(tmp_path: Path):
-    log, cf = tmp_path / "enc.krec", tmp_path / "enc.json"
-    proc = subprocess.Popen(
-        [
-            *KREC,
-            "record",
-            "--kernel",
-            "python3",
-            "--encrypt",
-            "-o",
-            str(log),
-            "--connection-file",
-            str(cf),
-        ],
-        stderr=subprocess.PIPE,
-        stdin=subprocess.DEVNULL,
-        text=True,
-    )
-    wait_for(lambda: cf.exists() or proc.poll() is not None, 60, "the connection file")
-    return proc, log, cf
-
-
-def test_curve_frontend_refuses_plain_clients_and_keys_stay_secret(tmp_path: Path):
-    proc, log, cf = _curve_recording(tmp_path)
+def test_curve_frontend_refuses_plain_clients_and_keys_stay_secret(recorder, tmp_path: Path):
+    rec = recorder(extra=["--encrypt"])
+    cf = rec.connection_file
+    info = json.loads(cf.read_text())
+    assert info["curve_publickey"] and info["curve_secretkey"]
+    assert (cf.stat().st_mode & 0o777) == 0o600
+    # a client without Curve gets nothing through: no reply
+    plain = {k: v for k, v in info.items() if not k.startswith("curve")}
+    plain_cf = tmp_path / "plain.json"
+    plain_cf.write_text(json.dumps(plain))
+    intruder = RawClient(plain_cf)
     try:
-        info = json.loads(cf.read_text())
-        assert info["curve_publickey"] and info["curve_secretkey"]
-        assert (cf.stat().st_mode & 0o777) == 0o600
-        # a client without Curve gets nothing through: no reply
-        plain = {k: v for k, v in info.items() if not k.startswith("curve")}
-        plain_cf = tmp_path / "plain.json"
-        plain_cf.write_text(json.dumps(plain))
-        intruder = RawClient(plain_cf)
-        try:
-            intruder.send("shell", "kernel_info_request", {})
-            assert intruder.poll(3.0) == []
-        finally:
-            intruder.close()
-        # the real client, with the server key, works
-        client = RawClient(cf)
-        try:
-            client.wait_ready(60)
-            got = client.request("shell", "execute_request", {"code": "print('secret ok')"})
-            assert any(m["content"].get("text") == "secret ok\n" for m in got)
-        finally:
-            client.close()
+        intruder.send("shell", "kernel_info_request", {})
+        assert intruder.poll(3.0) == []
     finally:
-        proc.send_signal(signal.SIGINT)
-        _, err = proc.communicate(timeout=30)
-    assert proc.returncode == 0, err
-    data = log.read_bytes()
+        intruder.close()
+    # the real client, with the server key, works
+    client = RawClient(cf)
+    try:
+        client.wait_ready(60)
+        got = client.request("shell", "execute_request", {"code": "print('secret ok')"})
+        assert any(m["content"].get("text") == "secret ok\n" for m in got)
+    finally:
+        client.close()
+    assert rec.stop() == 0, rec.stderr
+    data = rec.log.read_bytes()
     for secret in (info["key"], info["curve_secretkey"]):
         assert secret.encode() not in data
-        assert secret not in err
-    with LogReader(log) as reader:
+        assert secret not in rec.stderr
+    with LogReader(rec.log) as reader:
         assert reader.header["connection"]["encryption"] == "curve"
         assert "curve" not in json.dumps(reader.header["connection"]).replace('"curve"', "")
 
 
-def test_existing_mode_with_a_curve_kernel(tmp_path: Path):
-    from jupyter_client import BlockingKernelClient, KernelManager
+def test_existing_mode_with_a_curve_kernel(recorder):
+    from jupyter_client import KernelManager
 
     km = KernelManager(kernel_name="python3", transport_encryption="required")
     km.start_kernel()
     try:
-        cf, log = tmp_path / "attach.json", tmp_path / "attached.krec"
-        proc = subprocess.Popen(
-            [
-                *KREC,
-                "record",
-                "--existing",
-                km.connection_file,
-                "-o",
-                str(log),
-                "--connection-file",
-                str(cf),
-            ],
-            stderr=subprocess.PIPE,
-            stdin=subprocess.DEVNULL,
-            text=True,
-        )
-        try:
-            wait_for(cf.exists, 60, "the frontend connection file")
-            assert "curve_secretkey" in json.loads(cf.read_text())
-            kc = BlockingKernelClient(connection_file=str(cf))
-            kc.load_connection_file()
-            kc.start_channels()
-            kc.wait_for_ready(timeout=60)
-            reply = kc.execute_interactive("print('via curve')", timeout=30)
-            assert reply["content"]["status"] == "ok"
-            kc.stop_channels()
-        finally:
-            proc.send_signal(signal.SIGINT)
-            _, err = proc.communicate(timeout=30)
-        assert proc.returncode == 0, err
-        with LogReader(log) as reader:
+        rec = recorder(mode=["--existing", km.connection_file])
+        assert "curve_secretkey" in json.loads(rec.connection_file.read_text())
+        kc = rec.client()
+        reply = kc.execute_interactive("print('via curve')", timeout=30)
+        assert reply["content"]["status"] == "ok"
+        assert rec.stop() == 0, rec.stderr
+        with LogReader(rec.log) as reader:
             assert any(r.content.get("text") == "via curve\n" for r in reader)
     finally:
         km.shutdown_kernel(now=True)

@@ -138,8 +138,11 @@ def test_sigkill_of_krec_record_kernel(recorder):
     rec.kill()
     wait_for(lambda: not pid_alive(kernel_pid), 10, "the kernel to die with krec")
     with LogReader(rec.log) as reader:
-        texts = [r.content.get("text") for r in reader
-                 if r.msg_type == "stream" and r.content.get("name") == "stdout"]
+        texts = [
+            r.content.get("text")
+            for r in reader
+            if r.msg_type == "stream" and r.content.get("name") == "stdout"
+        ]
         assert all(w.startswith("truncated") for w in reader.warnings)
     assert texts == ["0\n", "1\n", "2\n"]
 
@@ -237,45 +240,16 @@ def test_port_in_use_is_a_clear_error_and_starts_no_kernel(tmp_path: Path):
     assert all(not any(r.event == "kernel_started" for r in read_live(log)) for log in logs)
 
 
-def test_existing_mode_attaches_and_leaves_the_kernel_running(tmp_path: Path):
+def test_existing_mode_attaches_and_leaves_the_kernel_running(recorder):
     km = KernelManager(kernel_name="python3")
     km.start_kernel()
     try:
-        cf = tmp_path / "attach.json"
-        log = tmp_path / "attached.krec"
-        proc = subprocess.Popen(
-            [
-                *KREC,
-                "record",
-                "--existing",
-                km.connection_file,
-                "-o",
-                str(log),
-                "--connection-file",
-                str(cf),
-            ],
-            stderr=subprocess.PIPE,
-            stdout=subprocess.DEVNULL,
-            text=True,
-        )
-        try:
-            wait_for(cf.exists, 30, "the frontend connection file")
-            from jupyter_client import BlockingKernelClient
-
-            kc = BlockingKernelClient(connection_file=str(cf))
-            kc.load_connection_file()
-            kc.start_channels()
-            kc.wait_for_ready(timeout=60)
-            assert (
-                kc.execute_interactive("print('attached')", timeout=30)["content"]["status"] == "ok"
-            )
-            kc.stop_channels()
-        finally:
-            proc.send_signal(signal.SIGINT)
-            _, err = proc.communicate(timeout=30)
-        assert proc.returncode == 0, err
+        rec = recorder(mode=["--existing", km.connection_file])
+        kc = rec.client()
+        assert kc.execute_interactive("print('attached')", timeout=30)["content"]["status"] == "ok"
+        assert rec.stop() == 0, rec.stderr
         assert km.is_alive(), "krec stopped a kernel it does not own"
-        records = read(log)
+        records = read(rec.log)
         assert any(r.msg_type == "stream" and r.content["text"] == "attached\n" for r in records)
         assert any(r.event == "attached" for r in records)
     finally:

@@ -4,63 +4,40 @@ an export, an error message or a repr; files are 0600; leaving loopback warns.""
 from __future__ import annotations
 
 import json
-import signal
 import stat
-import subprocess
 from pathlib import Path
 
 import pytest
-from conftest import KREC, run_krec, wait_for
+from conftest import run_krec
 from rawclient import RawClient
 
 from krec.recorder.connect import ConnectionInfo
 from krec.recorder.errors import KrecError
+from krec.recorder.logfile import LogReader
 from krec.recorder.wire import Signer
 
 pytestmark = pytest.mark.timeout(240)
 
 
-def test_no_artifact_holds_a_secret(tmp_path: Path):
-    log, cf, err = tmp_path / "s.krec", tmp_path / "cf.json", tmp_path / "stderr"
-    with open(err, "wb") as stderr:
-        krec = subprocess.Popen(
-            [
-                *KREC,
-                "record",
-                "--kernel",
-                "python3",
-                "--encrypt",
-                "-o",
-                str(log),
-                "--connection-file",
-                str(cf),
-            ],
-            stderr=stderr,
-            stdin=subprocess.DEVNULL,
+def test_no_artifact_holds_a_secret(recorder, tmp_path: Path):
+    rec = recorder(extra=["--encrypt"])
+    log = rec.log
+    info = json.loads(rec.connection_file.read_text())
+    client = RawClient(rec.connection_file)
+    try:
+        client.wait_ready(60)
+        client.request(
+            "shell",
+            "execute_request",
+            {"code": "import getpass\npw = getpass.getpass('pw? ')\n1/0", "allow_stdin": True},
+            stdin_answer="my-password-123",
         )
-        try:
-            wait_for(cf.exists, 60, "the connection file")
-            info = json.loads(cf.read_text())
-            client = RawClient(cf)
-            try:
-                client.wait_ready(60)
-                client.request(
-                    "shell",
-                    "execute_request",
-                    {
-                        "code": "import getpass\npw = getpass.getpass('pw? ')\n1/0",
-                        "allow_stdin": True,
-                    },
-                    stdin_answer="my-password-123",
-                )
-            finally:
-                client.close()
-        finally:
-            krec.send_signal(signal.SIGINT)
-            assert krec.wait(60) == 0
+    finally:
+        client.close()
+    assert rec.stop(60) == 0
     secrets = [info["key"].encode(), info["curve_secretkey"].encode(), b"my-password-123"]
     assert stat.S_IMODE(log.stat().st_mode) == 0o600
-    artifacts = {"log": log.read_bytes(), "stderr": err.read_bytes()}
+    artifacts = {"log": log.read_bytes(), "stderr": rec.stderr.encode()}
     for name, args in {
         "show": ["show", str(log)],
         "show --json": ["show", str(log), "--json"],
@@ -97,35 +74,13 @@ def test_reprs_and_errors_never_show_keys(tmp_path: Path):
     assert "super-secret-key" not in json.dumps(info.public())
 
 
-def test_listening_beyond_loopback_warns(tmp_path: Path):
-    log, cf = tmp_path / "s.krec", tmp_path / "cf.json"
-    krec = subprocess.Popen(
-        [
-            *KREC,
-            "record",
-            "--kernel",
-            "python3",
-            "--ip",
-            "0.0.0.0",
-            "-o",
-            str(log),
-            "--connection-file",
-            str(cf),
-        ],
-        stderr=subprocess.PIPE,
-        stdin=subprocess.DEVNULL,
-        text=True,
-    )
-    try:
-        wait_for(cf.exists, 60, "the connection file")
-        assert json.loads(cf.read_text())["ip"] == "0.0.0.0"
-    finally:
-        krec.send_signal(signal.SIGINT)
-        _, err = krec.communicate(timeout=60)
-    assert "warning: listening on 0.0.0.0" in err
-    # the kernel itself stays on loopback whatever frontends are offered
-    from krec.recorder.logfile import LogReader
-
-    with LogReader(log) as reader:
-        started = next(r for r in reader if r.event == "kernel_started")
-    assert started.fields["argv"]
+def test_listening_beyond_loopback_warns(recorder):
+    rec = recorder(extra=["--ip", "0.0.0.0"])
+    assert json.loads(rec.connection_file.read_text())["ip"] == "0.0.0.0"
+    # the kernel itself stays on loopback whatever address frontends are offered
+    with LogReader(rec.log) as reader:
+        argv = next(r for r in reader if r.event == "kernel_started").fields["argv"]
+    inner = json.loads(Path(argv[argv.index("-f") + 1]).read_text())
+    assert inner["ip"] == "127.0.0.1"
+    assert rec.stop(60) == 0
+    assert "warning: listening on 0.0.0.0" in rec.stderr
