@@ -17,15 +17,13 @@ from __future__ import annotations
 
 import argparse
 import os
-import signal
 import statistics
-import subprocess
-import sys
 import tempfile
 import time
 from pathlib import Path
 
 from jupyter_client import BlockingKernelClient, KernelManager
+from recording import attach, start_recording, stop_recording
 
 from krec.recorder.logfile import LogReader
 
@@ -98,21 +96,7 @@ def main() -> None:
 
     tmp = Path(tempfile.mkdtemp(prefix="krec-bench-"))
     log, cf = tmp / "bench.krec", tmp / "frontend.json"
-    krec_cmd = [
-        sys.executable,
-        "-m",
-        "krec.recorder",
-        "record",
-        "--kernel",
-        "python3",
-        "-o",
-        str(log),
-        "--connection-file",
-        str(cf),
-    ]
-    if args.encrypt:
-        krec_cmd.append("--encrypt")
-    krec = subprocess.Popen(krec_cmd, stderr=subprocess.DEVNULL, stdin=subprocess.DEVNULL)
+    krec = start_recording(log, cf, *(["--encrypt"] if args.encrypt else []))
     km = KernelManager(
         kernel_name="python3", transport_encryption="required" if args.encrypt else "disabled"
     )
@@ -121,15 +105,7 @@ def main() -> None:
         direct = km.client()
         direct.start_channels()
         direct.wait_for_ready(timeout=60)
-        deadline = time.monotonic() + 60
-        while not cf.exists():
-            if time.monotonic() > deadline or krec.poll() is not None:
-                raise SystemExit("krec record did not start")
-            time.sleep(0.05)
-        through = BlockingKernelClient(connection_file=str(cf))
-        through.load_connection_file()
-        through.start_channels()
-        through.wait_for_ready(timeout=60)
+        through = attach(cf)
         # warm up both paths
         round_trip(direct, 20)
         round_trip(through, 20)
@@ -159,8 +135,7 @@ def main() -> None:
         through.stop_channels()
         direct.stop_channels()
     finally:
-        krec.send_signal(signal.SIGINT)
-        krec.wait(60)
+        stop_recording(krec)
         km.shutdown_kernel(now=True)
 
     # every flood line must be in the log too

@@ -13,15 +13,12 @@ from __future__ import annotations
 
 import argparse
 import os
-import signal
 import statistics
-import subprocess
-import sys
 import tempfile
 import time
 from pathlib import Path
 
-from jupyter_client import BlockingKernelClient
+from recording import attach, start_recording, stop_recording
 
 from krec.recorder.replay import replay
 
@@ -37,19 +34,9 @@ CELLS = [
 
 def record(n: int, tmp: Path) -> Path:
     log, cf = tmp / "session.krec", tmp / "cf.json"
-    proc = subprocess.Popen(
-        [sys.executable, "-m", "krec.recorder", "record", "--kernel", "python3", "-o", str(log),
-         "--connection-file", str(cf)], stderr=subprocess.DEVNULL, stdin=subprocess.DEVNULL)
+    proc = start_recording(log, cf)
     try:
-        deadline = time.monotonic() + 60
-        while not cf.exists():
-            if time.monotonic() > deadline:
-                raise SystemExit("krec record did not start")
-            time.sleep(0.05)
-        kc = BlockingKernelClient(connection_file=str(cf))
-        kc.load_connection_file()
-        kc.start_channels()
-        kc.wait_for_ready(timeout=60)
+        kc = attach(cf)
         for i in range(n):
             code = CELLS[i % len(CELLS)] if i % 50 != 49 else "1 / 0"
             kc.execute_interactive(code, timeout=60, output_hook=lambda m: None)
@@ -57,8 +44,7 @@ def record(n: int, tmp: Path) -> Path:
                 time.sleep(0.3)  # as a person would before the next cell
         kc.stop_channels()
     finally:
-        proc.send_signal(signal.SIGINT)
-        proc.wait(60)
+        stop_recording(proc)
     return log
 
 
@@ -75,11 +61,15 @@ def main() -> None:
         result = replay(str(log), output=str(out))
         ratios.append(result.ratio)
         state = "diverged" if result.report.diverged else "no divergence"
-        print(f"replay {i + 1}: wall {result.wall_time:.3f} s, original busy "
-              f"{result.busy_time:.3f} s, ratio {result.ratio:.3f} ({state})")
+        print(
+            f"replay {i + 1}: wall {result.wall_time:.3f} s, original busy "
+            f"{result.busy_time:.3f} s, ratio {result.ratio:.3f} ({state})"
+        )
         os.unlink(out)
-    print(f"\nreplay wall time / original busy time (median of {args.repeat}): "
-          f"{statistics.median(ratios):.3f}   target <= 1.1")
+    print(
+        f"\nreplay wall time / original busy time (median of {args.repeat}): "
+        f"{statistics.median(ratios):.3f}   target <= 1.1"
+    )
 
 
 if __name__ == "__main__":

@@ -14,16 +14,14 @@ over time (flat after warm-up), the log write rate, and latency percentiles
 from __future__ import annotations
 
 import argparse
-import signal
 import statistics
-import subprocess
 import sys
 import tempfile
 import threading
 import time
 from pathlib import Path
 
-from jupyter_client import BlockingKernelClient
+from recording import attach, start_recording, stop_recording
 
 from krec.recorder.logfile import LogReader
 
@@ -64,22 +62,7 @@ def main() -> None:
 
     tmp = Path(tempfile.mkdtemp(prefix="krec-soak-"))
     log, cf = tmp / "soak.krec", tmp / "cf.json"
-    krec = subprocess.Popen(
-        [
-            sys.executable,
-            "-m",
-            "krec.recorder",
-            "record",
-            "--kernel",
-            "python3",
-            "-o",
-            str(log),
-            "--connection-file",
-            str(cf),
-        ],
-        stderr=subprocess.DEVNULL,
-        stdin=subprocess.DEVNULL,
-    )
+    krec = start_recording(log, cf)
     rss: list[tuple[float, int]] = []
     stop = threading.Event()
 
@@ -89,12 +72,7 @@ def main() -> None:
             rss.append((time.monotonic() - t0, rss_kb(krec.pid)))
 
     try:
-        while not cf.exists():
-            time.sleep(0.05)
-        kc = BlockingKernelClient(connection_file=str(cf))
-        kc.load_connection_file()
-        kc.start_channels()
-        kc.wait_for_ready(timeout=60)
+        kc = attach(cf)
         threading.Thread(target=sample, daemon=True).start()
         kc.execute(STREAM.format(n=n, rate=args.rate))
         seen: set[int] = set()
@@ -133,8 +111,7 @@ def main() -> None:
         kc.stop_channels()
     finally:
         stop.set()
-        krec.send_signal(signal.SIGINT)
-        krec.wait(120)
+        stop_recording(krec)
 
     with LogReader(log) as reader:
         logged: set[int] = set()
