@@ -214,6 +214,7 @@ def session(path: str, pycache: str) -> dict[str, object]:
         m = term.wait_for(rb"([\d,]+) records(?! \(indexing)", 0, timeout=120)
         out["index_s"] = term.last_output - term.started
         out["records"] = int(m.group(1).replace(b",", b""))
+        term.settle(0.5)
         pages = []
         for start in (None, out["records"] // 2):  # type: ignore[operator]
             if start is not None:

@@ -42,6 +42,7 @@ from .threads import ThreadIndex
 #: records indexed before the first screen, then per step
 FIRST_STEP = 2_000
 INDEX_STEP = 100_000
+INDEX_DELAY = 0.1
 #: records per filter or threading step (the model's lock is held for one step)
 SCAN_STEP = 100_000
 FOLLOW_INTERVAL = 0.25
@@ -133,8 +134,9 @@ class KrecViewer(App[None]):
         if not self.model.complete and len(self.model) == 0:
             self.model.index_more(FIRST_STEP)
         self._tell_screens("log_grew")
-        # indexing competes for the GIL: start it once the first frame is out
-        self.call_after_refresh(self._index)
+        # indexing competes for the GIL with rendering and writing the first frame
+        # (~70 ms after mount): start it once that frame is out
+        self.set_timer(INDEX_DELAY, self._index)
         self.set_interval(FOLLOW_INTERVAL, self._follow_tick)
         if self.initial_filter:
             self.post_message(FilterSubmitted(self.initial_filter))
