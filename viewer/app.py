@@ -49,6 +49,9 @@ FOLLOW_INTERVAL = 0.25
 #: logs up to this many records are checked (`krec check`, ~75 us a record) on their own;
 #: bigger ones on `!`
 CHECK_AUTO_LIMIT = 20_000
+#: logs up to this many records are threaded as soon as they are indexed (~3 us a
+#: record); bigger ones when the thread view, the timeline or `p` first needs it
+THREADS_AUTO_LIMIT = 200_000
 #: a live log is checked again at most this often
 CHECK_AGAIN_AFTER = 2.0
 
@@ -170,6 +173,8 @@ class KrecViewer(App[None]):
         flt = self.filter
         if flt is not None and not flt.running and flt.scanned < len(self.model):
             self._start_scan(flt)
+        if self.threads is None and message.complete and len(self.model) <= THREADS_AUTO_LIMIT:
+            self.threads = ThreadIndex()  # small enough to thread now: t, l and p are instant
         if self.threads is not None and not self._threading:
             self._start_threading()
 

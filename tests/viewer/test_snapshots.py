@@ -26,15 +26,25 @@ def viewer(path: Path) -> KrecViewer:
     return KrecViewer(LogReader(path, index=False))
 
 
-async def wait(pilot: Pilot, predicate: Callable[[], object], timeout: float = 20) -> None:
+async def wait(pilot: Pilot, predicate: Callable[[], object], timeout: float = 60) -> None:
     deadline = time.monotonic() + timeout
     while not predicate():
         assert time.monotonic() < deadline, "timed out"
         await pilot.pause(0.05)
 
 
+async def settled(pilot: Pilot) -> None:
+    """Wait for the background work (index, threads, krec check) that changes the look."""
+    app = pilot.app
+    assert isinstance(app, KrecViewer)
+    await wait(pilot, lambda: app.model.complete and app.threads is not None)
+    await wait(pilot, lambda: not app.activity and app.findings)
+    await pilot.pause()
+
+
 def on_record(index: int, *keys: str) -> Callable[[Pilot], Any]:
     async def run_before(pilot: Pilot) -> None:
+        await settled(pilot)
         pilot.app.screen.list.set_cursor(index)
         await pilot.press(*keys)
         await pilot.pause()
@@ -43,7 +53,7 @@ def on_record(index: int, *keys: str) -> Callable[[Pilot], Any]:
 
 
 def test_main_screen(snap_compare: Snap, sample_log: Path) -> None:
-    assert snap_compare(viewer(sample_log), terminal_size=SIZE)
+    assert snap_compare(viewer(sample_log), terminal_size=SIZE, run_before=settled)
 
 
 def test_detail_of_an_error(snap_compare: Snap, sample_log: Path) -> None:
@@ -52,6 +62,7 @@ def test_detail_of_an_error(snap_compare: Snap, sample_log: Path) -> None:
 
 def test_thread_view(snap_compare: Snap, sample_log: Path) -> None:
     async def run_before(pilot: Pilot) -> None:
+        await settled(pilot)
         pilot.app.screen.list.set_cursor(16)
         await pilot.press("t")
         await wait(pilot, lambda: isinstance(pilot.app.screen, ThreadScreen))
@@ -62,6 +73,7 @@ def test_thread_view(snap_compare: Snap, sample_log: Path) -> None:
 
 def test_timeline(snap_compare: Snap, sample_log: Path) -> None:
     async def run_before(pilot: Pilot) -> None:
+        await settled(pilot)
         await pilot.press("l")
         await wait(pilot, lambda: isinstance(pilot.app.screen, TimelineScreen))
         await pilot.pause()
@@ -70,4 +82,8 @@ def test_timeline(snap_compare: Snap, sample_log: Path) -> None:
 
 
 def test_help(snap_compare: Snap, sample_log: Path) -> None:
-    assert snap_compare(viewer(sample_log), terminal_size=SIZE, press=["question_mark"])
+    async def run_before(pilot: Pilot) -> None:
+        await settled(pilot)
+        await pilot.press("question_mark")
+
+    assert snap_compare(viewer(sample_log), terminal_size=SIZE, run_before=run_before)
