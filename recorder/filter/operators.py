@@ -13,7 +13,7 @@ import fnmatch
 import re
 from typing import TYPE_CHECKING, Any, ClassVar
 
-from krec.recorder.logfile import CHANNELS, SOURCES, peek_field
+from krec.recorder.logfile import CHANNELS, SOURCES, UNREADABLE, peek_field
 
 from .tree import Fields, Needle, Node, Operator, Predicate, frame_bytes
 
@@ -43,7 +43,7 @@ class Type(Operator):
             h = d.get(key)
             if h.__class__ is not bytes:
                 h = frame_bytes(h)
-            if must not in h:
+            if h.find(must) < 0:  # find is cheaper than `in` on bytes
                 return False
             mt = peek_field(h, _MSG_TYPE)
             return mt is not None and (mt == value if exact else match(mt) is not None)
@@ -130,7 +130,7 @@ class _Id(Operator):
             f = d.get(key)
             if f.__class__ is not bytes:
                 f = frame_bytes(f)
-            if must not in f:
+            if f.find(must) < 0:
                 return False
             found = peek_field(f, field)
             return found is not None and matches(found)
@@ -217,9 +217,9 @@ class Status(Operator):
             h = d.get(hkey)
             if h.__class__ is not bytes:
                 h = frame_bytes(h)
-            if value == "error" and b'"error"' in h and peek_field(h, _MSG_TYPE) == "error":
+            if value == "error" and h.find(b'"error"') >= 0 and peek_field(h, _MSG_TYPE) == "error":
                 return True
-            if quoted not in c:
+            if c.find(quoted) < 0:
                 return False
             mt = peek_field(h, _MSG_TYPE) or ""
             if state:
@@ -256,6 +256,8 @@ class Event(Operator):
         return pred
 
     def needle(self) -> Needle | None:
+        if fnmatch.fnmatchcase(UNREADABLE, self.value):
+            return None  # a record that cannot be decoded reads as this event: no bytes to find
         # an event record holds its name, and the key "event" in any msgpack str form
         literal = _glob_literal(self.value)
         return ((literal.encode() if len(literal) >= 3 else b"event", False),)

@@ -143,23 +143,23 @@ def _scan_dense(
     )
     unpacker.feed(data)
     append = out.append
-    i = first
+    i = first - 1  # the last record handled
     upgrade = None if raw else reader.upgrade_record
     unreadable = _UNREADABLE_RAW if raw else _UNREADABLE
     try:
-        for d in unpacker:
-            if d.__class__ is not dict:
-                d = unreadable
-            elif upgrade is not None:
-                d = upgrade(d)
-            if pred(i, d):
-                append(i)
-            i += 1
+        if upgrade is None:  # the hot loop: keep it bare
+            for i, d in enumerate(unpacker, first):
+                if pred(i, d if d.__class__ is dict else unreadable):
+                    append(i)
+        else:
+            for i, d in enumerate(unpacker, first):
+                if pred(i, upgrade(d) if d.__class__ is dict else unreadable):
+                    append(i)
     except (ValueError, TypeError, msgpack.UnpackException):
         # a record the streaming decoder rejects (a map as a map key...): decode the
         # rest one by one, so only that record reads as unreadable
         end = first + _count(reader, first, data)
-        for k in range(i, end):
+        for k in range(i + 1, end):
             d = _decode_one(reader, k, raw)
             if pred(k, d):
                 append(k)

@@ -473,3 +473,22 @@ def test_text_search_agrees_with_a_plain_search(tmp_path, words):
             expected = [r.index for r in reader if w.lower() in _text(r).lower()]
             for strategy in ("sparse", "dense"):
                 assert list(flt.scan(reader, _strategy=strategy)) == expected
+
+
+def test_a_record_the_decoder_rejects_does_not_shift_the_others(tmp_path):
+    import msgpack
+    from factories import log_header
+
+    path = tmp_path / "odd.krec"
+    with open(path, "wb") as f:
+        f.write(msgpack.packb(log_header()))
+        f.write(msgpack.packb({"t": 1, "event": "first"}))
+        f.write(b"\x81\x81\x01\x02\x03")  # a map as a map key: unhashable
+        f.write(msgpack.packb({"t": 3, "event": "third"}))
+    with LogReader(path) as reader:
+        for strategy in ("sparse", "dense"):
+            assert list(compile_filter("event:*").scan(reader, _strategy=strategy)) == [0, 1, 2]
+            hits = compile_filter("event:third or event:unreadable_record").scan(
+                reader, _strategy=strategy
+            )
+            assert list(hits) == [1, 2]
