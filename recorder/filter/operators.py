@@ -326,15 +326,31 @@ class Time(Node):
         key = fields.t
         limit = self.start_ns + self.ns
         op = self.op
-
-        def t_of(d: dict[Any, Any]) -> int:
-            t = d.get(key)
-            return t if t.__class__ is int else 0
-
+        # one flat function per comparison: this runs for every record of a scan
         if op == ">":
-            return lambda i, d: t_of(d) > limit
+
+            def after(i: int, d: dict[Any, Any]) -> bool:
+                t = d.get(key)
+                return (t if t.__class__ is int else 0) > limit
+
+            return after
         if op == ">=":
-            return lambda i, d: t_of(d) >= limit
+
+            def from_(i: int, d: dict[Any, Any]) -> bool:
+                t = d.get(key)
+                return (t if t.__class__ is int else 0) >= limit
+
+            return from_
         if op == "<":
-            return lambda i, d: t_of(d) < limit
-        return lambda i, d: t_of(d) <= limit
+
+            def before(i: int, d: dict[Any, Any]) -> bool:
+                t = d.get(key)
+                return (t if t.__class__ is int else 0) < limit
+
+            return before
+
+        def until(i: int, d: dict[Any, Any]) -> bool:
+            t = d.get(key)
+            return (t if t.__class__ is int else 0) <= limit
+
+        return until
