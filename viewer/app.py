@@ -39,12 +39,11 @@ from .messages import (
 from .model import LogModel
 from .threads import ThreadIndex
 
-#: records indexed before the first screen, then per step
+#: records indexed before the first screen, then per step (seconds after the first frame)
 FIRST_STEP = 2_000
 INDEX_STEP = 100_000
 INDEX_DELAY = 0.1
-#: records per filter or threading step (the model's lock is held for one step)
-SCAN_STEP = 100_000
+#: how often a growing log is looked at (seconds)
 FOLLOW_INTERVAL = 0.25
 #: logs up to this many records are checked (`krec check`, ~75 us a record) on their own;
 #: bigger ones on `!`
@@ -52,6 +51,9 @@ CHECK_AUTO_LIMIT = 20_000
 #: logs up to this many records are threaded as soon as they are indexed (~3 us a
 #: record); bigger ones when the thread view, the timeline or `p` first needs it
 THREADS_AUTO_LIMIT = 200_000
+#: records threaded per step, and past the record a view opens on before it opens
+THREAD_STEP = 25_000
+THREAD_MARGIN = 20_000
 #: a live log is checked again at most this often
 CHECK_AGAIN_AFTER = 2.0
 
@@ -109,7 +111,7 @@ class KrecViewer(App[None]):
         self.filter: FilterState | None = None
         self._filter_generation = 0
         self._threading = False
-        self._after_threads: list[Callable[[], None]] = []
+        self._after_threads: list[tuple[int, Callable[[], None]]] = []
         #: what runs in the background, for the status line ("threading 40%")
         self.activity: dict[str, str] = {}
         #: `krec check` findings by record index; lists mark their rows from it
@@ -249,17 +251,30 @@ class KrecViewer(App[None]):
 
     # -- threads ----------------------------------------------------------------------
 
-    def with_threads(self, then: Callable[[], None]) -> None:
-        """Call ``then`` once every record indexed so far is threaded (start if needed)."""
-        threads = self.threads
-        if threads is not None and not self._threading and threads.done >= len(self.model):
-            then()
-            return
-        self._after_threads.append(then)
+    def with_threads(self, then: Callable[[], None], upto: int | None = None) -> None:
+        """Call ``then`` once the records up to ``upto`` (and a margin for what answers
+        them) are threaded, or every record indexed so far when ``upto`` is None; start
+        threading if needed. The views opened this way grow as threading goes on."""
+        n = len(self.model)
+        target = n if upto is None else min(n, upto + THREAD_MARGIN)
         if self.threads is None:
             self.threads = ThreadIndex()
+        if self.threads.done >= target and (upto is not None or not self._threading):
+            then()
+            return
+        self._after_threads.append((target, then))
         if not self._threading:
             self._start_threading()
+
+    def _threads_reached(self, everything: bool) -> None:
+        assert self.threads is not None
+        done = self.threads.done
+        waiting, self._after_threads = self._after_threads, []
+        for target, then in waiting:
+            if everything or target <= done:
+                then()
+            else:
+                self._after_threads.append((target, then))
 
     def _start_threading(self) -> None:
         self._threading = True
@@ -274,13 +289,15 @@ class KrecViewer(App[None]):
             total = len(model)
             if threads.done >= total:
                 break
-            stop = min(total, threads.done + SCAN_STEP)
+            stop = min(total, threads.done + THREAD_STEP)
             threads.update(model.iter_packed(threads.done, stop))
             self.post_message(ThreadsProgress(threads.done, total))
         self.post_message(ThreadsReady(len(threads)))
 
     def on_threads_progress(self, message: ThreadsProgress) -> None:
         self._activity("threads", f"threading {100 * message.done // max(message.total, 1)}%")
+        self._threads_reached(everything=False)
+        self._tell_screens("threads_grew")
 
     def _activity(self, name: str, text: str) -> None:
         if text:
@@ -294,11 +311,10 @@ class KrecViewer(App[None]):
         self._activity("threads", "")
         assert self.threads is not None
         if self.threads.done < len(self.model):
+            self._threads_reached(everything=False)
             self._start_threading()
             return
-        callbacks, self._after_threads = self._after_threads, []
-        for callback in callbacks:
-            callback()
+        self._threads_reached(everything=True)
         self._tell_screens("threads_grew")
         self._tell_screens("status_changed")
 
@@ -396,7 +412,7 @@ class KrecViewer(App[None]):
             assert self.threads is not None
             self.push_screen(ThreadScreen(self.model, self.threads, index))
 
-        self.with_threads(open_view)
+        self.with_threads(open_view, upto=index if index is not None else 0)
 
     def action_timeline(self) -> None:
         from .screens.timeline import TimelineScreen
@@ -408,7 +424,7 @@ class KrecViewer(App[None]):
             assert self.threads is not None
             self.push_screen(TimelineScreen(self.model, self.threads))
 
-        self.with_threads(open_view)
+        self.with_threads(open_view, upto=0)
 
     def action_replay(self) -> None:
         from .screens.replay import ReplayScreen

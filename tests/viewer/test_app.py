@@ -21,6 +21,7 @@ from krec.viewer.screens.help import HelpScreen
 from krec.viewer.screens.main import MainScreen
 from krec.viewer.screens.threads import ThreadScreen
 from krec.viewer.screens.timeline import TimelineScreen
+from krec.viewer.threads import ThreadIndex
 from krec.viewer.widgets.detail_view import JsonTree
 
 Body = Callable[[KrecViewer, Pilot], Awaitable[None]]
@@ -320,5 +321,43 @@ def test_mouse_selects_and_opens(sample_log: Path) -> None:
         await pilot.click("KeyBar", offset=(12, 0))  # "/ Filter"
         await pilot.pause()
         assert app.focused is screen.query_one("#filter-input")
+
+    run_viewer(sample_log, body)
+
+
+def test_thread_view_opens_before_threading_ends(
+    sample_log: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # a big log in miniature: threaded on demand, a few records a step
+    monkeypatch.setattr(app_module, "THREADS_AUTO_LIMIT", 0)
+    monkeypatch.setattr(app_module, "THREAD_STEP", 4)
+    monkeypatch.setattr(app_module, "THREAD_MARGIN", 6)
+    update = ThreadIndex.update
+
+    def paced(self: ThreadIndex, *args: Any, **kw: Any) -> None:
+        time.sleep(0.05)  # a step of a big log takes a while: the UI sees each one
+        update(self, *args, **kw)
+
+    monkeypatch.setattr(ThreadIndex, "update", paced)
+
+    async def body(app: KrecViewer, pilot: Pilot) -> None:
+        assert app.threads is None
+        threaded_at_open: list[int] = []
+        push = app.push_screen
+
+        def pushed(screen: Any, *args: Any, **kw: Any) -> Any:
+            threaded_at_open.append(app.threads.done if app.threads else -1)
+            return push(screen, *args, **kw)
+
+        monkeypatch.setattr(app, "push_screen", pushed)
+        app.screen.list.set_cursor(9)
+        await pilot.press("t")
+        await until(pilot, lambda: isinstance(app.screen, ThreadScreen), "the thread view")
+        screen = app.screen
+        assert 15 <= threaded_at_open[0] < len(app.model)
+        assert screen.current_record == 9
+        await until(pilot, lambda: app.threads.done == len(app.model), "threading to end")
+        await until(pilot, lambda: screen.list.row_count == 64, "every thread row")
+        assert screen.current_record == 9
 
     run_viewer(sample_log, body)

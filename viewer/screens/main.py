@@ -226,7 +226,7 @@ class MainScreen(RecordScreen):
             else:
                 self.jump_to(threads.requests[r])
 
-        self.viewer.with_threads(jump)
+        self.viewer.with_threads(jump, upto=index)
 
     def action_next_finding(self, step: int) -> None:
         """Go to the next (``step`` 1) or previous (-1) record with a `krec check` finding."""

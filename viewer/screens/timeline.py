@@ -94,11 +94,16 @@ class TimelineScreen(Screen[None]):
         slow = sum(1 for d in durations if d >= slow_from)
         slowest = max(durations, default=0)
         order = "slowest first" if self.timeline.sorted_by_duration else "in log order"
+        running = "".join(f"  ·  {text}" for text in self.app_activity())
         return (
             f"{self.model.name}  ·  {n:,} requests {order}  ·  busy {format_duration(busy)} "
             f"of {format_duration(span)} ({100 * busy / span:.0f}%)  ·  slowest "
             f"{format_duration(slowest)}  ·  {slow} slow (≥ {format_duration(self.timeline.slow)})"
+            + running
         )
+
+    def app_activity(self) -> list[str]:
+        return list(getattr(self.app, "activity", {}).values())
 
     def on_timeline_window(self, message: TimelineWindow) -> None:
         width = max(self.timeline.scrollable_content_region.width - W_LABEL, 10)
