@@ -147,6 +147,8 @@ class KrecViewer(App[None]):
             self.post_message(FilterSubmitted(self.initial_filter))
 
     def _tell_screens(self, method: str, *args: Any) -> None:
+        if not self.is_running:
+            return  # shutting down: the screens' widgets may be gone already
         for screen in self._screens():
             handler = getattr(screen, method, None)
             if handler is not None:
@@ -268,6 +270,8 @@ class KrecViewer(App[None]):
 
     def _threads_reached(self, everything: bool) -> None:
         assert self.threads is not None
+        if not self.is_running:
+            return
         done = self.threads.done
         waiting, self._after_threads = self._after_threads, []
         for target, then in waiting:

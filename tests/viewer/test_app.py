@@ -354,6 +354,7 @@ def test_thread_view_opens_before_threading_ends(
         await pilot.press("t")
         await until(pilot, lambda: isinstance(app.screen, ThreadScreen), "the thread view")
         screen = app.screen
+        await until(pilot, lambda: screen.composed, "the thread view's widgets")
         assert 15 <= threaded_at_open[0] < len(app.model)
         assert screen.current_record == 9
         await until(pilot, lambda: app.threads.done == len(app.model), "threading to end")

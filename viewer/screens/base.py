@@ -137,8 +137,9 @@ class RecordScreen(Screen[None]):
         return "  ·  ".join(parts)
 
     def status_changed(self) -> None:
-        if self.composed:
-            self.query_one("#status", Static).update(self.status_text())
+        # query, not query_one: the app may still be telling a screen being torn down
+        for status in self.query("#status").results(Static):
+            status.update(self.status_text())
 
     def log_grew(self) -> None:
         self.status_changed()

@@ -77,8 +77,8 @@ class TimelineScreen(Screen[None]):
         pass
 
     def status_changed(self) -> None:
-        if self.composed:
-            self.query_one("#status", Static).update(self.summary())
+        for status in self.query("#status").results(Static):
+            status.update(self.summary())
 
     def summary(self) -> str:
         threads = self.threads
