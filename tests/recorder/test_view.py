@@ -60,3 +60,17 @@ def test_help_has_examples() -> None:
     done = run_krec("view", "--help", timeout=60)
     assert done.returncode == 0
     assert "examples:" in done.stdout and "krec view session.krec" in done.stdout
+
+
+def test_a_log_being_written_is_followed(tmp_path: Path) -> None:
+    from factories import LogBuilder
+
+    from krec.recorder.view import being_written
+
+    builder = LogBuilder(tmp_path / "live.krec")
+    builder.execute("x = 1", count=1)
+    builder.writer.flush()
+    assert being_written(str(tmp_path / "live.krec"))  # the writer holds its lock
+    builder.close()
+    assert not being_written(str(tmp_path / "live.krec"))
+    assert not being_written(str(tmp_path / "missing.krec"))
