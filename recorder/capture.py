@@ -38,7 +38,6 @@ CODES: dict[bytes, tuple[str, str]] = {
 }
 
 REDACTED = "<redacted by krec>"
-CAPTURED_CHANNELS = ("shell", "control", "stdin", "iopub")
 _KNOWN_REQUESTS = 20000
 
 # Batching under load: after a drain of at least _BATCH_AFTER messages, wait _BATCH_SLEEP
@@ -77,7 +76,7 @@ class CaptureThread(threading.Thread):
         self._session = ""
         self._welcomes: set[bytes] = set()
         self._requests: dict[str, None] = {}  # msg_ids of recent client requests, in order
-        self._request_pulls: list[zmq.Socket] = []
+        self._held: list[tuple[Any, ...]] = []  # iopub records waiting for their request
         self._inject: zmq.Socket | None = None
         self._password_prompts: dict[tuple[bytes, ...], str] = {}
         self._client_version_seen = False
@@ -113,24 +112,19 @@ class CaptureThread(threading.Thread):
 
     def run(self) -> None:
         name_thread(self.name)
-        pulls = {}
-        for channel in CAPTURED_CHANNELS:
-            pull = self._capture_ctx.socket(zmq.PULL)
-            pull.rcvhwm = 0
-            pull.linger = 0
-            pull.bind(f"{self._capture_addr}-{channel}")
-            pulls[channel] = pull
-        self._request_pulls = [pulls["shell"], pulls["control"], pulls["stdin"]]
-        iopub = pulls["iopub"]
+        pull = self._capture_ctx.socket(zmq.PULL)
+        pull.rcvhwm = 0
+        pull.linger = 0
+        # a blocking receive with a timeout, not a poller: on a VM a poller's wakeup costs
+        # several times what the message does
+        pull.rcvtimeo = 50
+        pull.bind(self._capture_addr)
         inject: zmq.Socket | None = self._forward_ctx.socket(zmq.PUB)
         inject.sndhwm = 0
         inject.linger = 0
         inject.bind(self._inject_addr)
         self._inject = inject
         self._session = new_id()
-        poller = zmq.Poller()
-        for pull in pulls.values():
-            poller.register(pull, zmq.POLLIN)
         self.ready.set()
         writer = self.writer
         try:
@@ -140,12 +134,8 @@ class CaptureThread(threading.Thread):
                     self._inject = None
                     self._inject_released.set()
                 draining = self._drain.is_set()
-                if not draining:
-                    poller.poll(50)
                 self._write_events()
-                # requests first: a kernel's output must never be logged before its request
-                n = self._drain_requests()
-                n += self._receive(iopub)
+                n = self._receive(pull, block=not draining)
                 if n >= _BATCH_AFTER:
                     # a flood: let messages pile up a little so each wakeup records many
                     time.sleep(_BATCH_SLEEP)
@@ -162,29 +152,34 @@ class CaptureThread(threading.Thread):
                 self._inject.close()
                 self._inject = None
             self._inject_released.set()
-            for pull in pulls.values():
-                pull.close()
+            pull.close()
             writer.close()
 
-    def _drain_requests(self) -> int:
-        return sum(self._receive(pull) for pull in self._request_pulls)
+    def _receive(self, pull: zmq.Socket, block: bool) -> int:
+        """Record the messages waiting on the capture socket (up to a batch).
 
-    def _receive(self, pull: zmq.Socket) -> int:
-        """Record every message waiting on one capture socket (up to a batch)."""
+        Every channel's forwarder pushes here, and the socket takes turns between
+        them, so a kernel's first outputs for a request can come out before the
+        request itself (pushed by another forwarder just before). An iopub message
+        whose request has not been seen is held back, with the iopub messages after
+        it, until that request is written or the batch ends.
+        """
         # This loop is the hot path. recv_multipart asks getsockopt(RCVMORE) after every
         # frame, which costs more than the receive itself; a non-copying receive carries
         # the flag on the Frame, so frames are received that way and copied once here.
         recv = pull.recv
-        noblock = zmq.NOBLOCK
+        flags = 0 if block else zmq.NOBLOCK
         write = self.writer.write_message
         now = time.time_ns
         requests = self._requests
+        held = self._held
         n = 0
         while n < 5000:
             try:
-                frame = recv(noblock, copy=False)
+                frame = recv(flags, copy=False)
             except zmq.Again:
                 break
+            flags = zmq.NOBLOCK
             frames = [frame.bytes]
             while frame.more:
                 frame = recv(0, copy=False)
@@ -203,14 +198,7 @@ class CaptureThread(threading.Thread):
                     self._bad(now(), ch, source, frames[1:], "too few frames after <IDS|MSG>")
                     continue
                 header, parent = frames[i + 2], frames[i + 3]
-                if code == b"O":
-                    if self._welcomes and header in self._welcomes:
-                        self._welcomes.discard(header)
-                        source = "krec"
-                    elif len(parent) > 2 and peek_msg_id(parent) not in requests:
-                        # its request may still wait in another channel's capture queue
-                        self._drain_requests()
-                write(
+                record = (
                     now(),
                     ch,
                     source,
@@ -221,6 +209,14 @@ class CaptureThread(threading.Thread):
                     frames[i + 5],
                     frames[i + 6 :],
                 )
+                if code == b"O":
+                    if self._welcomes and header in self._welcomes:
+                        self._welcomes.discard(header)
+                        record = (record[0], ch, "krec", *record[3:])
+                    if held or (len(parent) > 2 and peek_msg_id(parent) not in requests):
+                        held.append(record)
+                        continue
+                write(*record)
             elif code == b"o":
                 self._subscription(now(), frames[1:])
             elif code in CODES:
@@ -228,8 +224,15 @@ class CaptureThread(threading.Thread):
                 self._rare(now(), ch, source, frames[1:])
             else:
                 self._bad(now(), "", "", frames, "unknown capture code")
+        self._release_held()
         self.messages += n
         return n
+
+    def _release_held(self) -> None:
+        write = self.writer.write_message
+        for record in self._held:
+            write(*record)
+        self._held.clear()
 
     def _rare(self, t: int, ch: str, source: str, frames: list[bytes]) -> None:
         """Shell requests, control and stdin: verify, parse the few fields krec acts on."""
@@ -254,7 +257,8 @@ class CaptureThread(threading.Thread):
                 self.writer.write_event(
                     "bad_message", t=t, ch=ch, reason=problem, **{"from": source}
                 )
-        if source == "client" and ch != "stdin":
+        request = source == "client" and ch != "stdin"
+        if request:
             self._remember_request(header)
         if ch == "shell":
             if source == "client" and not self._client_version_seen:
@@ -271,6 +275,8 @@ class CaptureThread(threading.Thread):
             elif ch == "stdin":
                 content = self._stdin(t, source, msg_type, h, ids, parent, content)
         self.writer.write_message(t, ch, source, ids, header, parent, metadata, content, buffers)
+        if request and self._held:  # outputs that overtook this request follow it
+            self._release_held()
 
     def _stdin(
         self,

@@ -253,7 +253,7 @@ class _Forwarder(threading.Thread):
                 mon = proxy._cctx.socket(zmq.PUSH)
                 mon.sndhwm = 0
                 mon.linger = -1
-                mon.connect(f"{self._capture_addr}-{self.channel}")
+                mon.connect(self._capture_addr)
                 sockets.append(mon)
         except zmq.ZMQError as e:
             self.error = f"{self.channel}: {e.strerror}"
