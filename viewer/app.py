@@ -374,6 +374,11 @@ class KrecViewer(App[None]):
             self.set_timer(CHECK_AGAIN_AFTER, self.check)
 
     @property
+    def checked(self) -> int:
+        """How many records the last `krec check` covered (-1: none yet)."""
+        return self._checked
+
+    @property
     def findings_count(self) -> int:
         return sum(len(f) for f in self.findings.values())
 
