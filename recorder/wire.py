@@ -15,7 +15,7 @@ import re
 from binascii import b2a_hex
 from collections.abc import Sequence
 from dataclasses import dataclass, field
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 from typing import Any
 
 from .errors import KrecError
@@ -115,7 +115,7 @@ def new_id() -> str:
 
 def now_iso() -> str:
     """The current UTC time as ISO 8601 with a time zone, as message headers carry it."""
-    return datetime.now(timezone.utc).isoformat().replace("+00:00", "Z")
+    return datetime.now(UTC).isoformat().replace("+00:00", "Z")
 
 
 def dumps(obj: Any) -> bytes:

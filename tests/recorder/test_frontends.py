@@ -11,7 +11,7 @@ import subprocess
 import sys
 import textwrap
 import time
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 from pathlib import Path
 
 import nbformat
@@ -352,7 +352,7 @@ def test_jupyter_server_kernel_over_websocket_through_krec(tmp_path: Path):
                         "username": "t",
                         "session": "s1",
                         "version": "5.4",
-                        "date": datetime.now(timezone.utc).isoformat(),
+                        "date": datetime.now(UTC).isoformat(),
                     },
                     "parent_header": {},
                     "metadata": {},
