@@ -288,24 +288,36 @@ def test_quit(sample_log: Path) -> None:
 
 
 def test_check_findings_mark_rows(sample_log: Path) -> None:
+    from krec.recorder.check import run_checks
+
+    with LogReader(sample_log) as reader:
+        expected = run_checks(reader)
+    by_index: dict[int, list[Any]] = {}
+    for finding in expected:
+        by_index.setdefault(finding.index, []).append(finding)
+    # the sample's last cell never finished: `krec check` has that to say at least
+    assert any(f.rule == "no-reply" for f in expected)
+    first = min(by_index)
+
     async def body(app: KrecViewer, pilot: Pilot) -> None:
         screen = app.screen
-        await until(pilot, lambda: app.findings, "krec check", timeout=60)
-        unfinished = max(
-            i for i in range(len(app.model)) if app.model.row(i).msg_type == "execute_request"
-        )
-        assert sorted(app.findings) == [unfinished]
-        assert row_text(screen, unfinished).startswith("⚠ ")
-        assert row_text(screen, 7).startswith("  ")
-        assert "1 findings (n/N)" in screen.status_text()
+        await until(pilot, lambda: app.checked == len(app.model), "krec check", timeout=60)
+        assert sorted(app.findings) == sorted(by_index)
+        for index, found in by_index.items():
+            error = any(f.severity == "error" for f in found)
+            assert row_text(screen, index).startswith("✗ " if error else "⚠ ")
+        clean = next(i for i in range(len(app.model)) if i not in by_index)
+        assert row_text(screen, clean).startswith("  ")
+        assert f"{len(expected)} findings (n/N)" in screen.status_text()
         await pilot.press("n")
-        assert screen.list.current == unfinished
+        assert screen.list.current == first
         await pilot.press("enter")
         await pilot.pause()
         text = plain(screen.query_one("#detail-body", Static).content)
-        assert "⚠ warning no-reply: no execute_reply when the log ends" in text
+        for finding in by_index[first]:
+            assert f"{finding.severity} {finding.rule}: {finding.text}" in text
         await pilot.press("N")  # none above: the cursor stays
-        assert screen.list.current == unfinished
+        assert screen.list.current == first
 
     run_viewer(sample_log, body)
 
