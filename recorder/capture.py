@@ -11,8 +11,10 @@ threads hand it through ``event()``.
 
 from __future__ import annotations
 
+import contextlib
 import itertools
 import json
+import os
 import queue
 import sys
 import threading
@@ -40,10 +42,11 @@ CODES: dict[bytes, tuple[str, str]] = {
 REDACTED = "<redacted by krec>"
 _KNOWN_REQUESTS = 20000
 
-# Batching under load: after a drain of at least _BATCH_AFTER messages, wait _BATCH_SLEEP
-# before the next one. Single messages (interactive use) are still stamped at once.
-_BATCH_AFTER = 2
+# Batching under load: while messages keep coming (more than one per drain, or drains less
+# than _BATCH_SLEEP apart) wait _BATCH_SLEEP between drains: one wakeup then records many,
+# and the forwarders need not signal this thread for each. A lone message is stamped at once.
 _BATCH_SLEEP = 0.002
+_CAPTURE_NICE = 5
 
 
 class CaptureThread(threading.Thread):
@@ -112,6 +115,10 @@ class CaptureThread(threading.Thread):
 
     def run(self) -> None:
         name_thread(self.name)
+        # Recording can lag a little; forwarding cannot. Under CPU contention (two cores
+        # shared with the kernel and the frontend) this thread yields to the others.
+        with contextlib.suppress(OSError, AttributeError):
+            os.setpriority(os.PRIO_PROCESS, threading.get_native_id(), _CAPTURE_NICE)
         pull = self._capture_ctx.socket(zmq.PULL)
         pull.rcvhwm = 0
         pull.linger = 0
@@ -127,6 +134,7 @@ class CaptureThread(threading.Thread):
         self._session = new_id()
         self.ready.set()
         writer = self.writer
+        woke = 0.0
         try:
             while True:
                 if self._inject is not None and self._release_inject.is_set():
@@ -136,9 +144,12 @@ class CaptureThread(threading.Thread):
                 draining = self._drain.is_set()
                 self._write_events()
                 n = self._receive(pull, block=not draining)
-                if n >= _BATCH_AFTER:
-                    # a flood: let messages pile up a little so each wakeup records many
-                    time.sleep(_BATCH_SLEEP)
+                if n:
+                    woke, last_woke = time.monotonic(), woke
+                    if n > 1 or woke - last_woke < _BATCH_SLEEP:
+                        # a stream: let messages pile up a little so each wakeup records
+                        # many (a lone message, the usual interactive case, is stamped at once)
+                        time.sleep(_BATCH_SLEEP)
                 writer.flush_if_due()
                 self._check_writer()
                 if draining and n == 0:
