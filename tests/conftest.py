@@ -13,6 +13,7 @@ import os
 import signal
 import subprocess
 import sys
+import tempfile
 import time
 import uuid
 from collections.abc import Callable, Iterator
@@ -25,6 +26,8 @@ KREC = [sys.executable, "-m", "krec.recorder"]
 # debugpy (loaded by ipykernel) warns about frozen modules on the kernel's stderr at start-up,
 # which a kernel sometimes forwards as a stream message into the first cell's output
 os.environ.setdefault("PYDEVD_DISABLE_FILE_VALIDATION", "1")
+# kernels of concurrent test workers should not share one IPython history database
+os.environ.setdefault("IPYTHONDIR", tempfile.mkdtemp(prefix="krec-tests-ipython-"))
 
 
 def wait_for(predicate: Callable[[], object], timeout: float = 30.0, what: str = "") -> object:
