@@ -263,6 +263,25 @@ def _write_all(fd: int, data: bytes) -> None:
         view = view[n:]
 
 
+def being_written(path: str) -> bool:
+    """True when a krec writer holds the log's lock (the log is still being recorded)."""
+    try:
+        fd = os.open(path, os.O_RDONLY | os.O_CLOEXEC)
+    except OSError:
+        return False
+    try:
+        fcntl.flock(fd, fcntl.LOCK_SH | fcntl.LOCK_NB)
+    except BlockingIOError:
+        return True
+    except OSError:
+        return False
+    else:
+        fcntl.flock(fd, fcntl.LOCK_UN)
+        return False
+    finally:
+        os.close(fd)
+
+
 def complete_length(path: str) -> int:
     """Length of the prefix of ``path`` made of whole msgpack objects."""
     with open(path, "rb") as f:

@@ -13,7 +13,6 @@ where krec is installed, so it imports nothing heavy until ``--krec`` is given.
 from __future__ import annotations
 
 import contextlib
-import fcntl
 import hashlib
 import os
 import re
@@ -23,6 +22,8 @@ from collections.abc import Generator
 from typing import TYPE_CHECKING, Any
 
 import pytest
+
+from .logfile import being_written
 
 if TYPE_CHECKING:
     from _pytest.terminal import TerminalReporter
@@ -66,21 +67,6 @@ def log_stem(nodeid: str) -> str:
     if len(stem) > 120:  # file names stop at 255 bytes; keep distinct tests distinct
         stem = f"{stem[:100]}-{hashlib.sha256(nodeid.encode()).hexdigest()[:12]}"
     return stem
-
-
-def _still_written(path: str) -> bool:
-    """Whether a krec process still holds the log's lock (its kernel is running)."""
-    try:
-        fd = os.open(path, os.O_RDONLY | os.O_CLOEXEC)
-    except OSError:
-        return False
-    try:
-        fcntl.flock(fd, fcntl.LOCK_SH | fcntl.LOCK_NB)
-    except BlockingIOError:
-        return True
-    finally:
-        os.close(fd)
-    return False
 
 
 def _shown(path: str) -> str:
@@ -210,7 +196,7 @@ class KrecPlugin:
         record into the same directory.
         """
         earlier = [log for log in self._mine if log in self._sizes]
-        if any(_still_written(log) for log in earlier):
+        if any(being_written(log) for log in earlier):
             time.sleep(FLUSH_SETTLE)  # a recording kernel's last messages may not be on disk yet
         now = self._log_sizes()
         used = sorted(log for log in earlier if now.get(log, 0) > self._sizes[log])
@@ -220,7 +206,7 @@ class KrecPlugin:
         for log in logs:
             if log in self._keep_logs:
                 continue
-            if _still_written(log):
+            if being_written(log):
                 self._deferred.add(log)  # a longer-lived kernel: a later test may fail with it
             else:
                 with contextlib.suppress(OSError):

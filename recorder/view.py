@@ -8,8 +8,6 @@ screen. A log that another krec is still writing is followed from the start.
 from __future__ import annotations
 
 import argparse
-import fcntl
-import os
 import sys
 from typing import Any
 
@@ -45,27 +43,8 @@ def add_arguments(sub: Any) -> None:
     p.set_defaults(func=run)
 
 
-def being_written(path: str) -> bool:
-    """True when a krec recorder holds the log's write lock (the log is live)."""
-    try:
-        fd = os.open(path, os.O_RDONLY | os.O_CLOEXEC)
-    except OSError:
-        return False
-    try:
-        fcntl.flock(fd, fcntl.LOCK_SH | fcntl.LOCK_NB)
-    except BlockingIOError:
-        return True
-    except OSError:
-        return False
-    else:
-        fcntl.flock(fd, fcntl.LOCK_UN)
-        return False
-    finally:
-        os.close(fd)
-
-
 def run(args: argparse.Namespace) -> int:
-    from .logfile import LogReader
+    from .logfile import LogReader, being_written
 
     # raises LogFormatError (one line, exit 2) for a missing or foreign file
     reader = LogReader(args.log, index=False)
