@@ -190,9 +190,13 @@ class KernelRecording:
                 sock.close(linger=0)
         else:
             raise KrecError(f"kernel {self.entry['name']} did not start within {timeout:.0f} s")
-        left = max(1.0, deadline - time.monotonic())
-        if not self.proxy.wait_kernel_connected(self.launched_at, left):
-            raise KrecError(f"krec could not connect to kernel {self.entry['name']}")
+        self.wait_connected(max(10.0, deadline - time.monotonic()))
+
+    def wait_connected(self, timeout: float) -> None:
+        """Until krec's sockets are connected to the kernel launched last (so that its first
+        input_request has a route). Not confirmed in time: an event, and go on."""
+        if not self.proxy.wait_kernel_connected(self.launched_at, timeout):
+            self.proxy.event("kernel_links_unconfirmed", waited=timeout)
 
     def interrupt(self) -> None:
         if self.proc is not None and self.proc.poll() is None:

@@ -93,23 +93,26 @@ class Proxy:
         self.capture.ready.wait(timeout)
         capture_addr = f"inproc://krec-capture-{self._tag}"
         inject_addr = f"inproc://krec-inject-{self._tag}"
+        # the watcher listens to the sockets' monitors before the sockets exist (inproc
+        # allows connect before bind), so not one connection event can be missed
         monitors: dict[str, tuple[str, str]] = {}  # address -> (side, channel)
         for channel, pair in _PAIRS.items():
-            front_monitor = back_monitor = ""
             if channel == "shell":
-                front_monitor = f"inproc://krec-monitor-client-{channel}-{self._tag}"
-                monitors[front_monitor] = ("client", channel)
+                monitors[self._monitor_addr("client", channel)] = ("client", channel)
             if pair[2]:
-                back_monitor = f"inproc://krec-monitor-kernel-{channel}-{self._tag}"
-                monitors[back_monitor] = ("kernel", channel)
+                monitors[self._monitor_addr("kernel", channel)] = ("kernel", channel)
+        self._watcher = _Watcher(self, monitors, self._heartbeat_interval)
+        self._watcher.start()
+        self._watcher.ready.wait(timeout)
+        for channel, pair in _PAIRS.items():
             fwd = _Forwarder(
                 channel,
                 self,
                 pair,
                 capture_addr=capture_addr if pair[2] else "",
                 inject_addr=inject_addr if channel == "iopub" else "",
-                monitor_addr=front_monitor,
-                kernel_monitor_addr=back_monitor,
+                monitor_addr=self._monitor_addr("client", channel) if channel == "shell" else "",
+                kernel_monitor_addr=self._monitor_addr("kernel", channel) if pair[2] else "",
             )
             self._threads.append(fwd)
             fwd.start()
@@ -122,8 +125,9 @@ class Proxy:
         if errors:
             self.stop("start failed")
             raise ProxyError("; ".join(errors))
-        self._watcher = _Watcher(self, monitors, self._heartbeat_interval)
-        self._watcher.start()
+
+    def _monitor_addr(self, side: str, channel: str) -> str:
+        return f"inproc://krec-monitor-{side}-{channel}-{self._tag}"
 
     def wait_kernel_connected(self, since: float, timeout: float) -> bool:
         """Wait until krec's shell, control, stdin and iopub sockets have all connected to
@@ -330,6 +334,7 @@ class _Watcher(threading.Thread):
         self._proxy = proxy
         self._monitors = monitors
         self._interval = interval
+        self.ready = threading.Event()
 
     def run(self) -> None:
         name_thread(self.name)
@@ -341,11 +346,13 @@ class _Watcher(threading.Thread):
                 s.linger = 0
                 s.connect(addr)
                 pairs[s] = what
+            self.ready.set()
             self._loop(ctx, pairs)
         except zmq.ZMQError as e:
             if e.errno != zmq.ETERM:
                 self._proxy.event("watcher_failed", error=str(e.strerror))
         finally:
+            self.ready.set()
             for s in pairs:
                 s.close(linger=0)
 

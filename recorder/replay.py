@@ -190,8 +190,7 @@ class Replayer:
         """
         assert self.client is not None
         deadline = time.monotonic() + timeout
-        if not self.recording.proxy.wait_kernel_connected(self.recording.launched_at, timeout):
-            raise KrecError("krec could not connect to the replay kernel")
+        self.recording.wait_connected(timeout)
         with KernelConnection(self.recording.kernel) as probe:
             while time.monotonic() < deadline:
                 if not self._check_kernel():

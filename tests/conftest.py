@@ -147,13 +147,17 @@ class Recorder:
             preexec_fn=preexec_fn,  # noqa: PLW1509 - only resource limits in tests
         )
         self.clients: list = []
-        wait_for(
-            lambda: self.connection_file.exists() or self.proc.poll() is not None,
-            60,
-            "the frontend connection file",
-        )
-        if self.proc.poll() is not None:
-            raise RuntimeError(f"krec record exited: {self.stderr}")
+        try:
+            wait_for(
+                lambda: self.connection_file.exists() or self.proc.poll() is not None,
+                90,
+                "the frontend connection file",
+            )
+            if self.proc.poll() is not None:
+                raise RuntimeError(f"krec record exited: {self.stderr}")
+        except BaseException:
+            self.kill()
+            raise
 
     @property
     def stderr(self) -> str:
