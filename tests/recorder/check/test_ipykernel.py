@@ -101,6 +101,7 @@ def drive_edge_session(rec: Any) -> None:
     time.sleep(0.2)
     _send(kc, "control", "interrupt_request", {})
     assert _reply(kc, running)["content"]["status"] == "error"
+    time.sleep(0.5)  # ipykernel aborts what reaches it just after an error; a person is slower
     execute(kc, "import threading\nthreading.Timer(0.2, lambda: print('late')).start()")
     _iopub_until(kc, lambda m: m["msg_type"] == "stream" and "late" in m["content"]["text"])
     _send(kc, "control", "shutdown_request", {"restart": True})
