@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import os
+import random
 import secrets
 import socket
 import tempfile
@@ -163,7 +164,12 @@ def new_key() -> bytes:
 
 
 def free_ports(ip: str, count: int, transport: str = "tcp") -> list[int]:
-    """``count`` distinct ports that are free right now on ``ip``."""
+    """``count`` distinct ports that are free right now on ``ip``, for a kernel to bind.
+
+    The kernel binds them a moment later, so they are drawn from below the system's
+    ephemeral range: a port the OS hands out (to an outgoing connection, or to a
+    bind on port 0 such as another kernel manager's) cannot take one in between.
+    """
     if transport == "ipc":
         ports, n = [], 1
         while len(ports) < count:
@@ -171,17 +177,46 @@ def free_ports(ip: str, count: int, transport: str = "tcp") -> list[int]:
                 ports.append(n)
             n += 1
         return ports
-    sockets = []
+    low, high = _quiet_range()
+    rng = random.SystemRandom()
+    ports: list[int] = []
+    for _ in range(count * 50):
+        if len(ports) == count:
+            break
+        port = rng.randrange(low, high)
+        if port not in ports and _can_bind(ip, port):
+            ports.append(port)
+    while len(ports) < count:  # no luck below the ephemeral range: let the OS choose
+        port = _any_port(ip)
+        if port not in ports:
+            ports.append(port)
+    return ports
+
+
+def _quiet_range() -> tuple[int, int]:
+    """Ports below the ephemeral range (Linux: ip_local_port_range), at most 10000 of them."""
     try:
-        for _ in range(count):
-            s = socket.socket(socket.AF_INET6 if ":" in ip else socket.AF_INET)
-            s.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
-            s.bind((ip, 0))
-            sockets.append(s)
-        return [s.getsockname()[1] for s in sockets]
-    finally:
-        for s in sockets:
-            s.close()
+        with open("/proc/sys/net/ipv4/ip_local_port_range") as f:
+            first = int(f.read().split()[0])
+    except (OSError, ValueError, IndexError):
+        first = 32768
+    high = max(2048, first)
+    return max(1024, high - 10000), high
+
+
+def _can_bind(ip: str, port: int) -> bool:
+    with socket.socket(socket.AF_INET6 if ":" in ip else socket.AF_INET) as s:
+        try:
+            s.bind((ip, port))
+        except OSError:
+            return False
+    return True
+
+
+def _any_port(ip: str) -> int:
+    with socket.socket(socket.AF_INET6 if ":" in ip else socket.AF_INET) as s:
+        s.bind((ip, 0))
+        return int(s.getsockname()[1])
 
 
 def _as_bytes(value: Any) -> bytes | None:
