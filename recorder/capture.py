@@ -86,6 +86,7 @@ class CaptureThread(threading.Thread):
         self._release_inject = threading.Event()
         self._inject_released = threading.Event()
         self._drain = threading.Event()
+        self._stopped_by: dict[str, Any] = {"reason": "stopped"}
         self.ready = threading.Event()
         self.messages = 0
         self.failure: BaseException | None = None
@@ -106,7 +107,7 @@ class CaptureThread(threading.Thread):
 
     def drain_and_stop(self, reason: str, timeout: float = 10.0, **fields: Any) -> None:
         """Record everything still queued, then ``recording_stopped``, fsync and close."""
-        self.event("recording_stopped", reason=reason, **fields)
+        self._stopped_by = {"reason": reason, **fields}
         self._release_inject.set()
         self._drain.set()
         self.join(timeout)
@@ -154,6 +155,7 @@ class CaptureThread(threading.Thread):
                 self._check_writer()
                 if draining and n == 0:
                     self._write_events()
+                    writer.write_event("recording_stopped", **self._stopped_by)
                     break
         except BaseException as e:  # crash visibly: the session must know it is unrecorded
             self.failure = e

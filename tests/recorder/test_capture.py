@@ -1,0 +1,77 @@
+"""The capture thread on its own: every message pushed to it is written, in order, before
+``recording_stopped``; outputs that overtake their request wait for it."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import zmq
+
+from krec.recorder.capture import CaptureThread
+from krec.recorder.logfile import LogReader, LogWriter, make_header
+from krec.recorder.wire import DELIM, Signer
+
+
+def frames(code: bytes, msg_id: str, parent_id: str, msg_type: str) -> list[bytes]:
+    header = json.dumps(
+        {
+            "msg_id": msg_id,
+            "msg_type": msg_type,
+            "session": "s",
+            "username": "u",
+            "date": "2026-01-01T00:00:00Z",
+            "version": "5.4",
+        }
+    )
+    parent = json.dumps({"msg_id": parent_id, "msg_type": "execute_request"} if parent_id else {})
+    return [code, DELIM, b"", header.encode(), parent.encode(), b"{}", b"{}"]
+
+
+def run_capture(tmp_path: Path, messages: list[list[bytes]]) -> list:
+    cctx, fctx = zmq.Context(), zmq.Context()
+    log = tmp_path / "c.krec"
+    capture = CaptureThread(
+        writer=LogWriter(log, make_header()),
+        capture_ctx=cctx,
+        forward_ctx=fctx,
+        capture_addr="inproc://cap",
+        inject_addr="inproc://inject",
+        signer=Signer(b""),
+    )
+    push = cctx.socket(zmq.PUSH)
+    push.sndhwm = 0
+    push.connect("inproc://cap")
+    try:
+        for m in messages:  # queued before the thread even starts: it must drain them all
+            push.send_multipart(m)
+        capture.start()
+        assert capture.ready.wait(10)
+        capture.release_forward_sockets()
+        capture.drain_and_stop("test over")
+        assert not capture.is_alive()
+    finally:
+        push.close(linger=0)
+        fctx.term()
+        cctx.term()
+    with LogReader(log) as reader:
+        return list(reader)
+
+
+def test_everything_queued_is_written_before_recording_stopped(tmp_path: Path):
+    messages = [frames(b"O", f"out{i}", "", "stream") for i in range(3000)]
+    records = run_capture(tmp_path, messages)
+    assert [r.msg_id for r in records[:-1]] == [f"out{i}" for i in range(3000)]
+    assert records[-1].event == "recording_stopped"
+    assert records[-1].fields["reason"] == "test over"
+
+
+def test_outputs_that_overtake_their_request_follow_it(tmp_path: Path):
+    messages = [
+        frames(b"O", "busy", "req1", "status"),  # the kernel's output, queued first
+        frames(b"O", "input", "req1", "execute_input"),
+        frames(b"s", "req1", "", "execute_request"),  # its request, from another forwarder
+        frames(b"S", "reply", "req1", "execute_reply"),
+    ]
+    records = run_capture(tmp_path, messages)
+    assert [r.msg_id for r in records if not r.is_event] == ["req1", "busy", "input", "reply"]
