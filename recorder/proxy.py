@@ -168,16 +168,21 @@ class Proxy:
             return
         self._stopped = True
         self.capture.release_forward_sockets()
-        terminator = threading.Thread(target=self._fctx.term, name="krec-term", daemon=True)
-        terminator.start()
-        terminator.join(10)
+        # a context's term() waits for every socket of it to close: never let that hang krec
+        _in_background(self._fctx.term, 10)
         for fwd in self._threads:
             fwd.join(5)
         if self._watcher is not None:
             self._watcher.join(5)
         if self.capture.is_alive():
             self.capture.drain_and_stop(reason, **fields)
-        self._cctx.term()
+        _in_background(self._cctx.term, 10)
+
+
+def _in_background(func: Callable[[], object], timeout: float) -> None:
+    thread = threading.Thread(target=func, name="krec-term", daemon=True)
+    thread.start()
+    thread.join(timeout)
 
 
 # channel -> (frontend socket type, kernel socket type, recorded?, client prefix, kernel prefix)
