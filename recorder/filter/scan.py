@@ -12,6 +12,11 @@ from __future__ import annotations
 
 import array
 import bisect
+import contextlib
+import os
+import pickle
+import subprocess
+import sys
 import threading
 import weakref
 from collections.abc import Callable
@@ -104,30 +109,196 @@ class Filter:
             return out
         self.prepare(reader)
         raw = reader.upgrade_record is None
-        pred = self.predicate(raw)
-        needle = self.tree.needle() if raw and _strategy != "dense" else None
-        sparse = needle is not None
-        offsets = reader.offsets
-        i = start
-        while i < stop:
-            if cancel is not None and cancel.is_set():
-                break
-            limit = offsets[i] + CHUNK_BYTES
-            j = max(i + 1, bisect.bisect_right(offsets, limit, i, stop))
-            data = reader.read_span(i, j)
-            if sparse and needle is not None:
-                if not _scan_sparse(data, i, j, offsets, needle, pred, out):
-                    _scan_dense(reader, data, i, pred, raw, out)
-                    sparse = _strategy == "sparse"
-            else:
-                before = len(out)
-                _scan_dense(reader, data, i, pred, raw, out)
-                if needle is not None and len(out) - before < (j - i) * _RETRY_SPARSE:
-                    sparse = True
-            i = j
+        helper = None
+        stop_here = stop
+        if raw and _strategy == "auto" and _worth_a_helper(reader, start, stop):
+            # decoding is CPU-bound and the machine has a second core: a helper process
+            # scans the second half while this one scans the first
+            mid = start + (stop - start) // 2
+            helper = _Helper.start(reader, self.tree, mid, stop)
+            if helper is not None:
+                stop_here = mid
+
+        def report(done: int) -> None:
             if progress is not None:
-                progress(i - start, total)
+                share = (stop_here - start) or 1
+                progress(min(total, done * total // share), total)
+
+        try:
+            _scan_range(
+                reader,
+                start,
+                stop_here,
+                self.predicate(raw),
+                self.tree.needle() if raw and _strategy != "dense" else None,
+                raw,
+                _strategy,
+                report,
+                cancel,
+                out,
+            )
+            if helper is not None:
+                if cancel is not None and cancel.is_set():
+                    helper.stop()
+                else:
+                    rest = helper.result()
+                    if rest is None:  # the helper failed: do its half here
+                        rest = array.array("Q")
+                        _scan_range(
+                            reader,
+                            stop_here,
+                            stop,
+                            self.predicate(raw),
+                            self.tree.needle(),
+                            raw,
+                            _strategy,
+                            None,
+                            cancel,
+                            rest,
+                        )
+                    out.extend(rest)
+        finally:
+            if helper is not None:
+                helper.stop()
+        if progress is not None and not (cancel is not None and cancel.is_set()):
+            progress(total, total)
         return out
+
+
+def _scan_range(
+    reader: Any,
+    start: int,
+    stop: int,
+    pred: Predicate,
+    needle: Needle | None,
+    raw: bool,
+    strategy: str,
+    report: Callable[[int], None] | None,
+    cancel: threading.Event | None,
+    out: array.array[int],
+) -> None:
+    """Scan records ``start``..``stop`` chunk by chunk (sparse or dense, see the module)."""
+    sparse = needle is not None
+    offsets = reader.offsets
+    i = start
+    while i < stop:
+        if cancel is not None and cancel.is_set():
+            break
+        limit = offsets[i] + CHUNK_BYTES
+        j = max(i + 1, bisect.bisect_right(offsets, limit, i, stop))
+        data = reader.read_span(i, j)
+        if sparse and needle is not None:
+            if not _scan_sparse(data, i, j, offsets, needle, pred, out):
+                _scan_dense(reader, data, i, pred, raw, out)
+                sparse = strategy == "sparse"
+        else:
+            before = len(out)
+            _scan_dense(reader, data, i, pred, raw, out)
+            if needle is not None and len(out) - before < (j - i) * _RETRY_SPARSE:
+                sparse = True
+        i = j
+        if report is not None:
+            report(i - start)
+
+
+# -- a second process for big scans ---------------------------------------------------
+
+#: below this many bytes a helper's start-up (~0.3 s) costs more than it saves
+HELPER_BYTES = 128 << 20
+
+
+def _worth_a_helper(reader: Any, start: int, stop: int) -> bool:
+    if stop - start < 2 or (os.cpu_count() or 1) < 2 or os.environ.get("KREC_SCAN_SINGLE"):
+        return False
+    return reader.record_end(stop - 1) - reader.offsets[start] >= HELPER_BYTES
+
+
+class _Part:
+    """What a helper needs of a LogReader: the offsets of its records, and pread."""
+
+    upgrade_record = None
+
+    def __init__(self, path: str, offsets: array.array[int], end: int) -> None:
+        self.offsets = offsets
+        self._end = end
+        self._fd = os.open(path, os.O_RDONLY | os.O_CLOEXEC)
+
+    def record_end(self, i: int) -> int:
+        return self.offsets[i + 1] if i + 1 < len(self.offsets) else self._end
+
+    def read_span(self, start: int, stop: int) -> bytes:
+        first = self.offsets[start]
+        return os.pread(self._fd, self.record_end(stop - 1) - first, first)
+
+
+def scan_part(
+    path: str, lo: int, offsets: array.array[int], end: int, tree: Node
+) -> array.array[int]:
+    """Scan the records ``lo``.. described by their offsets (in a helper process)."""
+    part = _Part(path, offsets, end)
+    out: array.array[int] = array.array("Q")
+    flt = Filter(tree)
+    _scan_range(
+        part, 0, len(offsets), flt.predicate(True), tree.needle(), True, "auto", None, None, out
+    )
+    return array.array("Q", [lo + k for k in out])
+
+
+class _Helper:
+    """A helper process scanning records ``lo``..``hi`` of a log (see helper.py)."""
+
+    def __init__(self, process: subprocess.Popen[bytes], feeder: threading.Thread) -> None:
+        self._process = process
+        self._feeder = feeder
+
+    @classmethod
+    def start(cls, reader: Any, tree: Node, lo: int, hi: int) -> _Helper | None:
+        try:
+            job = pickle.dumps(
+                (reader.path, lo, reader.offsets[lo:hi].tobytes(), reader.record_end(hi - 1), tree)
+            )
+            process = subprocess.Popen(
+                [sys.executable, "-m", "krec.recorder.filter.helper"],
+                stdin=subprocess.PIPE,
+                stdout=subprocess.PIPE,
+                stderr=subprocess.DEVNULL,
+            )
+        except Exception:  # no second process (a sandbox, an unpicklable operator): scan here
+            return None
+
+        def feed() -> None:
+            assert process.stdin is not None
+            with contextlib.suppress(OSError):
+                process.stdin.write(job)
+                process.stdin.close()
+
+        feeder = threading.Thread(target=feed, name="krec-scan-feed", daemon=True)
+        feeder.start()
+        return cls(process, feeder)
+
+    def result(self) -> array.array[int] | None:
+        assert self._process.stdout is not None
+        try:
+            data = self._process.stdout.read()
+            code = self._process.wait(60)
+        except (OSError, subprocess.TimeoutExpired):
+            return None
+        if code != 0 or len(data) % 8:
+            return None
+        found: array.array[int] = array.array("Q")
+        found.frombytes(data)
+        return found
+
+    def stop(self) -> None:
+        if self._process.poll() is None:
+            self._process.kill()
+        with contextlib.suppress(subprocess.TimeoutExpired):
+            self._process.wait(10)
+        self._feeder.join(10)
+        for stream in (self._process.stdin, self._process.stdout):
+            if stream is not None:
+                with contextlib.suppress(OSError):
+                    stream.close()
 
 
 def _scan_dense(

@@ -329,6 +329,41 @@ def test_strategies_agree_across_many_chunks(medium_log, monkeypatch, text):
         assert results == {"auto": expected, "sparse": expected, "dense": expected}
 
 
+@pytest.mark.parametrize(
+    "text", ["type:execute_request", "not type:status", "t>300ms", "ValueError", "event:*"]
+)
+def test_a_helper_process_scans_half_and_agrees(medium_log, monkeypatch, text):
+    """Big scans split the log with a helper process (here: any scan, with small chunks)."""
+    monkeypatch.setattr(scan_module, "HELPER_BYTES", 0)
+    monkeypatch.setattr(scan_module, "CHUNK_BYTES", 64 << 10)
+    started = []
+    real_start = scan_module._Helper.start
+
+    def start(*args):
+        helper = real_start(*args)
+        started.append(helper)
+        return helper
+
+    monkeypatch.setattr(scan_module._Helper, "start", start)
+    with LogReader(medium_log) as reader:
+        flt = compile_filter(text)
+        seen = []
+        found = list(flt.scan(reader, progress=lambda done, total: seen.append((done, total))))
+        expected = [r.index for r in reader if flt.matches(r)]
+    assert started and started[0] is not None, "no helper process was started"
+    assert found == expected
+    assert seen[-1] == (len(reader), len(reader))
+
+
+def test_a_cancelled_scan_stops_its_helper(medium_log, monkeypatch):
+    monkeypatch.setattr(scan_module, "HELPER_BYTES", 0)
+    cancel = threading.Event()
+    cancel.set()
+    with LogReader(medium_log) as reader:
+        assert list(compile_filter("not type:status").scan(reader, cancel=cancel)) == []
+    # the process-hygiene fixture fails this test if the helper is still running
+
+
 def test_scan_of_an_upgraded_log_uses_str_keys(medium_log):
     with LogReader(medium_log) as reader:
         expected = list(compile_filter("status:error").scan(reader))
