@@ -193,20 +193,24 @@ def _wrap(args: argparse.Namespace) -> int:
     )
 
 
-#: the other commands, each in its own module whose ``add_arguments(sub)`` registers it
-#: (with cliutil.add_command) and sets ``func``; keep module top-level imports light.
-COMMAND_MODULES: tuple[str, ...] = (
-    "show",
-    "stats",
-    "export",
-    "view",
-    "replaycli",
-    "check.command",
-    "servecli",
-)
+#: the other commands -> the module whose ``add_arguments(sub)`` registers them (with
+#: cliutil.add_command) and sets ``func``. Only the module of the command being run is
+#: imported (all of them for `krec --help`), so keep their top-level imports light.
+COMMANDS: dict[str, str] = {
+    "show": "show",
+    "stats": "stats",
+    "export": "export",
+    "view": "view",
+    "replay": "replaycli",
+    "diff": "replaycli",
+    "check": "check.command",
+    "serve": "servecli",
+}
+_BUILT_IN = ("record", "install", "wrap")
 
 
-def build_parser() -> argparse.ArgumentParser:
+def build_parser(command: str | None = None) -> argparse.ArgumentParser:
+    """The parser for every command, or (faster) only what running ``command`` needs."""
     parser = _Parser(
         prog="krec",
         description="Record, browse, check and replay Jupyter kernel sessions.",
@@ -225,7 +229,13 @@ run `krec COMMAND --help` for the options and examples of each command.
     sub = parser.add_subparsers(dest="command", metavar="COMMAND", parser_class=_Parser)
     _add_record(sub)
     _add_install(sub)
-    for module in COMMAND_MODULES:
+    if command in _BUILT_IN:
+        modules: list[str] = []
+    elif command in COMMANDS:
+        modules = [COMMANDS[command]]
+    else:
+        modules = list(dict.fromkeys(COMMANDS.values()))
+    for module in modules:
         importlib.import_module(f"krec.recorder.{module}").add_arguments(sub)
     _add_wrap(sub)
     # hide the internal command from the list
@@ -234,8 +244,8 @@ run `krec COMMAND --help` for the options and examples of each command.
 
 
 def main(argv: Sequence[str] | None = None) -> NoReturn:
-    parser = build_parser()
     argv = list(sys.argv[1:] if argv is None else argv)
+    parser = build_parser(argv[0] if argv else None)
     if argv[:1] == ["wrap"]:
         # a frontend appends kernel arguments (nbclient: --HistoryManager.hist_file=:memory:)
         # to the wrapper's argv; they belong to the inner kernel
