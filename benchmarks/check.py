@@ -20,13 +20,13 @@ from __future__ import annotations
 import argparse
 import json
 import os
-import shutil
 import subprocess
 import sys
-import tempfile
 import threading
 import time
 from collections import Counter
+
+from synth import big_log
 
 HERE = os.path.dirname(os.path.abspath(__file__))
 KREC = [sys.executable, "-m", "krec.recorder"]
@@ -95,20 +95,7 @@ def main() -> None:
         print(json.dumps(measure(args.measure)))
         return
 
-    tmp = None
-    try:
-        if args.log:
-            path = args.log
-        else:
-            sys.path.insert(0, HERE)
-            from synth import synthesize
-
-            tmp = tempfile.mkdtemp(prefix="krec-bench-check-")
-            path = os.path.join(tmp, "big.krec")
-            start = time.perf_counter()
-            synthesize(path, args.count)
-            print(f"synthesized {path}: {os.path.getsize(path) / 1e6:.0f} MB "
-                  f"in {time.perf_counter() - start:.1f} s")  # fmt: skip
+    with big_log(args.log, args.count) as path:
         runs = []
         for _ in range(args.runs):
             done = subprocess.run(
@@ -136,9 +123,6 @@ def main() -> None:
               f"exit status {code}")  # fmt: skip
         with open("/proc/loadavg") as f:
             print(f"  load average          {f.read().split()[0]} (2 cores are shared)")
-    finally:
-        if tmp:
-            shutil.rmtree(tmp, ignore_errors=True)
 
 
 if __name__ == "__main__":

@@ -19,11 +19,11 @@ import argparse
 import json
 import os
 import resource
-import shutil
 import subprocess
 import sys
-import tempfile
 import time
+
+from synth import big_log
 
 HERE = os.path.dirname(os.path.abspath(__file__))
 KREC = [sys.executable, "-m", "krec.recorder"]
@@ -106,52 +106,42 @@ def main() -> None:
         print(json.dumps(measure(args.measure)))
         return
 
-    tmp = None
-    path = args.log
-    if path is None:
-        sys.path.insert(0, HERE)
-        from synth import synthesize
+    with big_log(args.log, args.count) as path:
+        report(path, args.skip_show)
 
-        tmp = tempfile.mkdtemp(prefix="krec-bench-")
-        path = os.path.join(tmp, "big.krec")
-        start = time.perf_counter()
-        synthesize(path, args.count)
-        print(f"synthesized {args.count} messages in {time.perf_counter() - start:.1f} s")
-    try:
-        child = subprocess.run(
-            [sys.executable, __file__, "--measure", path],
-            capture_output=True,
-            text=True,
-            check=True,
+
+def report(path: str, skip_show: bool) -> None:
+    child = subprocess.run(
+        [sys.executable, __file__, "--measure", path],
+        capture_output=True,
+        text=True,
+        check=True,
+    )
+    m = json.loads(child.stdout)
+    n, size = m["records"], m["bytes"]
+    print(f"log: {n} records, {size / 1e6:.0f} MB ({size / n:.0f} B per record), {path}")
+    print(f"  index build            {m['index_s']:6.2f} s    target <= 1 s")
+    print(f"  first record           {m['first_record_s'] * 1e3:6.1f} ms   (in process)")
+    print("  filter scans (target <= 2 s each):")
+    for s in m["scans"]:
+        print(
+            f"    {s['filter']:<36} {s['s']:6.2f} s  cpu {s['cpu_s']:5.2f} s  "
+            f"{s['matches']:>8} matches"
         )
-        m = json.loads(child.stdout)
-        n, size = m["records"], m["bytes"]
-        print(f"log: {n} records, {size / 1e6:.0f} MB ({size / n:.0f} B per record), {path}")
-        print(f"  index build            {m['index_s']:6.2f} s    target <= 1 s")
-        print(f"  first record           {m['first_record_s'] * 1e3:6.1f} ms   (in process)")
-        print("  filter scans (target <= 2 s each):")
-        for s in m["scans"]:
+    print(f"  peak RSS (index + scans) {m['peak_rss_mb']:6.0f} MB  target <= 300 MB")
+    if not skip_show:
+        krec = " ".join(KREC)
+        head = pipeline(f"{krec} show {path} | head -1")
+        print(f"  krec show | head -1    {head:6.2f} s    (wall, Python start-up included)")
+        before = resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss
+        for flag in ("", "--json"):
+            wall = pipeline(f"{krec} show {flag} {path} | tail -1")
             print(
-                f"    {s['filter']:<36} {s['s']:6.2f} s  cpu {s['cpu_s']:5.2f} s  "
-                f"{s['matches']:>8} matches"
+                f"  krec show {flag or '':<6}| tail  {wall:6.2f} s    "
+                f"{n / wall / 1e3:6.0f} k records/s  {size / wall / 1e6:5.0f} MB/s"
             )
-        print(f"  peak RSS (index + scans) {m['peak_rss_mb']:6.0f} MB  target <= 300 MB")
-        if not args.skip_show:
-            krec = " ".join(KREC)
-            head = pipeline(f"{krec} show {path} | head -1")
-            print(f"  krec show | head -1    {head:6.2f} s    (wall, Python start-up included)")
-            before = resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss
-            for flag in ("", "--json"):
-                wall = pipeline(f"{krec} show {flag} {path} | tail -1")
-                print(
-                    f"  krec show {flag or '':<6}| tail  {wall:6.2f} s    "
-                    f"{n / wall / 1e3:6.0f} k records/s  {size / wall / 1e6:5.0f} MB/s"
-                )
-            rss = max(before, resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss) / 1024
-            print(f"  peak RSS of krec show  {rss:6.0f} MB")
-    finally:
-        if tmp is not None:
-            shutil.rmtree(tmp, ignore_errors=True)
+        rss = max(before, resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss) / 1024
+        print(f"  peak RSS of krec show  {rss:6.0f} MB")
 
 
 if __name__ == "__main__":

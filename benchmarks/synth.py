@@ -12,12 +12,15 @@ traffic. JSON frames are formatted the way jupyter_client 8 and ipykernel 7 send
 from __future__ import annotations
 
 import argparse
+import contextlib
 import json
 import os
 import random
+import shutil
 import sys
+import tempfile
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 
 from krec.recorder.logfile import LogWriter, make_header
 
@@ -230,6 +233,25 @@ def synthesize(
         w.write_event("recording_stopped", t=t + 1000, reason="stopped")
         written += 1
     return written
+
+
+@contextlib.contextmanager
+def big_log(path: str | None, count: int) -> Iterator[str]:
+    """``path`` when given, else a log of ``count`` messages synthesized into a temporary
+    directory for the duration (what every big-log benchmark starts with)."""
+    if path:
+        yield path
+        return
+    tmp = tempfile.mkdtemp(prefix="krec-bench-")
+    try:
+        out = os.path.join(tmp, "big.krec")
+        start = time.perf_counter()
+        n = synthesize(out, count)
+        print(f"synthesized {n:,} records, {os.path.getsize(out) / 1e6:.0f} MB, "
+              f"in {time.perf_counter() - start:.1f} s")  # fmt: skip
+        yield out
+    finally:
+        shutil.rmtree(tmp, ignore_errors=True)
 
 
 def main() -> None:

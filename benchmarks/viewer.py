@@ -45,6 +45,8 @@ import termios
 import threading
 import time
 
+from synth import big_log
+
 HERE = os.path.dirname(os.path.abspath(__file__))
 FILTERS = ["type:execute_request", "status:error", "ValueError", "not type:status"]
 PAGE_DOWN = b"\x1b[6~"
@@ -290,22 +292,16 @@ def main() -> None:
     parser.add_argument("--log", help="measure this log instead of synthesizing one")
     parser.add_argument("--launches", type=int, default=5, help="launches to time")
     args = parser.parse_args()
-    tmp = None
-    path = args.log
-    if path is None:
-        sys.path.insert(0, HERE)
-        from synth import synthesize
+    with big_log(args.log, args.count) as path:
+        report(path, args.launches)
 
-        tmp = tempfile.mkdtemp(prefix="krec-bench-")
-        path = os.path.join(tmp, "big.krec")
-        start = time.perf_counter()
-        synthesize(path, args.count)
-        print(f"synthesized {args.count:,} messages in {time.perf_counter() - start:.1f} s")
+
+def report(path: str, launches_wanted: int) -> None:
     pycache = tempfile.mkdtemp(prefix="krec-bench-pycache-")
     try:
         size = os.path.getsize(path)
         first_screen(path, pycache)  # writes the bytecode caches
-        runs = [first_screen(path, pycache) for _ in range(args.launches)]
+        runs = [first_screen(path, pycache) for _ in range(launches_wanted)]
         launches = [wall for wall, _ in runs]
         m = session(path, pycache)
         pages: list[float] = m["page_ms"]  # type: ignore[assignment]
@@ -339,8 +335,6 @@ def main() -> None:
         print(f"  peak anonymous RSS       {m['peak_anon_mb']:6.0f} MB   target <= 300 MB")
     finally:
         shutil.rmtree(pycache, ignore_errors=True)
-        if tmp is not None:
-            shutil.rmtree(tmp, ignore_errors=True)
 
 
 if __name__ == "__main__":
