@@ -38,6 +38,29 @@ def execute(kc: Any, code: str, *, stdin: list[str] | None = None, timeout: floa
     )
 
 
+SLEEP = "import time; time.sleep(60)"
+
+
+def interrupted_sleep(kc: Any, interrupt: Any = None, *, after: float = 0.3) -> dict:
+    """Run ``SLEEP``, interrupt it ``after`` seconds into it and return its execute_reply,
+    checked to be that request's KeyboardInterrupt. ``interrupt`` defaults to an
+    interrupt_request on control, as the frontend of a message-mode kernel sends."""
+    msg_id = kc.execute(SLEEP)
+    deadline = time.monotonic() + 30
+    while kc.get_iopub_msg(timeout=5)["msg_type"] != "execute_input":
+        assert time.monotonic() < deadline, "the sleep did not start"
+    time.sleep(after)
+    if interrupt is None:
+        kc.control_channel.send(kc.session.msg("interrupt_request", {}))
+    else:
+        interrupt()
+    reply = kc.get_shell_msg(timeout=30)
+    assert reply["parent_header"]["msg_id"] == msg_id
+    assert reply["content"]["status"] == "error"
+    assert reply["content"]["ename"] == "KeyboardInterrupt"
+    return reply
+
+
 def introspect(kc: Any) -> None:
     for method, args in (
         ("complete", ("x", 1)),

@@ -8,14 +8,14 @@ import json
 import os
 import subprocess
 import sys
-import time
 from pathlib import Path
 
 import nbformat
 import pytest
 import zmq.asyncio
-from conftest import run_krec, wait_for
+from conftest import run_krec
 from jupyter_client.kernelspec import KernelSpecManager
+from sessions import interrupted_sleep
 
 from krec.recorder import AsyncRecordingKernelManager, RecordingKernelManager, recording
 from krec.recorder.kernelspec import write_shadow_specs
@@ -88,13 +88,7 @@ def test_restart_and_interrupt_are_recorded_events(tmp_path: Path):
         kc.wait_for_ready(timeout=60)
         assert km.is_alive()
         assert kc.execute_interactive("state = 41", timeout=30)["content"]["status"] == "ok"
-        msg_id = kc.execute("import time; time.sleep(60)")
-        wait_for(lambda: kc.get_iopub_msg(timeout=5)["msg_type"] == "execute_input", 30, "sleep")
-        time.sleep(0.3)
-        km.interrupt_kernel()
-        reply = kc.get_shell_msg(timeout=30)
-        assert reply["parent_header"]["msg_id"] == msg_id
-        assert reply["content"]["ename"] == "KeyboardInterrupt"
+        interrupted_sleep(kc, km.interrupt_kernel)
         km.restart_kernel()
         kc.wait_for_ready(timeout=60)
         reply = kc.execute_interactive("state", timeout=30)

@@ -10,6 +10,7 @@ from collections import defaultdict
 import pytest
 from conftest import wait_for
 from rawclient import RawClient, split
+from sessions import interrupted_sleep
 
 from krec.recorder.logfile import LogReader
 
@@ -180,19 +181,7 @@ def test_record_passwords_keeps_the_value(recorder):
 def test_jupyter_client_wait_for_ready_and_interrupt_by_message(recorder):
     rec = recorder()
     kc = rec.client()
-    msg_id = kc.execute("import time; time.sleep(30)")
-    wait_for(
-        lambda: kc.iopub_channel.get_msg(timeout=1)["msg_type"] == "execute_input",
-        20,
-        "the sleep to start",
-    )
-    # interrupt over the control channel, as a frontend of a message-mode kernel does
-    msg = kc.session.msg("interrupt_request", {})
-    kc.control_channel.send(msg)
-    reply = kc.get_shell_msg(timeout=20)
-    assert reply["parent_header"]["msg_id"] == msg_id
-    assert reply["content"]["status"] == "error"
-    assert reply["content"]["ename"] == "KeyboardInterrupt"
+    interrupted_sleep(kc)  # over the control channel, as a message-mode frontend does
     assert rec.stop() == 0
     with LogReader(rec.log) as reader:
         records = list(reader)
@@ -207,6 +196,7 @@ def test_comm_messages_from_ipywidgets(recorder):
         "import ipywidgets as w\nslider = w.IntSlider(value=3)\ndisplay(slider)", timeout=60
     )
     assert reply["content"]["status"] == "ok"
+
     # find the slider's comm and change its value from the frontend
     def slider_comm() -> str | None:
         with LogReader(rec.log) as reader:

@@ -14,6 +14,7 @@ from pathlib import Path
 import pytest
 from conftest import KREC, run_krec, wait_for
 from jupyter_client import KernelManager
+from sessions import interrupted_sleep
 
 from krec.recorder.kernelspec import write_shadow_specs
 from krec.recorder.logfile import LogReader
@@ -71,13 +72,7 @@ def test_wrapper_interrupt_restart_shutdown_one_log(manager):
     km, kc, logs = manager
     assert kc.execute_interactive("state = 41", timeout=30)["content"]["status"] == "ok"
     # interrupt by signal, the default interrupt_mode: the frontend signals the wrapper
-    msg_id = kc.execute("import time; time.sleep(60)")
-    wait_for(lambda: kc.get_iopub_msg(timeout=5)["msg_type"] == "execute_input", 30, "sleep")
-    time.sleep(0.3)
-    km.interrupt_kernel()
-    reply = kc.get_shell_msg(timeout=30)
-    assert reply["parent_header"]["msg_id"] == msg_id
-    assert reply["content"]["ename"] == "KeyboardInterrupt"
+    interrupted_sleep(kc, km.interrupt_kernel)
     first_pid = km.provisioner.process.pid
     km.restart_kernel()
     assert not pid_alive(first_pid)

@@ -9,7 +9,7 @@ from pathlib import Path
 
 import pytest
 from conftest import run_krec, wait_for
-from sessions import execute
+from sessions import execute, interrupted_sleep
 
 from krec.recorder.diff import compare
 from krec.recorder.exchange import load_session
@@ -47,13 +47,7 @@ def test_interrupt_restart_and_widget_comm_replay(recorder, tmp_path: Path):
     kc = rec.client()
     execute(kc, "before = 1")
     # an interrupted sleep: the interrupt_request goes on control at ~1 s
-    msg_id = kc.execute("import time\ntime.sleep(30)")
-    wait_for(lambda: kc.get_iopub_msg(timeout=5)["msg_type"] == "execute_input", 20, "sleep")
-    time.sleep(1.0)
-    kc.control_channel.send(kc.session.msg("interrupt_request", {}))
-    reply = kc.get_shell_msg(timeout=30)
-    assert reply["parent_header"]["msg_id"] == msg_id
-    assert reply["content"]["ename"] == "KeyboardInterrupt"
+    interrupted_sleep(kc, after=1.0)
     time.sleep(0.5)  # after an error ipykernel aborts what arrives at once; a person is slower
     execute(kc, "print('after interrupt', before)")
     # a widget whose value the frontend changes through its (kernel-chosen) comm id
