@@ -20,6 +20,7 @@ from collections.abc import Callable, Iterator
 from pathlib import Path
 
 import pytest
+from s3server import s3_bucket, s3_endpoint  # noqa: F401  (fixtures for every test)
 
 ROOT = Path(__file__).resolve().parent.parent
 KREC = [sys.executable, "-m", "krec.recorder"]
