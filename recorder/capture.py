@@ -5,9 +5,10 @@ channel/direction code, to one inproc PULL socket owned by this thread. This
 thread splits the frames (no JSON parsing except on the rare control and stdin
 messages), stamps them, and appends them to the LogWriter, which hands every batch
 to the operating system before the thread waits again (a SIGKILL of krec loses
-nothing the frontend has seen) and fsyncs at least every 100 ms. It also answers each new iopub subscription with krec's own signed
-``iopub_welcome`` (JEP 65), redacts password input, and logs events that other
-threads hand it through ``event()``.
+nothing the frontend has seen) and fsyncs at least every 100 ms. It also answers
+each new iopub subscription with krec's own signed ``iopub_welcome`` (JEP 65),
+redacts password input, and logs events that other threads hand it through
+``event()``.
 """
 
 from __future__ import annotations
