@@ -34,7 +34,7 @@ from .kernelrun import kernel_fields
 from .kernelspec import WRAPPER_MARK, find_spec, install_spec, recorded_display_name
 from .logfile import make_header
 from .proxy import Proxy
-from .upload import SpooledLog, open_new_log
+from .upload import SpooledLog, leftovers_in_background, open_new_log
 
 GROUP = "jupyter_client.kernel_provisioners"
 NAME = "krec-provisioner"
@@ -55,6 +55,17 @@ def inner_provisioner_class(name: str) -> type[KernelProvisionerBase]:
             f"unknown inner kernel provisioner {name!r} (installed: {known or 'none'})"
         )
     return next(iter(found)).load()
+
+
+_leftovers_started = False
+
+
+def _upload_leftovers_once() -> None:
+    """What crashed recordings left in this machine's spool: uploaded once per process."""
+    global _leftovers_started
+    if not _leftovers_started:
+        _leftovers_started = True
+        leftovers_in_background()
 
 
 class KrecProvisioner(KernelProvisionerBase):  # type: ignore[misc]
@@ -181,12 +192,14 @@ class KrecProvisioner(KernelProvisionerBase):  # type: ignore[misc]
                 provisioner=self.inner_name,
                 kernel_id=self.kernel_id,
             )
+            _upload_leftovers_once()
             self._log = open_new_log(
                 self.log_dir,
                 name,
                 header,
                 segment_size=self.segment_size or None,
                 segment_seconds=self.segment_seconds or None,
+                warn=lambda text: self.log.warning("krec: %s", text),
             )
         else:
             self._log.reopen().write_event("restart", reason="requested")

@@ -27,7 +27,7 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
 
-from .logfile import LogWriter, complete_length
+from .logfile import LogWriter, being_written, complete_length
 from .storage import (
     StorageError,
     describe_error,
@@ -153,6 +153,14 @@ def _lock(entry: str) -> int | None:
     return fd
 
 
+def _lock_within(entry: str, timeout: float) -> int | None:
+    """``_lock``, waiting out another krec that is looking at the entry for leftovers."""
+    deadline = time.monotonic() + timeout
+    while (fd := _lock(entry)) is None and time.monotonic() < deadline:
+        time.sleep(0.05)
+    return fd
+
+
 class Uploader(threading.Thread):
     """Uploads a spooled log's new complete records as segments, until ``close``."""
 
@@ -265,7 +273,8 @@ class SpooledLog:
             m.state = "recording"
             m.pid = os.getpid()
             m.write(self.entry)
-            self._lock_fd = self._lock_fd if self._lock_fd is not None else _lock(self.entry)
+            if self._lock_fd is None:
+                self._lock_fd = _lock_within(self.entry, 10.0)
             self._uploader = Uploader(
                 self.entry,
                 m,
@@ -371,7 +380,7 @@ def resume_log(path: str, warn: Warn = _warn) -> SpooledLog:
     manifest = Manifest.read(entry)
     if manifest is None or manifest.log != os.path.basename(path):
         return SpooledLog(LogWriter(path, append=True), path)
-    fd = _lock(entry)
+    fd = _lock_within(entry, 10.0)
     writer = LogWriter(path, append=True)
     manifest.state, manifest.pid = "recording", os.getpid()
     manifest.write(entry)
@@ -395,7 +404,7 @@ def upload_leftovers(warn: Warn = _warn) -> list[str]:
             continue  # a live recording owns it
         try:
             manifest = Manifest.read(entry)
-            if manifest is None:
+            if manifest is None or being_written(os.path.join(entry, manifest.log)):
                 continue
             if manifest.state == "restarting":
                 age = time.time() - os.stat(os.path.join(entry, MANIFEST)).st_mtime

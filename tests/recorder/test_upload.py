@@ -11,11 +11,11 @@ import textwrap
 from pathlib import Path
 
 import pytest
-from conftest import KREC, Recorder, run_krec
+from conftest import Recorder, run_krec
 from s3server import CREDENTIALS, Bucket
 from sessions import execute
 
-from krec.recorder.logfile import LogReader
+from krec.recorder.logfile import LogReader, complete_length
 from krec.recorder.storage import local_log
 
 pytestmark = pytest.mark.timeout(240)
@@ -59,7 +59,16 @@ def _record(
     script = tmp_path / "session.py"
     script.write_text(SCRIPT)
     return run_krec(
-        "record", "-o", url, *extra, "--", sys.executable, str(script), str(cells), *args, timeout=180
+        "record",
+        "-o",
+        url,
+        *extra,
+        "--",
+        sys.executable,
+        str(script),
+        str(cells),
+        *args,
+        timeout=180,
     )
 
 
@@ -114,9 +123,12 @@ def test_a_long_session_is_uploaded_in_segments_while_it_runs(
     assert len(keys) >= 3, keys
     (log_url,) = {f"s3://{k.rsplit('/', 1)[0]}" for k in keys}
     fs = s3_bucket.filesystem()
-    for key in keys:  # every segment ends on a record boundary
-        part = tmp_path / "one.part"
-        part.write_bytes(fs.cat_file(key))
+    joined = tmp_path / "joined.krec"
+    with joined.open("wb") as out:
+        for key in keys:  # every segment ends on a record boundary
+            out.write(fs.cat_file(key))
+            out.flush()
+            assert complete_length(str(joined)) == joined.stat().st_size, key
     with LogReader(local_log(log_url)) as reader:
         assert not reader.warnings and not reader.truncated
         code = [r.content["code"] for r in reader if r.msg_type == "execute_request"]
@@ -152,6 +164,7 @@ def test_a_killed_recorder_leaves_a_spool_that_the_next_run_uploads(
         ("s3://someone:" + SECRET + "@bucket/logs", "must not carry credentials"),
         ("s3://no-such-bucket-krec/logs", "no-such-bucket-krec"),
         ("nosuchscheme://x/y", "nosuchscheme://x/y"),
+        ("s3://", "no bucket or path"),
     ],
 )
 def test_an_unusable_destination_is_one_line_and_exit_2(
@@ -172,7 +185,9 @@ def test_missing_credentials_is_one_line_and_exit_2(
     }
     env["AWS_SHARED_CREDENTIALS_FILE"] = env["AWS_CONFIG_FILE"] = str(tmp_path / "none")
     env["AWS_EC2_METADATA_DISABLED"] = "true"
-    done = run_krec("record", "-o", f"{s3_bucket.url}/x", "--", sys.executable, "-c", "pass", env=env)
+    done = run_krec(
+        "record", "-o", f"{s3_bucket.url}/x", "--", sys.executable, "-c", "pass", env=env
+    )
     assert done.returncode == 2
     (line,) = done.stderr.strip().splitlines()
     assert "credentials" in line.lower(), line
@@ -208,4 +223,72 @@ def test_a_store_that_fails_while_recording_is_a_warning_and_the_spool_keeps_the
             "print('line 1 ' + 'x' * 300)",
         ]
     _no_secret(done.stderr, spool)
-    assert KREC
+
+
+def test_recording_kernel_manager_records_to_a_url_and_restarts_into_it(
+    tmp_path: Path, s3_bucket: Bucket, spool: Path
+) -> None:
+    from krec.recorder import RecordingKernelManager
+
+    url = f"{s3_bucket.url}/managed/session.krec"
+    km = RecordingKernelManager(kernel_name="python3", log_path=url)
+    km.start_kernel()
+    try:
+        for code in ("a = 1", "b = 2"):
+            kc = km.client()
+            kc.start_channels()
+            try:
+                kc.wait_for_ready(timeout=60)
+                assert execute(kc, code)["content"]["status"] == "ok"
+            finally:
+                kc.stop_channels()
+            if code == "a = 1":
+                km.restart_kernel(now=False)
+    finally:
+        km.shutdown_kernel(now=False)
+    with LogReader(local_log(url)) as reader:
+        assert not reader.warnings
+        records = list(reader)
+    assert [r.content["code"] for r in records if r.msg_type == "execute_request"] == [
+        "a = 1",
+        "b = 2",
+    ]
+    assert [r.event for r in records if r.event == "restart"] == ["restart"]
+    assert not any(spool.rglob("*.krec"))
+
+
+def test_krec_provisioner_delivers_its_logs_to_a_bucket(
+    tmp_path: Path, s3_bucket: Bucket, spool: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    import json
+
+    from jupyter_client.manager import KernelManager
+
+    from krec.recorder.kernelspec import find_spec
+    from krec.recorder.provisioner import provisioner_spec
+
+    folder = tmp_path / "jupyter" / "kernels" / "py-krec"
+    folder.mkdir(parents=True)
+    spec = provisioner_spec(find_spec("python3"), f"{s3_bucket.url}/fleet")
+    (folder / "kernel.json").write_text(json.dumps(spec))
+    monkeypatch.setenv("JUPYTER_PATH", str(tmp_path / "jupyter"))
+    km = KernelManager(kernel_name="py-krec")
+    km.start_kernel()
+    try:
+        kc = km.client()
+        kc.start_channels()
+        try:
+            kc.wait_for_ready(timeout=60)
+            assert execute(kc, "provisioned = True")["content"]["status"] == "ok"
+        finally:
+            kc.stop_channels()
+    finally:
+        km.shutdown_kernel(now=False)
+    keys = s3_bucket.keys("fleet")
+    (log_url,) = {f"s3://{k.rsplit('/', 1)[0]}" for k in keys}
+    with LogReader(local_log(log_url)) as reader:
+        assert reader.header["mode"] == "provisioner"
+        assert [r.content["code"] for r in reader if r.msg_type == "execute_request"] == [
+            "provisioned = True"
+        ]
+    assert not any(spool.rglob("*.krec"))
