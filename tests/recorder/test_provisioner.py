@@ -94,6 +94,23 @@ def test_kernel_manager_records_through_local_provisioner_and_restarts_into_one_
     assert [r.content["restart"] for r in shutdowns] == [True, False]
 
 
+def test_curve_keys_the_manager_provisions_are_carried_on_both_sides(specs: Path) -> None:
+    km = KernelManager(kernel_name="py-krec", transport_encryption="required")
+    km.start_kernel()
+    try:
+        assert km.curve_publickey  # the kernel and krec's proxy both use CurveZMQ
+        kc = km.client()
+        kc.start_channels()
+        kc.wait_for_ready(timeout=60)
+        assert execute(kc, "secret = 1")["content"]["status"] == "ok"
+        kc.stop_channels()
+    finally:
+        km.shutdown_kernel(now=False)
+    records = one_log(specs)
+    assert records[0]["connection"]["encryption"] == "curve"
+    assert codes(records) == ["secret = 1"]
+
+
 def test_async_manager_records_a_kernel_started_its_own_way_on_another_host(
     specs: Path,
 ) -> None:
@@ -145,9 +162,11 @@ async def _run_cell(km: Any, code: str) -> dict[str, Any]:
 
 
 def test_jupyter_server_multikernelmanager_records_and_restarts_into_one_log(
-    specs: Path,
+    specs: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     from jupyter_server.services.kernels.kernelmanager import AsyncMappingKernelManager
+
+    monkeypatch.setenv("JUPYTERHUB_USER", "ada")  # as in a JupyterHub single-user server
 
     async def session() -> list[str]:
         mkm = AsyncMappingKernelManager(root_dir=str(specs.parent))
@@ -162,6 +181,7 @@ def test_jupyter_server_multikernelmanager_records_and_restarts_into_one_log(
 
     assert asyncio.run(session()) == ["ok", "ok"]
     records = one_log(specs)
+    assert records[0]["jupyterhub_user"] == "ada" and records[0]["user"]
     assert codes(records) == ["a = 1", "b = 2"]
     assert len(events(records, "restart")) == 1
     assert records[-1].event == "recording_stopped"

@@ -19,7 +19,9 @@ from typing import Any
 import pytest
 from conftest import KREC, wait_for
 
+from krec.recorder.kernelspec import find_spec
 from krec.recorder.logfile import LogReader
+from krec.recorder.provisioner import provisioner_spec
 
 pytestmark = pytest.mark.timeout(240)
 TESTS = Path(__file__).resolve().parent.parent
@@ -32,7 +34,11 @@ def _free_port() -> int:
 
 
 class Server:
-    def __init__(self, tmp: Path) -> None:
+    """A Jupyter Server with token authentication for alice and bob, started either under
+    `krec record --` (krec.server on automatically, wrapper kernelspecs) or plainly with
+    krec.server enabled by hand and a kernelspec recorded through krec-provisioner."""
+
+    def __init__(self, tmp: Path, mode: str) -> None:
         self.port = _free_port()
         self.logs = tmp / "logs"
         self.stderr = open(tmp / "server.stderr", "wb")  # noqa: SIM115
@@ -42,24 +48,31 @@ class Server:
         }
         env["JUPYTER_CONFIG_DIR"] = str(tmp / "config")  # nothing of the user's
         (tmp / "root").mkdir()
+        server = [
+            sys.executable,
+            "-m",
+            "jupyter_server",
+            "--no-browser",
+            "--allow-root",
+            f"--port={self.port}",
+            "--ip=127.0.0.1",
+            "--port-retries=0",
+            f"--ServerApp.root_dir={tmp / 'root'}",
+            "--ServerApp.identity_provider_class=identity_users.TwoUsers",
+        ]
+        if mode == "record":
+            self.kernel = "python3"
+            argv = [*KREC, "record", "-o", str(self.logs), "--", *server]
+        else:
+            self.kernel = "python3-krec"
+            folder = tmp / "jupyter" / "kernels" / self.kernel
+            folder.mkdir(parents=True)
+            spec = provisioner_spec(find_spec("python3"), str(self.logs))
+            (folder / "kernel.json").write_text(json.dumps(spec))
+            env["JUPYTER_PATH"] = str(tmp / "jupyter")
+            argv = [*server, "--ServerApp.jpserver_extensions=krec.server=True"]
         self.proc = subprocess.Popen(
-            [
-                *KREC,
-                "record",
-                "-o",
-                str(self.logs),
-                "--",
-                sys.executable,
-                "-m",
-                "jupyter_server",
-                "--no-browser",
-                "--allow-root",
-                f"--port={self.port}",
-                "--ip=127.0.0.1",
-                "--port-retries=0",
-                f"--ServerApp.root_dir={tmp / 'root'}",
-                "--ServerApp.identity_provider_class=identity_users.TwoUsers",
-            ],
+            argv,
             stdin=subprocess.DEVNULL,
             stdout=self.stderr,
             stderr=self.stderr,
@@ -148,10 +161,11 @@ async def _two_users(port: int, kernel_id: str) -> dict[str, str]:
     return sessions
 
 
+@pytest.mark.parametrize("mode", ["record", "provisioner"])
 def test_each_websocket_connection_is_recorded_with_its_user_before_its_requests(
-    tmp_path: Path,
+    tmp_path: Path, mode: str
 ) -> None:
-    server = Server(tmp_path)
+    server = Server(tmp_path, mode)
     try:
         wait_for(server.up, 90, "jupyter server")
         assert server.request("GET", "/api/me", "bob-token")["identity"]["username"] == "bob"
@@ -163,7 +177,7 @@ def test_each_websocket_connection_is_recorded_with_its_user_before_its_requests
                 "path": "work/nb.ipynb",
                 "type": "notebook",
                 "name": "nb.ipynb",
-                "kernel": {"name": "python3"},
+                "kernel": {"name": server.kernel},
             },
         )
         kernel_id = session["kernel"]["id"]
