@@ -127,7 +127,7 @@ def main() -> None:
             cpu0 = cpu_seconds(krec.pid)
             fl_k, msgs_k, lines_k = flood(through, args.flood)
             cpu1 = cpu_seconds(krec.pid)
-            time.sleep(0.3)  # let the log catch up (it flushes every 100 ms)
+            time.sleep(0.3)  # let the capture thread catch up with the end of a flood
             with LogReader(log) as reader:
                 forwarded = len(reader) - before_records
             lost_frontend += args.flood - lines_k

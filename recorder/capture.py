@@ -3,10 +3,12 @@
 Forwarders (proxy.py) push every message they relay, prefixed with a one-byte
 channel/direction code, to one inproc PULL socket owned by this thread. This
 thread splits the frames (no JSON parsing except on the rare control and stdin
-messages), stamps them, and appends them to the LogWriter, flushing at least
-every 100 ms. It also answers each new iopub subscription with krec's own signed
-``iopub_welcome`` (JEP 65), redacts password input, and logs events that other
-threads hand it through ``event()``.
+messages), stamps them, and appends them to the LogWriter, which hands every batch
+to the operating system before the thread waits again (a SIGKILL of krec loses
+nothing the frontend has seen) and fsyncs at least every 100 ms. It also answers
+each new iopub subscription with krec's own signed ``iopub_welcome`` (JEP 65),
+redacts password input, and logs events that other threads hand it through
+``event()``.
 """
 
 from __future__ import annotations
@@ -145,14 +147,15 @@ class CaptureThread(threading.Thread):
                 draining = self._drain.is_set()
                 self._write_events()
                 n = self._receive(pull, block=not draining)
+                # to the OS before waiting again: what a frontend has seen survives a SIGKILL
+                writer.write_through()
+                self._check_writer()
                 if n:
                     woke, last_woke = time.monotonic(), woke
                     if n > 1 or woke - last_woke < _BATCH_SLEEP:
                         # a stream: let messages pile up a little so each wakeup records
                         # many (a lone message, the usual interactive case, is stamped at once)
                         time.sleep(_BATCH_SLEEP)
-                writer.flush_if_due()
-                self._check_writer()
                 if draining and n == 0:
                     self._write_events()
                     writer.write_event("recording_stopped", **self._stopped_by)

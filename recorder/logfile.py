@@ -2,7 +2,9 @@
 
 A log is a stream of msgpack objects: one header map, then one map per record
 (a message or an event). docs/format.md is the specification; this module is its
-reference implementation. Writers buffer and flush at least every 100 ms; readers
+reference implementation. Writers hand each batch of records to the operating system
+as soon as their owner has it (a SIGKILL of krec loses nothing written) and fsync at
+least every 100 ms (a machine crash loses at most that); readers
 build an offset index in one pass without decoding record bodies, tolerate a
 truncated last record, and can follow a log that is still being written.
 """
@@ -31,7 +33,7 @@ from .errors import KrecError, LogFormatError
 
 CHANNELS = ("shell", "control", "stdin", "iopub")
 SOURCES = ("client", "kernel", "krec")
-FLUSH_INTERVAL_NS = 100_000_000
+FSYNC_INTERVAL_NS = 100_000_000
 _FLUSH_BYTES = 1 << 20
 _MAX_RECORD = (1 << 31) - 1
 
@@ -82,8 +84,10 @@ _CONNECTION_FIELDS = ("transport", "ip", "signature_scheme", "encryption")
 class LogWriter:
     """Appends records to a .krec file. One thread owns a writer; it is not thread-safe.
 
-    Records are packed into a memory buffer and written by ``flush``, which the
-    owner calls at least every 100 ms (``flush_if_due``). A failed write never
+    Records are packed into a memory buffer; the owner calls ``write_through`` after
+    each batch it takes, which writes the buffer (``write(2)``, so the records survive
+    a SIGKILL of the process) and fsyncs when the last fsync is 100 ms old (so a
+    machine crash loses at most that). A failed write never
     raises into the owner: the records are counted as dropped, ``error`` is set,
     and a ``records_dropped`` event is written once writing works again.
     """
@@ -101,7 +105,8 @@ class LogWriter:
         self._buf: list[bytes] = []
         self._buf_bytes = 0
         self._buf_records = 0
-        self._last_flush = time.monotonic_ns()
+        self._last_sync = time.monotonic_ns()
+        self._unsynced = False
         self.records = 0
         self.dropped = 0
         self.error: OSError | None = None
@@ -204,13 +209,22 @@ class LogWriter:
         self._buf_bytes += len(data)
         self._buf_records += 1
 
-    def flush_if_due(self) -> None:
-        if self._buf and time.monotonic_ns() - self._last_flush >= FLUSH_INTERVAL_NS:
+    def write_through(self) -> None:
+        """Write what is buffered now, and fsync if the last fsync is 100 ms old or more."""
+        if self._buf:
             self.flush()
+        if self._unsynced and time.monotonic_ns() - self._last_sync >= FSYNC_INTERVAL_NS:
+            self.sync()
+
+    def sync(self) -> None:
+        """fsync what has been written (errors are left to the next write to report)."""
+        self._last_sync = time.monotonic_ns()
+        self._unsynced = False
+        with contextlib.suppress(OSError):
+            os.fsync(self._fd)
 
     def flush(self) -> None:
         """Write the buffer to the file (not fsync); on failure count the records as dropped."""
-        self._last_flush = time.monotonic_ns()
         if not self._buf or self._closed:
             return
         if self.error is not None and self.dropped:
@@ -241,6 +255,7 @@ class LogWriter:
             return
         self._size += len(data)
         self.records += count
+        self._unsynced = True
         if self.error is not None:
             self.error = None
             self.dropped = 0

@@ -29,7 +29,8 @@ if TYPE_CHECKING:
     from _pytest.terminal import TerminalReporter
 
 LOG_PROPERTY = "krec_log"
-#: seconds for krec to write what a kernel has sent (its writer flushes every 100 ms)
+#: seconds for krec to write what a kernel has sent (it writes each batch at once; this
+#: leaves room for a busy machine)
 FLUSH_SETTLE = 0.25
 _FAILED = pytest.StashKey[bool]()  # an item had a failing report (setup, call or teardown)
 

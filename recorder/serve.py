@@ -192,7 +192,7 @@ class Server:
                 break
             for sock, _ in poller.poll(timeout * 1000):
                 self._drain(by_sock[sock], sock)
-            self.writer.flush_if_due()
+            self.writer.write_through()
             if self._parent is not None and os.getppid() != self._parent:
                 return "the process that started serve exited"
         return self.reason or "stopped"
