@@ -158,6 +158,8 @@ async def _two_users(port: int, kernel_id: str) -> dict[str, str]:
                 break
     for ws in sockets.values():
         ws.close()
+        while await asyncio.wait_for(ws.read_message(), 30) is not None:
+            pass  # until the server's close frame: the socket is then closed
     return sessions
 
 
