@@ -60,12 +60,11 @@ def inner_provisioner_class(name: str) -> type[KernelProvisionerBase]:
 _leftovers_started = False
 
 
-def _upload_leftovers_once() -> None:
+def _upload_leftovers_once(destination: str) -> None:
     """What crashed recordings left in this machine's spool: uploaded once per process."""
     global _leftovers_started
-    if not _leftovers_started:
+    if not _leftovers_started and leftovers_in_background(destination) is not None:
         _leftovers_started = True
-        leftovers_in_background()
 
 
 class KrecProvisioner(KernelProvisionerBase):  # type: ignore[misc]
@@ -192,7 +191,7 @@ class KrecProvisioner(KernelProvisionerBase):  # type: ignore[misc]
                 provisioner=self.inner_name,
                 kernel_id=self.kernel_id,
             )
-            _upload_leftovers_once()
+            _upload_leftovers_once(self.log_dir)
             self._log = open_new_log(
                 self.log_dir,
                 name,

@@ -176,7 +176,7 @@ def _prepare_destination(location: str) -> threading.Thread | None:
     if is_url(location) and not location.startswith("file://"):
         parent = location.rstrip("/").rsplit("/", 1)[0] if location.endswith(".krec") else location
         check_destination(parent)
-    return leftovers_in_background()
+    return leftovers_in_background(location)
 
 
 def _join(thread: threading.Thread | None) -> None:
@@ -247,7 +247,7 @@ def run_command(
             raise KrecError(f"cannot write logs to {log_dir}: {e.strerror}") from None
     if shutil.which(cmd[0]) is None and not os.path.exists(cmd[0]):
         raise KrecError(f"command not found: {cmd[0]}")
-    leftovers = leftovers_in_background()
+    leftovers = leftovers_in_background(log_dir)
     shadow = tempfile.mkdtemp(prefix="krec-specs-")
     try:
         names = write_shadow_specs(shadow, log_dir, record_passwords=record_passwords)

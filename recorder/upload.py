@@ -419,9 +419,11 @@ def upload_leftovers(warn: Warn = _warn) -> list[str]:
     return done
 
 
-def leftovers_in_background(warn: Warn = _warn) -> threading.Thread | None:
-    """``upload_leftovers`` in a thread, if there is a spool at all; join it before exiting."""
-    if not os.path.isdir(spool_root()):
+def leftovers_in_background(destination: str, warn: Warn = _warn) -> threading.Thread | None:
+    """``upload_leftovers`` in a thread, when this recording itself goes to a store (so
+    the environment has a store's credentials) and there is a spool; join it before
+    exiting."""
+    if local_path(destination) is not None or not os.path.isdir(spool_root()):
         return None
     thread = threading.Thread(
         target=upload_leftovers, kwargs={"warn": warn}, name="krec-leftovers", daemon=True

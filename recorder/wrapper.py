@@ -91,7 +91,7 @@ def run_wrapper(
     previous = _read_session(session_path)
     if previous and log is not None and not _same_log(previous, log):
         previous = None  # a stale session file: this connection file now starts a new log
-    leftovers = leftovers_in_background()
+    leftovers = leftovers_in_background(log or log_dir or "")
     header = make_header(
         kernel=kernel_fields(entry),
         connection=frontend.public(),
@@ -153,7 +153,7 @@ def run_wrapper(
         final = recording.close(reason)
         spooled.finish(keep=keep)
         if leftovers is not None:
-            leftovers.join(60)
+            leftovers.join(10)  # what is left then, a later krec uploads
     if code is None:
         code = final if final is not None else 0
     return 0 if code in (0, -signal.SIGTERM) else (code if code > 0 else 128 - code)
