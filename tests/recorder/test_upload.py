@@ -292,3 +292,23 @@ def test_krec_provisioner_delivers_its_logs_to_a_bucket(
             "provisioned = True"
         ]
     assert not any(spool.rglob("*.krec"))
+
+
+def test_a_log_left_for_a_restart_is_not_taken_for_a_leftover_until_it_is_stale(
+    tmp_path: Path, s3_bucket: Bucket, spool: Path
+) -> None:
+    from krec.recorder.logfile import make_header
+    from krec.recorder.upload import MANIFEST, RESTART_GRACE, open_log_file, upload_leftovers
+
+    url = f"{s3_bucket.url}/restarting/session.krec"
+    log = open_log_file(url, make_header(kernel={"name": "python3"}))
+    log.writer.write_event("kernel_started", pid=1)
+    log.finish(keep=True)  # a wrapper whose kernel restarts: its successor appends
+    assert upload_leftovers() == []
+    manifest = Path(log.entry or "") / MANIFEST
+    old = manifest.stat().st_mtime - RESTART_GRACE - 1
+    os.utime(manifest, (old, old))  # no successor came
+    assert upload_leftovers() == [url]
+    assert not Path(log.entry or "").exists()
+    with LogReader(local_log(url)) as reader:
+        assert [r.event for r in reader] == ["kernel_started"]
