@@ -22,6 +22,7 @@ from conftest import KREC, wait_for
 from krec.recorder.kernelspec import find_spec
 from krec.recorder.logfile import LogReader
 from krec.recorder.provisioner import provisioner_spec
+from krec.recorder.storage import local_log, log_locations
 
 pytestmark = pytest.mark.timeout(240)
 TESTS = Path(__file__).resolve().parent.parent
@@ -38,9 +39,10 @@ class Server:
     `krec record --` (krec.server on automatically, wrapper kernelspecs) or plainly with
     krec.server enabled by hand and a kernelspec recorded through krec-provisioner."""
 
-    def __init__(self, tmp: Path, mode: str) -> None:
+    def __init__(self, tmp: Path, mode: str, destination: str = "") -> None:
         self.port = _free_port()
         self.logs = tmp / "logs"
+        self.destination = destination or str(self.logs)
         self.stderr = open(tmp / "server.stderr", "wb")  # noqa: SIM115
         env = {
             **os.environ,
@@ -60,9 +62,9 @@ class Server:
             f"--ServerApp.root_dir={tmp / 'root'}",
             "--ServerApp.identity_provider_class=identity_users.TwoUsers",
         ]
-        if mode == "record":
+        if mode.startswith("record"):
             self.kernel = "python3"
-            argv = [*KREC, "record", "-o", str(self.logs), "--", *server]
+            argv = [*KREC, "record", "-o", self.destination, "--", *server]
         else:
             self.kernel = "python3-krec"
             folder = tmp / "jupyter" / "kernels" / self.kernel
@@ -163,11 +165,17 @@ async def _two_users(port: int, kernel_id: str) -> dict[str, str]:
     return sessions
 
 
-@pytest.mark.parametrize("mode", ["record", "provisioner"])
+@pytest.mark.parametrize("mode", ["record", "provisioner", "record-s3"])
 def test_each_websocket_connection_is_recorded_with_its_user_before_its_requests(
-    tmp_path: Path, mode: str
+    tmp_path: Path, mode: str, request: pytest.FixtureRequest, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    server = Server(tmp_path, mode)
+    destination = ""
+    if mode == "record-s3":  # a JupyterLab-style session whose log goes to a bucket
+        bucket = request.getfixturevalue("s3_bucket")
+        destination = f"{bucket.url}/hub"
+        monkeypatch.setenv("KREC_SPOOL", str(tmp_path / "spool"))
+        monkeypatch.setenv("KREC_CACHE", str(tmp_path / "cache"))
+    server = Server(tmp_path, mode, destination)
     try:
         wait_for(server.up, 90, "jupyter server")
         assert server.request("GET", "/api/me", "bob-token")["identity"]["username"] == "bob"
@@ -187,7 +195,11 @@ def test_each_websocket_connection_is_recorded_with_its_user_before_its_requests
         server.request("DELETE", f"/api/sessions/{session['id']}", "alice-token")
     finally:
         server.stop()
-    (log,) = server.logs.glob("*.krec")
+    if destination:
+        (log,) = {local_log(url) for url in log_locations([destination])}
+        assert not any((tmp_path / "spool").rglob("*.krec"))
+    else:
+        (log,) = server.logs.glob("*.krec")
     with LogReader(log) as reader:
         assert reader.header["user"]
         records = list(reader)
