@@ -120,7 +120,9 @@ def test_a_long_session_is_uploaded_in_segments_while_it_runs(
     )
     assert done.returncode == 0, done.stderr
     keys = s3_bucket.keys("rotating")
-    assert len(keys) >= 3, keys
+    # one segment was in the store while the session ran (the script waited for it), and
+    # the cell run after that is in a later one: at least two, however fast the cells ran
+    assert len(keys) >= 2, keys
     (log_url,) = {f"s3://{k.rsplit('/', 1)[0]}" for k in keys}
     fs = s3_bucket.filesystem()
     joined = tmp_path / "joined.krec"
