@@ -104,7 +104,6 @@ class KrecProvisioner(KernelProvisionerBase):  # type: ignore[misc]
         self._identities: IdentityListener | None = None
         self._kernel_file = ""
         self._front_ports: dict[str, int] = {}
-        self._restarting = False
         self._launched_at = 0.0
 
     # -- launching ----------------------------------------------------------------
