@@ -377,7 +377,11 @@ class CaptureThread(threading.Thread):
                 t, name, fields = self._events.get_nowait()
             except queue.Empty:
                 return
+            written = fields.pop("_written", None)  # a threading.Event set once it is written
             self.writer.write_event(name, t=t, **fields)
+            if written is not None:
+                self.writer.flush()
+                written.set()
 
     def _check_writer(self) -> None:
         writer = self.writer

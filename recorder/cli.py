@@ -77,8 +77,38 @@ def _add_record(sub: Any) -> None:
         action="store_true",
         help="store getpass() answers instead of redacting them",
     )
+    _add_segment_options(p)
     p.add_argument("cmd", nargs=argparse.REMAINDER, help=argparse.SUPPRESS)
     p.set_defaults(func=_record)
+
+
+def _add_segment_options(p: argparse.ArgumentParser) -> None:
+    p.add_argument(
+        "--segment-size",
+        metavar="SIZE",
+        help="with an s3://... (fsspec URL) destination: upload a segment every SIZE "
+        "bytes (e.g. 64M, the default; env KREC_SEGMENT_SIZE)",
+    )
+    p.add_argument(
+        "--segment-seconds",
+        metavar="S",
+        type=float,
+        help="... and at least every S seconds (default 300; env KREC_SEGMENT_SECONDS)",
+    )
+
+
+def _segment_env(args: argparse.Namespace) -> dict[str, str]:
+    """The upload settings of the options, checked, as the environment wrappers read."""
+    from .upload import SEGMENT_SECONDS_ENV, SEGMENT_SIZE_ENV, parse_size, segment_settings
+
+    size = parse_size(args.segment_size) if args.segment_size else None
+    segment_settings(size, args.segment_seconds)  # a bad value: one line, exit 2, now
+    env = {}
+    if size:
+        env[SEGMENT_SIZE_ENV] = str(size)
+    if args.segment_seconds:
+        env[SEGMENT_SECONDS_ENV] = str(args.segment_seconds)
+    return env
 
 
 def _record(args: argparse.Namespace) -> int:
@@ -96,9 +126,14 @@ def _record(args: argparse.Namespace) -> int:
             "connection file can run code",
             file=sys.stderr,
         )
+    segment_env = _segment_env(args)
+    os.environ.update(segment_env)
     if cmd:
         return record.run_command(
-            cmd, log_dir=args.output or "krec-logs", record_passwords=args.record_passwords
+            cmd,
+            log_dir=args.output or "krec-logs",
+            record_passwords=args.record_passwords,
+            segment_env=segment_env,
         )
     if args.kernel:
         return record.run_owned(
@@ -128,6 +163,8 @@ examples:
   krec install --user                 python3-krec, "Python 3 (recorded)", for every kernel
   krec install --user python3 --log-dir ~/krec-logs
   krec install --sys-prefix python3
+  krec install --user --provisioner python3 --log-dir s3://bucket/krec
+                                      python3-krec through krec-provisioner, logs to a bucket
 """,
     )
     where = p.add_mutually_exclusive_group()
@@ -138,25 +175,63 @@ examples:
         "--log-dir",
         metavar="DIR",
         default="krec-logs",
-        help="where recorded kernels write their logs (default ./krec-logs, made absolute)",
+        help="where recorded kernels write their logs: a directory (default ./krec-logs, "
+        "made absolute) or an fsspec URL (s3://bucket/prefix)",
     )
+    p.add_argument(
+        "--provisioner",
+        action="store_true",
+        help="specs that record through krec-provisioner (around the kernel's own "
+        "provisioner) instead of the wrapper command",
+    )
+    p.add_argument(
+        "--inner-provisioner",
+        metavar="NAME",
+        help="with --provisioner: the provisioner that launches the kernel (default: the "
+        "one the kernelspec names, else local-provisioner)",
+    )
+    _add_segment_options(p)
     p.add_argument("names", nargs="*", metavar="NAME", help="kernelspecs to wrap (default: all)")
     p.set_defaults(func=_install)
 
 
 def _install(args: argparse.Namespace) -> int:
-    from .kernelspec import WRAPPER_MARK, all_specs, install_wrapper
+    from .kernelspec import all_specs, install_wrapper, recorded_by_krec
+    from .storage import is_url, redact_url
 
-    log_dir = os.path.abspath(os.path.expanduser(args.log_dir))
+    if is_url(args.log_dir) and not args.log_dir.startswith("file://"):
+        from .upload import check_destination
+
+        log_dir = args.log_dir
+        check_destination(log_dir)
+    else:
+        log_dir = os.path.abspath(os.path.expanduser(args.log_dir.removeprefix("file://")))
+    if args.inner_provisioner and not args.provisioner:
+        raise KrecError("--inner-provisioner needs --provisioner")
+    segment_env = _segment_env(args)
     names = args.names or sorted(
-        n for n, e in all_specs().items() if not e["spec"].get("metadata", {}).get(WRAPPER_MARK)
+        n for n, e in all_specs().items() if not recorded_by_krec(e["spec"])
     )
     if not names:
         raise KrecError("no kernelspecs are installed")
     prefix = sys.prefix if args.sys_prefix else args.prefix
     for name in names:
-        wrapper, dest = install_wrapper(name, log_dir, user=args.user, prefix=prefix)
-        print(f"installed {wrapper} in {dest} (logs go to {log_dir})")
+        if args.provisioner:
+            from .provisioner import install_provisioner_spec
+
+            wrapper, dest = install_provisioner_spec(
+                name,
+                log_dir,
+                inner=args.inner_provisioner,
+                segment_env=segment_env,
+                user=args.user,
+                prefix=prefix,
+            )
+        else:
+            wrapper, dest = install_wrapper(
+                name, log_dir, user=args.user, prefix=prefix, env=segment_env
+            )
+        print(f"installed {wrapper} in {dest} (logs go to {redact_url(log_dir)})")
     return 0
 
 
@@ -209,6 +284,27 @@ COMMANDS: dict[str, str] = {
 _BUILT_IN = ("record", "install", "wrap")
 
 
+#: the commands that read logs: each takes a URL (s3://..., a log in one object or in
+#: segments) wherever it takes a path
+_READERS = ("show", "stats", "export", "view", "replay", "diff", "check", "serve")
+
+
+def _fetch_urls(args: argparse.Namespace) -> None:
+    """Replace every log URL (or local folder of segments) in ``args`` by a local copy."""
+    from .storage import is_url, local_log
+
+    def local(location: Any) -> Any:
+        if isinstance(location, str) and (is_url(location) or os.path.isdir(location)):
+            return local_log(location)
+        return location
+
+    for name in ("log", "log_a", "log_b"):
+        if hasattr(args, name):
+            setattr(args, name, local(getattr(args, name)))
+    if isinstance(getattr(args, "logs", None), list):
+        args.logs = [local(p) for p in args.logs]
+
+
 def build_parser(command: str | None = None) -> argparse.ArgumentParser:
     """The parser for every command, or (faster) only what running ``command`` needs."""
     parser = _Parser(
@@ -258,6 +354,8 @@ def main(argv: Sequence[str] | None = None) -> NoReturn:
         parser.print_help(sys.stderr)
         sys.exit(2)
     try:
+        if args.command in _READERS:
+            _fetch_urls(args)
         code = func(args)
     except KrecError as e:
         print(f"krec: error: {e}", file=sys.stderr)

@@ -24,6 +24,13 @@ INNER_SPEC_FILE = "krec-inner.json"
 WRAPPER_MARK = "krec_wrapper"
 
 
+def recorded_by_krec(spec: dict[str, Any]) -> bool:
+    """True for a krec wrapper spec or one that records through krec-provisioner."""
+    metadata = spec.get("metadata") or {}
+    provisioner = (metadata.get("kernel_provisioner") or {}).get("provisioner_name")
+    return bool(metadata.get(WRAPPER_MARK)) or provisioner == "krec-provisioner"
+
+
 def all_specs() -> dict[str, dict[str, Any]]:
     """Every installed kernelspec: name -> {"resource_dir", "spec"}."""
     from jupyter_client.kernelspec import KernelSpecManager
@@ -79,7 +86,7 @@ def write_shadow_specs(
     names = []
     for name, entry in sorted(all_specs().items()):
         spec = entry["spec"]
-        if spec.get("metadata", {}).get(WRAPPER_MARK):
+        if recorded_by_krec(spec):
             continue
         target = os.path.join(shadow_dir, "kernels", name)
         os.makedirs(target, exist_ok=True)
@@ -121,12 +128,9 @@ def install_wrapper(
     *,
     user: bool = False,
     prefix: str | None = None,
+    env: dict[str, str] | None = None,
 ) -> tuple[str, str]:
     """Install the kernelspec ``NAME-krec``; return (its name, where it went)."""
-    import tempfile
-
-    from jupyter_client.kernelspec import KernelSpecManager
-
     entry = find_spec(name)
     spec = entry["spec"]
     if spec.get("metadata", {}).get(WRAPPER_MARK):
@@ -143,13 +147,30 @@ def install_wrapper(
         "-f",
         "{connection_file}",
     ]
-    wrapper_name = f"{name}-krec"
+    data = wrapped_spec(spec, argv, recorded_display_name(spec.get("display_name", name)))
+    if env:
+        data["env"] = {**(spec.get("env") or {}), **env}
+    return install_spec(entry, f"{name}-krec", data, user=user, prefix=prefix)
+
+
+def install_spec(
+    entry: dict[str, Any],
+    wrapper_name: str,
+    data: dict[str, Any],
+    *,
+    user: bool = False,
+    prefix: str | None = None,
+) -> tuple[str, str]:
+    """Install ``data`` as kernelspec ``wrapper_name`` with ``entry``'s resources."""
+    import tempfile
+
+    from jupyter_client.kernelspec import KernelSpecManager
+
     with tempfile.TemporaryDirectory() as tmp:
         src = os.path.join(tmp, wrapper_name)
         os.makedirs(src)
         with open(os.path.join(src, "kernel.json"), "w", encoding="utf-8") as f:
-            display = recorded_display_name(spec.get("display_name", name))
-            json.dump(wrapped_spec(spec, argv, display), f, indent=1)
+            json.dump(data, f, indent=1)
         _copy_resources(entry["resource_dir"], src)
         try:
             dest = KernelSpecManager().install_kernel_spec(

@@ -58,9 +58,24 @@ def make_header(
         "connection": conn,
         "host": socket.gethostname(),
         "pid": os.getpid(),
+        **recording_user(),
     }
     header.update(extra)
     return header
+
+
+def recording_user() -> dict[str, str]:
+    """Who the recording runs as: ``user`` (the OS user) and, if set, ``jupyterhub_user``."""
+    import getpass
+
+    try:
+        user = {"user": getpass.getuser()}
+    except (KeyError, OSError):  # no name for this uid (a bare container)
+        user = {"user": str(os.getuid())}
+    hub = os.environ.get("JUPYTERHUB_USER")
+    if hub:
+        user["jupyterhub_user"] = hub
+    return user
 
 
 _CONNECTION_FIELDS = ("transport", "ip", "signature_scheme", "encryption")

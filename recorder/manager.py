@@ -103,7 +103,8 @@ class _Recording(HasTraits):
     """What both recording managers add to their jupyter_client base class."""
 
     log_path = Unicode(
-        help="The .krec file this kernel's session is recorded to (restarts append to it). "
+        help="The .krec file this kernel's session is recorded to (restarts append to it): "
+        "a path or an fsspec URL (s3://bucket/prefix/NAME.krec, spooled locally and uploaded). "
         "Default: a new file in ./krec-logs. Changing it takes effect at the next start.",
     ).tag(config=True)
     record_passwords = Bool(False, help="Store getpass() answers instead of redacting them.").tag(
@@ -137,7 +138,12 @@ class _Recording(HasTraits):
         return [a for arg in cmd for a in (log if arg == _LOG_ARG else [arg])]
 
     def _begin_session_log(self) -> str:
-        path = os.path.abspath(self.log_path)
+        from .storage import is_url
+
+        if is_url(self.log_path) and not self.log_path.startswith("file://"):
+            self._session_log = self.log_path  # the wrapper spools it and uploads
+            return self.log_path
+        path = os.path.abspath(self.log_path.removeprefix("file://"))
         while os.path.lexists(path):
             if path != self._default_log_path:
                 raise LogWriteError(f"{path} already exists; krec never overwrites a log")

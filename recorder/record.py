@@ -25,8 +25,10 @@ from .connect import ConnectionInfo, new_key
 from .errors import KrecError
 from .kernelrun import KernelRecording, StopSignals, kernel_fields, say
 from .kernelspec import find_spec, write_shadow_specs
-from .logfile import LogWriter, make_header
+from .logfile import make_header
 from .proxy import Proxy
+from .storage import is_url, log_locations, redact_url
+from .upload import check_destination, leftovers_in_background, open_log_file
 
 # -- krec-owned kernel (`krec record --kernel NAME`) -----------------------------------
 
@@ -56,13 +58,14 @@ def run_owned(
     output = output or f"{kernel_name}-{time.strftime('%Y%m%d-%H%M%S')}.krec"
     connection_file = connection_file or default_connection_file(kernel_name)
     header = make_header(kernel=kernel_fields(entry), connection=frontend.public(), mode="kernel")
-    writer = LogWriter(output, header)
-    recording = KernelRecording(entry, frontend, writer, record_passwords=record_passwords)
+    leftovers = _prepare_destination(output)
+    spooled = open_log_file(output, header)
+    recording = KernelRecording(entry, frontend, spooled.writer, record_passwords=record_passwords)
     signals = StopSignals(stop_on_int=True)
     try:
         recording.start_proxy()
     except KrecError:
-        writer.close()
+        spooled.finish()
         raise
     reason = "stopped"
     try:
@@ -86,9 +89,11 @@ def run_owned(
             break
     finally:
         recording.close(reason)
+        spooled.finish()
         with contextlib.suppress(OSError):
             os.unlink(connection_file)
-    say(f"recording saved to {output}")
+        _join(leftovers)
+    say(f"recording saved to {redact_url(output)}")
     return 0
 
 
@@ -124,7 +129,9 @@ def run_existing(
         connection=frontend.public(),
         mode="existing",
     )
-    writer = LogWriter(output, header)
+    leftovers = _prepare_destination(output)
+    spooled = open_log_file(output, header)
+    writer = spooled.writer
     shutdown = threading.Event()
 
     def on_control(msg_type: str, content: dict[str, Any]) -> None:
@@ -138,7 +145,7 @@ def run_existing(
     try:
         proxy.start()
     except KrecError:
-        writer.close()
+        spooled.finish()
         raise
     reason = "stopped"
     try:
@@ -156,10 +163,25 @@ def run_existing(
             reason = f"{signals.reason or 'SIGINT'} received"
     finally:
         proxy.stop(reason)
+        spooled.finish()
         with contextlib.suppress(OSError):
             os.unlink(connection_file)
-    say(f"recording saved to {output}")
+        _join(leftovers)
+    say(f"recording saved to {redact_url(output)}")
     return 0
+
+
+def _prepare_destination(location: str) -> threading.Thread | None:
+    """Refuse an unusable store at start; upload what crashed recordings left behind."""
+    if is_url(location) and not location.startswith("file://"):
+        parent = location.rstrip("/").rsplit("/", 1)[0] if location.endswith(".krec") else location
+        check_destination(parent)
+    return leftovers_in_background(location)
+
+
+def _join(thread: threading.Thread | None) -> None:
+    if thread is not None:
+        thread.join(120)
 
 
 # -- `krec record -- CMD` -------------------------------------------------------------------
@@ -200,29 +222,50 @@ def _run_forwarding_signals(cmd: list[str], env: dict[str, str]) -> int:
         signal.pthread_sigmask(signal.SIG_SETMASK, old_mask)
 
 
-def run_command(cmd: list[str], *, log_dir: str, record_passwords: bool = False) -> int:
-    """Run CMD with wrapper kernelspecs first on JUPYTER_PATH; return CMD's exit status."""
-    log_dir = os.path.abspath(log_dir)
-    try:
-        os.makedirs(log_dir, exist_ok=True)
-        probe = tempfile.NamedTemporaryFile(dir=log_dir, prefix=".krec-probe-")  # noqa: SIM115
-        probe.close()
-    except OSError as e:
-        raise KrecError(f"cannot write logs to {log_dir}: {e.strerror}") from None
+def run_command(
+    cmd: list[str],
+    *,
+    log_dir: str,
+    record_passwords: bool = False,
+    segment_env: dict[str, str] | None = None,
+) -> int:
+    """Run CMD with wrapper kernelspecs first on JUPYTER_PATH; return CMD's exit status.
+
+    ``log_dir`` is a directory or an fsspec URL (logs are spooled and uploaded);
+    ``segment_env`` sets the upload segment size/interval for the wrappers.
+    """
+    remote = is_url(log_dir) and not log_dir.startswith("file://")
+    if remote:
+        check_destination(log_dir)
+    else:
+        log_dir = os.path.abspath(log_dir.removeprefix("file://"))
+        try:
+            os.makedirs(log_dir, exist_ok=True)
+            probe = tempfile.NamedTemporaryFile(dir=log_dir, prefix=".krec-probe-")  # noqa: SIM115
+            probe.close()
+        except OSError as e:
+            raise KrecError(f"cannot write logs to {log_dir}: {e.strerror}") from None
     if shutil.which(cmd[0]) is None and not os.path.exists(cmd[0]):
         raise KrecError(f"command not found: {cmd[0]}")
+    leftovers = leftovers_in_background(log_dir)
     shadow = tempfile.mkdtemp(prefix="krec-specs-")
     try:
         names = write_shadow_specs(shadow, log_dir, record_passwords=record_passwords)
         env = dict(os.environ)
+        env.update(segment_env or {})
         env["JUPYTER_PATH"] = os.pathsep.join(p for p in (shadow, env.get("JUPYTER_PATH")) if p)
+        # krec.server: who connected to each kernel, under `krec record -- jupyter lab|server`
+        config = write_server_config(shadow)
+        env["JUPYTER_CONFIG_PATH"] = os.pathsep.join(
+            p for p in (config, env.get("JUPYTER_CONFIG_PATH")) if p
+        )
         env["KREC_LOG_DIR"] = log_dir
-        before = set(os.listdir(log_dir))
+        before = set(_listing(log_dir))
         code = _run_forwarding_signals(cmd, env)
-        new = sorted(set(os.listdir(log_dir)) - before)
-        logs = [n for n in new if n.endswith(".krec")]
+        new = sorted(set(_listing(log_dir)) - before)
+        logs = [n for n in new if n.rstrip("/").endswith(".krec")]
         if logs:
-            shown = ", ".join(os.path.join(log_dir, n) for n in logs[:5])
+            shown = ", ".join(redact_url(n) for n in logs[:5])
             more = f" and {len(logs) - 5} more" if len(logs) > 5 else ""
             say(f"recorded {len(logs)} kernel session(s): {shown}{more}")
         elif names:
@@ -231,4 +274,27 @@ def run_command(cmd: list[str], *, log_dir: str, record_passwords: bool = False)
             say("no kernelspecs are installed, nothing was recorded")
     finally:
         shutil.rmtree(shadow, ignore_errors=True)
+        _join(leftovers)
     return code if code >= 0 else 128 - code
+
+
+def _listing(log_dir: str) -> list[str]:
+    if not is_url(log_dir):
+        return [os.path.join(log_dir, n) for n in os.listdir(log_dir)]
+    try:
+        return log_locations([log_dir])
+    except KrecError as e:
+        say(f"warning: {e}")
+        return []
+
+
+def write_server_config(directory: str) -> str:
+    """A Jupyter config directory that enables krec.server; return its path."""
+    import json
+
+    config = os.path.join(directory, "config")
+    target = os.path.join(config, "jupyter_server_config.d")
+    os.makedirs(target, exist_ok=True)
+    with open(os.path.join(target, "krec.json"), "w", encoding="utf-8") as f:
+        json.dump({"ServerApp": {"jpserver_extensions": {"krec.server": True}}}, f)
+    return config

@@ -66,6 +66,8 @@ def filesystem(location: str) -> tuple[Any, str]:
         ) from None
     except (ValueError, TypeError) as e:
         raise StorageError(f"{redact_url(location)}: not a usable URL ({e})") from None
+    if not str(path).strip("/"):
+        raise StorageError(f"{redact_url(location)}: not a usable URL (no bucket or path)")
     return fs, path
 
 

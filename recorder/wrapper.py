@@ -20,9 +20,12 @@ from typing import Any
 
 from .connect import ConnectionInfo
 from .errors import KrecError
-from .kernelrun import KernelRecording, StopSignals, kernel_fields, new_log
+from .identity import IdentityListener
+from .kernelrun import KernelRecording, StopSignals, kernel_fields
 from .kernelspec import find_spec, load_inner_spec
-from .logfile import LogWriter, make_header
+from .logfile import make_header
+from .storage import is_url
+from .upload import leftovers_in_background, open_log_file, open_new_log, resume_log
 
 
 def _session_file(connection_file: str) -> str:
@@ -49,6 +52,12 @@ def _write_session(path: str, data: dict[str, Any]) -> None:
     with open(tmp, "w", encoding="utf-8") as f:
         json.dump(data, f)
     os.replace(tmp, path)
+
+
+def _same_log(previous: dict[str, Any], log: str) -> bool:
+    if is_url(log) or is_url(previous.get("location", "")):
+        return previous.get("location") == log
+    return os.path.realpath(previous["log"]) == os.path.realpath(log)
 
 
 def run_wrapper(
@@ -80,28 +89,28 @@ def run_wrapper(
         raise KrecError("wrap needs --inner-spec or --kernel")
     session_path = _session_file(connection_file)
     previous = _read_session(session_path)
-    if previous and log is not None and os.path.realpath(previous["log"]) != os.path.realpath(log):
+    if previous and log is not None and not _same_log(previous, log):
         previous = None  # a stale session file: this connection file now starts a new log
+    leftovers = leftovers_in_background(log or log_dir or "")
     header = make_header(
         kernel=kernel_fields(entry),
         connection=frontend.public(),
         mode="wrapper",
     )
     if previous:
-        log_path = previous["log"]
-        writer = LogWriter(log_path, append=True)
-        writer.write_event(
+        spooled = resume_log(previous["log"])
+        spooled.writer.write_event(
             "restart",
             reason="requested" if previous.get("restart") else "kernel_replaced",
             previous_pid=previous.get("pid"),
         )
     elif log is not None:
-        log_path = log
-        writer = LogWriter(log_path, header)
+        spooled = open_log_file(log, header)
     else:
         assert log_dir is not None
-        writer = new_log(log_dir, entry.get("name", ""), header)
-        log_path = writer.path
+        spooled = open_new_log(log_dir, entry.get("name", ""), header)
+    writer, log_path = spooled.writer, spooled.path
+    session = {"log": log_path, "location": spooled.location, "pid": os.getpid()}
     recording = KernelRecording(
         entry,
         frontend,
@@ -114,9 +123,11 @@ def run_wrapper(
     try:
         recording.start_proxy()
     except KrecError:
-        writer.close()
+        spooled.finish()
         raise
-    _write_session(session_path, {"log": log_path, "pid": os.getpid(), "restart": False})
+    identities = IdentityListener(connection_file, frontend.key, recording.proxy)
+    identities.start()
+    _write_session(session_path, {**session, "restart": False})
     reason = "kernel exited"
     code: int | None = None
     try:
@@ -134,14 +145,15 @@ def run_wrapper(
             code is not None and not recording.shutdown_requested
         )
         if keep:
-            _write_session(
-                session_path,
-                {"log": log_path, "pid": os.getpid(), "restart": recording.restart_requested},
-            )
+            _write_session(session_path, {**session, "restart": recording.restart_requested})
         else:
             with contextlib.suppress(OSError):
                 os.unlink(session_path)
+        identities.stop()
         final = recording.close(reason)
+        spooled.finish(keep=keep)
+        if leftovers is not None:
+            leftovers.join(10)  # what is left then, a later krec uploads
     if code is None:
         code = final if final is not None else 0
     return 0 if code in (0, -signal.SIGTERM) else (code if code > 0 else 128 - code)

@@ -28,3 +28,19 @@ def test_recorder_never_imports_textual():
         assert "import textual" not in text and "from textual" not in text, path
         if path.name != "view.py":
             assert "from krec.viewer" not in text and "import krec.viewer" not in text, path
+
+
+def test_krec_provisioner_and_the_server_extension_are_installed():
+    from importlib.metadata import entry_points
+
+    project = tomllib.loads((ROOT / "pyproject.toml").read_text())["project"]
+    declared = project["entry-points"]["jupyter_client.kernel_provisioners"]
+    assert declared == {"krec-provisioner": "krec.recorder.provisioner:KrecProvisioner"}
+    found = entry_points(group="jupyter_client.kernel_provisioners", name="krec-provisioner")
+    assert found, "the entry point is not installed: pip install -e . --no-deps"
+    from krec.recorder.provisioner import KrecProvisioner
+
+    assert next(iter(found)).load() is KrecProvisioner
+    import krec.server
+
+    assert krec.server._jupyter_server_extension_points() == [{"module": "krec.server"}]
