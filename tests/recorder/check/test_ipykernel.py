@@ -95,10 +95,10 @@ def drive_edge_session(rec: Any) -> None:
     execute(second, "f = 6")
     second.stop_channels()
     rec.clients.remove(second)
-    running = kc.execute("import time; time.sleep(10)")
-    _iopub_until(kc, lambda m: m["msg_type"] == "execute_input"
+    running = kc.execute("import time; print('sleeping', flush=True); time.sleep(10)")
+    # the cell's own output: it runs, and the interrupt lands in it however loaded the machine
+    _iopub_until(kc, lambda m: m["msg_type"] == "stream"
                  and m["parent_header"].get("msg_id") == running)  # fmt: skip
-    time.sleep(0.2)
     _send(kc, "control", "interrupt_request", {})
     assert _reply(kc, running)["content"]["status"] == "error"
     time.sleep(0.5)  # ipykernel aborts what reaches it just after an error; a person is slower
