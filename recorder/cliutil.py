@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import argparse
 import sys
-import time
 from typing import IO, Any, NoReturn
 
 
@@ -34,7 +33,10 @@ def add_command(
 
 
 class Progress:
-    """A one-line progress display on stderr when it is a terminal; silent otherwise."""
+    """Progress of a long step on stderr, drawn by rich.progress when stderr is a
+    terminal; silent otherwise (a pipe, a file, a test). ``update(done, total)`` may be
+    called as often as wanted: rich redraws a few times a second. The display is
+    removed when the step ends."""
 
     def __init__(
         self, label: str, total: int = 0, stream: IO[str] | None = None, enabled: bool | None = None
@@ -43,34 +45,49 @@ class Progress:
         self.enabled = self.stream.isatty() if enabled is None else enabled
         self.label = label
         self.total = total
-        self._last = 0.0
-        self._shown = False
+        self._progress: Any = None
+        self._task: Any = None
+
+    def _start(self) -> None:
+        from rich.console import Console
+        from rich.progress import (
+            BarColumn,
+            MofNCompleteColumn,
+            TaskProgressColumn,
+            TextColumn,
+            TimeRemainingColumn,
+        )
+        from rich.progress import Progress as RichProgress
+
+        console = Console(file=self.stream, force_terminal=True)
+        self._progress = RichProgress(
+            TextColumn("{task.description}"),
+            BarColumn(),
+            MofNCompleteColumn(),
+            TaskProgressColumn(),
+            TimeRemainingColumn(),
+            console=console,
+            transient=True,
+            refresh_per_second=8,
+            redirect_stdout=False,  # what a command prints stays on stdout, untouched
+            redirect_stderr=False,
+        )
+        self._progress.start()
+        self._task = self._progress.add_task(self.label, total=self.total or None)
 
     def update(self, done: int, total: int | None = None) -> None:
         if not self.enabled:
             return
         if total is not None:
             self.total = total
-        now = time.monotonic()
-        if now - self._last < 0.1 and done != self.total:
-            return
-        self._last = now
-        if self.total:
-            pct = 100 * done / self.total
-            width = 30
-            fill = int(width * done / self.total)
-            bar = "#" * fill + "-" * (width - fill)
-            text = f"\r{self.label} [{bar}] {done}/{self.total} ({pct:.0f}%)"
-        else:
-            text = f"\r{self.label} {done}"
-        self.stream.write(text)
-        self.stream.flush()
-        self._shown = True
+        if self._progress is None:
+            self._start()
+        self._progress.update(self._task, completed=done, total=self.total or None)
 
     def done(self) -> None:
-        if self.enabled and self._shown:
-            self.stream.write("\r\033[K")
-            self.stream.flush()
+        if self._progress is not None:
+            self._progress.stop()
+            self._progress = None
 
     def __enter__(self) -> Progress:
         return self

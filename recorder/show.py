@@ -10,12 +10,19 @@ them.
 from __future__ import annotations
 
 import argparse
+import array
+import contextlib
+import io
 import json
 import os
+import pickle
 import shutil
+import subprocess
 import sys
+import tempfile
 import time
-from typing import IO, TYPE_CHECKING
+from collections.abc import Callable, Iterator, Sequence
+from typing import IO, TYPE_CHECKING, Any
 
 from .cliutil import add_command
 from .errors import KrecError
@@ -196,6 +203,40 @@ def _print_log(
         left = _print_range(reader, flt, fmt, args.json, out, done, len(reader), left)
         if left == 0 or not more:
             return left
+        if left is None and _worth_a_helper(reader):
+            # a big rest: index it, and let a helper process format its second half
+            # while this one prints the first
+            done = len(reader)
+            while reader.index_more():
+                pass
+            _print_halves(reader, flt, fmt, args.json, out, done, len(reader))
+            return left
+
+
+def _worth_a_helper(reader: LogReader) -> bool:
+    from .filter.scan import HELPER_BYTES
+
+    if reader.upgrade_record is not None or (os.cpu_count() or 1) < 2:
+        return False
+    if os.environ.get("KREC_SCAN_SINGLE"):
+        return False
+    return os.fstat(reader._fd).st_size - reader.indexed_bytes >= HELPER_BYTES
+
+
+def _print_halves(
+    reader: LogReader, flt: Filter, fmt: LineFormat, as_json: bool, out: IO[str], lo: int, hi: int
+) -> None:
+    mid = lo + (hi - lo) // 2
+    helper = _ShowHelper.start(reader, flt, fmt, as_json, mid, hi)
+    try:
+        for i in range(lo, mid, _CHUNK):
+            _print_range(reader, flt, fmt, as_json, out, i, min(i + _CHUNK, mid), None)
+        if helper is None or not helper.copy_to(out):
+            for i in range(mid, hi, _CHUNK):
+                _print_range(reader, flt, fmt, as_json, out, i, min(i + _CHUNK, hi), None)
+    finally:
+        if helper is not None:
+            helper.stop()
 
 
 def _print_range(
@@ -213,7 +254,7 @@ def _print_range(
     if flt.matches_all:
         records = reader.records(start, stop)
     else:
-        records = (reader[i] for i in flt.scan(reader, start, stop))
+        records = _matching(reader, flt.scan(reader, start, stop), reader.decode)
     lines: list[str] = []
     for record in records:
         if as_json:
@@ -231,6 +272,134 @@ def _print_range(
         out.write("\n".join(lines) + "\n")
     out.flush()
     return left
+
+
+def _matching(
+    reader: Any, hits: Sequence[int], decode: Callable[[memoryview], dict[str, Any]], base: int = 0
+) -> Iterator[Record]:
+    """The records at ``hits`` (sorted), read a few MB at a time; ``base`` is added to
+    their indexes (a helper's reader holds a part of the log)."""
+    from .logfile import Record
+
+    offsets = reader.offsets
+    n = len(hits)
+    k = 0
+    while k < n:
+        first = offsets[hits[k]]
+        last = k + 1
+        limit = first + _SPAN_BYTES
+        while last < n and offsets[hits[last]] < limit:
+            last += 1
+        data = memoryview(reader.read_span(hits[k], hits[last - 1] + 1))
+        end = len(data)
+        for j in range(k, last):
+            i = hits[j]
+            hi = offsets[i + 1] - first if j < last - 1 else end
+            yield Record(base + i, decode(data[offsets[i] - first : hi]))
+        k = last
+
+
+# -- a helper process formats the second half of a big log ------------------------------
+
+_SPAN_BYTES = 4 << 20
+
+
+class _ShowHelper:
+    """``python -m krec.recorder.show`` formatting records ``lo``..``hi`` into a temporary
+    file while this process prints the records before them."""
+
+    def __init__(self, process: subprocess.Popen[bytes], output: IO[bytes]) -> None:
+        self._process = process
+        self._output = output
+
+    @classmethod
+    def start(
+        cls, reader: LogReader, flt: Filter, fmt: LineFormat, as_json: bool, lo: int, hi: int
+    ) -> _ShowHelper | None:
+        tree = None
+        if not flt.matches_all:
+            flt.prepare(reader)
+            tree = flt.tree
+        output = tempfile.TemporaryFile()  # noqa: SIM115 - closed in stop()
+        try:
+            job = pickle.dumps(
+                (
+                    reader.path,
+                    lo,
+                    reader.offsets[lo:hi].tobytes(),
+                    reader.record_end(hi - 1),
+                    tree,
+                    (fmt.start_ns, fmt.colour, fmt.width, fmt.arrows),
+                    as_json,
+                )
+            )
+            process = subprocess.Popen(
+                [sys.executable, "-m", "krec.recorder.show"],
+                stdin=subprocess.PIPE,
+                stdout=output,
+                stderr=subprocess.DEVNULL,
+            )
+            assert process.stdin is not None
+            process.stdin.write(job)
+            process.stdin.close()
+        except Exception:  # no second process (a sandbox, an unpicklable operator)
+            output.close()
+            return None
+        return cls(process, output)
+
+    def copy_to(self, out: IO[str]) -> bool:
+        """Wait for the helper and write what it printed to ``out``; False if it failed."""
+        try:
+            code = self._process.wait()
+        except OSError:
+            return False
+        if code != 0:
+            return False
+        self._output.seek(0)
+        text = io.TextIOWrapper(self._output, encoding="utf-8", errors="surrogatepass")
+        while chunk := text.read(1 << 20):
+            out.write(chunk)
+        text.detach()
+        out.flush()
+        return True
+
+    def stop(self) -> None:
+        if self._process.poll() is None:
+            self._process.kill()
+        with contextlib.suppress(subprocess.TimeoutExpired):
+            self._process.wait(10)
+        self._output.close()
+
+
+def _helper_main() -> None:
+    """The helper's side: read the job from stdin, print the records' lines to stdout."""
+    from .filter.scan import _Part, scan_part
+    from .logfile import decode_record
+
+    path, lo, offsets_bytes, end, tree, (start_ns, colour, width, arrows), as_json = pickle.loads(
+        sys.stdin.buffer.read()
+    )
+    offsets: array.array[int] = array.array("Q")
+    offsets.frombytes(offsets_bytes)
+    part = _Part(path, offsets, end)
+    hits: Sequence[int] = range(len(offsets))
+    if tree is not None:
+        hits = [i - lo for i in scan_part(path, lo, offsets, end, tree)]
+    fmt = LineFormat(start_ns, colour, width)
+    fmt.arrows = arrows
+    out = io.TextIOWrapper(sys.stdout.buffer, encoding="utf-8", errors="surrogatepass")
+    lines: list[str] = []
+    for record in _matching(part, hits, decode_record, lo):
+        if as_json:
+            lines.append(json.dumps(record.to_json(start_ns), ensure_ascii=False))
+        else:
+            lines.append(fmt.line(record))
+        if len(lines) >= 512:
+            out.write("\n".join(lines) + "\n")
+            lines.clear()
+    if lines:
+        out.write("\n".join(lines) + "\n")
+    out.flush()
 
 
 def _warn(reader: LogReader, warnings: list[str], following: bool = False) -> None:
@@ -264,3 +433,7 @@ def _follow(
                 seen[n].update(reader.warnings)
     except KeyboardInterrupt:
         pass  # Ctrl-C is how a follow ends
+
+
+if __name__ == "__main__":
+    _helper_main()

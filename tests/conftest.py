@@ -20,8 +20,15 @@ from collections.abc import Callable, Iterator
 from pathlib import Path
 
 import pytest
+from hypothesis import HealthCheck, settings
 from s3server import s3_bucket, s3_endpoint  # noqa: F401  (fixtures for every test)
 
+# a verdict never depends on timing: no per-example deadline, no "too slow" health check
+# (a loaded machine is slow), for every hypothesis test that does not set its own
+settings.register_profile(
+    "krec", deadline=None, suppress_health_check=[HealthCheck.too_slow], print_blob=True
+)
+settings.load_profile("krec")
 ROOT = Path(__file__).resolve().parent.parent
 KREC = [sys.executable, "-m", "krec.recorder"]
 # debugpy (loaded by ipykernel) warns about frozen modules on the kernel's stderr at start-up,

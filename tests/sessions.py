@@ -38,16 +38,21 @@ def execute(kc: Any, code: str, *, stdin: list[str] | None = None, timeout: floa
     )
 
 
-SLEEP = "import time; time.sleep(60)"
+SLEEP = "import time; print('sleeping', flush=True); time.sleep(60)"
 
 
 def interrupted_sleep(kc: Any, interrupt: Any = None, *, after: float = 0.3) -> dict:
     """Run ``SLEEP``, interrupt it ``after`` seconds into it and return its execute_reply,
     checked to be that request's KeyboardInterrupt. ``interrupt`` defaults to an
-    interrupt_request on control, as the frontend of a message-mode kernel sends."""
+    interrupt_request on control, as the frontend of a message-mode kernel sends. The
+    interrupt goes only once the cell's own output shows it runs: however loaded the
+    machine, it lands in the cell, never before it."""
     msg_id = kc.execute(SLEEP)
-    deadline = time.monotonic() + 30
-    while kc.get_iopub_msg(timeout=5)["msg_type"] != "execute_input":
+    deadline = time.monotonic() + 60
+    while True:
+        msg = kc.get_iopub_msg(timeout=60)
+        if msg["msg_type"] == "stream" and msg["parent_header"].get("msg_id") == msg_id:
+            break
         assert time.monotonic() < deadline, "the sleep did not start"
     time.sleep(after)
     if interrupt is None:

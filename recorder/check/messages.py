@@ -12,6 +12,10 @@ import json
 import re
 from typing import TYPE_CHECKING, Any
 
+import orjson
+
+from ..logfile import orjson_agrees
+
 if TYPE_CHECKING:
     from .model import Request
 
@@ -122,6 +126,14 @@ def _object(data: Any, name: str, msg: Msg) -> dict[str, Any]:
             return {}
     if data == b"{}":
         return {}
+    if orjson_agrees(data):  # the fast path: orjson, where it gives what json gives
+        try:
+            value = orjson.loads(data)
+        except orjson.JSONDecodeError:
+            pass  # json below says why, in its words
+        else:
+            if value.__class__ is dict:
+                return value  # type: ignore[no-any-return]
     # json.loads, minus its encoding detection: the wire is UTF-8 (3x faster on headers)
     try:
         text = data.decode()

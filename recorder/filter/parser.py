@@ -5,11 +5,15 @@ Grammar (``not`` binds tightest, then ``and`` or juxtaposition, then ``or``)::
     expr  := conj ("or" conj)*
     conj  := unary (["and"] unary)*
     unary := "not" unary | "(" expr ")" | term
-    term  := WORD | "PHRASE" | NAME:VALUE | NAME:"VALUE" | t<TIME | t>TIME | t<=TIME | t>=TIME
+    term  := WORD | "PHRASE" | NAME:VALUE | NAME:"VALUE" | NAME:"(" values ")"
+           | t<TIME | t>TIME | t<=TIME | t>=TIME
+    values := expr whose terms are WORD or "PHRASE" only, each a VALUE of NAME
 
 An unquoted word or value runs to blank space or to a ``)`` it did not open, so
-``re:(a|b)`` keeps its group. Every error is a FilterError carrying the position
-of the offending character.
+``re:(a|b)`` keeps its group. An operator followed by ``(`` applies to a group
+of values instead: ``type:(a or not b)`` is ``type:a or not type:b`` (the
+operator distributes over the group; see ``Operator.groups``). Every error is a
+FilterError carrying the position of the offending character.
 """
 
 from __future__ import annotations
@@ -28,6 +32,7 @@ from .tree import (
     And,
     Node,
     Not,
+    Operator,
     Or,
     bare_length,
     documented,
@@ -80,6 +85,10 @@ class _Parser:
     def _tokenize(self) -> list[Token]:
         text = self.text
         tokens: list[Token] = []
+        # the open groups of values: (operator class, its name as written, paren depth
+        # inside it); words and phrases in the innermost one are values of its operator
+        groups: list[tuple[type[Operator], str, int]] = []
+        depth = 0
         i = 0
         while i < len(text):
             c = text[i]
@@ -87,11 +96,20 @@ class _Parser:
                 i += 1
             elif c in "()":
                 tokens.append(Token(c, i))
+                depth += 1 if c == "(" else -1
+                if groups and depth < groups[-1][2]:
+                    groups.pop()
                 i += 1
             elif c == '"':
                 value, end = self._quoted(i)
-                tokens.append(Token("term", i, self._make(Text, i, value)))
+                cls = groups[-1][0] if groups else Text
+                tokens.append(Token("term", i, self._make(cls, i, value)))
                 i = end
+            elif groups and (OPERATOR_NAME.match(text, i) or TIME_PREFIX.match(text, i)):
+                _, name, _ = groups[-1]
+                raise self.error(
+                    f"{name}:( ... ) holds values of {name}:; write this term outside it", i
+                )
             elif m := OPERATOR_NAME.match(text, i):
                 name = m.group(1)
                 cls = operator_class(name.lower())
@@ -101,6 +119,12 @@ class _Parser:
                         "quote text to search for it)",
                         i,
                     )
+                if cls.groups and text.startswith("(", m.end()):
+                    tokens.append(Token("(", m.end()))
+                    depth += 1
+                    groups.append((cls, name, depth))
+                    i = m.end() + 1
+                    continue
                 value, end = self._value(m.end())
                 tokens.append(Token("term", i, self._make(cls, m.end(), value)))
                 i = end
@@ -118,7 +142,8 @@ class _Parser:
                 if word.lower() in KEYWORDS:
                     tokens.append(Token(word.lower(), i, text=word))
                 else:
-                    tokens.append(Token("term", i, self._make(Text, i, word)))
+                    cls = groups[-1][0] if groups else Text
+                    tokens.append(Token("term", i, self._make(cls, i, word)))
                 i = end
         tokens.append(Token("end", len(text)))
         return tokens
@@ -176,6 +201,8 @@ class _Parser:
         if token.kind == "(":
             if self.peek.kind == ")":
                 raise self.error("empty parentheses", token.pos)
+            if self.peek.kind == "end":
+                raise self.error("'(' is never closed", token.pos)
             node = self.expr()
             if self.peek.kind != ")":
                 raise self.error("'(' is never closed", token.pos)

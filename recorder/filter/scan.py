@@ -237,10 +237,12 @@ def scan_part(
     """Scan the records ``lo``.. described by their offsets (in a helper process)."""
     part = _Part(path, offsets, end)
     out: array.array[int] = array.array("Q")
-    flt = Filter(tree)
-    _scan_range(
-        part, 0, len(offsets), flt.predicate(True), tree.needle(), True, "auto", None, None, out
-    )
+    local = Filter(tree).predicate(True)
+
+    def pred(i: int, d: dict[Any, Any]) -> bool:
+        return local(lo + i, d)  # operators such as check: know records by their index
+
+    _scan_range(part, 0, len(offsets), pred, tree.needle(), True, "auto", None, None, out)
     return array.array("Q", [lo + k for k in out])
 
 

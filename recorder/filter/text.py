@@ -155,6 +155,7 @@ class Regex(Operator):
         're:"x\\s*=\\s*\\d+", re:(?i)^import'
     )
     cost = 8
+    groups = False  # re:(a|b) is a regex group
 
     def check(self, value: str) -> str:
         value = super().check(value)

@@ -308,6 +308,9 @@ class Operator(Node):
     syntax: ClassVar[str]
     #: one line: what it matches, with an example
     help: ClassVar[str]
+    #: ``name:(a or b)`` is a group of values the operator distributes over
+    #: (``name:a or name:b``); False where a value may itself start with "(" (re:)
+    groups: ClassVar[bool] = True
 
     def __init__(self, value: str) -> None:
         self.value = self.check(value)
@@ -321,7 +324,10 @@ class Operator(Node):
         return (self.value,)
 
     def __str__(self) -> str:
-        return f"{self.name}:{value_text(self.value)}"
+        text = value_text(self.value)
+        if self.groups and text.startswith("("):
+            text = quote(self.value)  # bare, it would read as a group of values
+        return f"{self.name}:{text}"
 
 
 # -- the registry -----------------------------------------------------------
@@ -379,6 +385,7 @@ COMBINING = (
     ("A or B", "A, B or both"),
     ("not A", "everything A does not match"),
     ("( ... )", "grouping; not binds tightest, then and, then or"),
+    ("NAME:(A or B)", "NAME: applies to each value in the group: NAME:A or NAME:B"),
 )
 
 

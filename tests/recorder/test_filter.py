@@ -37,14 +37,16 @@ from krec.recorder.summary import short_id
 
 ROOT = Path(__file__).resolve().parent.parent.parent
 DOCS = ROOT / "docs" / "filter.md"
-_TMP_OK = [HealthCheck.function_scoped_fixture]
+_TMP_OK = [HealthCheck.function_scoped_fixture, HealthCheck.too_slow]
 
 # -- parse and print ------------------------------------------------------------
 
 _text = st.text(min_size=1, max_size=12)
 _leaves = st.one_of(
     _text.map(ops.Text),
-    st.sampled_from(["execute_request", "comm_*", "*_reply", "x y", '"q"', "a(b)"]).map(ops.Type),
+    st.sampled_from(
+        ["execute_request", "comm_*", "*_reply", "x y", '"q"', "a(b)", "(x)", "(a or b", "("]
+    ).map(ops.Type),
     st.sampled_from(["shell", "control", "stdin", "iopub"]).map(ops.Channel),
     st.sampled_from(["client", "kernel", "krec"]).map(ops.Source),
     _text.map(ops.Msg),
@@ -111,8 +113,22 @@ def test_any_text_parses_or_fails_with_a_filter_error(text):
         ("t<2", "t<2s"),
         ("t>0", "t>0s"),
         ("print(x)", "print(x)"),
+        # an operator distributes over a group of values
+        ("type:(execute_request or complete_request)",
+         "type:execute_request or type:complete_request"),
+        ("ch:(shell or control)", "ch:shell or ch:control"),
+        ("CH:(Shell OR iopub)", "ch:shell or ch:iopub"),
+        ("not type:(a or b)", "not (type:a or type:b)"),
+        ("type:(a and not (b or c*))", "type:a and not (type:b or type:c*)"),
+        ("type:(a b) c", "type:a and type:b and c"),
+        ("type:(x)", "type:x"),
+        ('type:("a b" or c)', 'type:"a b" or type:c'),
+        ('type:"(x)"', 'type:"(x)"'),
+        ("type:a(b)", "type:a(b)"),
+        ("(type:(a or b))", "type:a or type:b"),
+        ("event:(restart or kernel_*)", "event:restart or event:kernel_*"),
     ],
-)
+)  # fmt: skip
 def test_canonical_spelling(text, canonical):
     assert str(parse(text)) == canonical
     assert parse(canonical) == parse(text)
@@ -138,6 +154,22 @@ def test_canonical_spelling(text, canonical):
         ("t<x", 2, "bad duration"),
         ('""', 0, "empty phrase"),
         ("not", 3, "ends where an expression should follow"),
+        # parentheses that do not pair up, after an operator or not
+        ("(", 0, "'(' is never closed"),
+        ("a (", 2, "'(' is never closed"),
+        ("type:(", 5, "'(' is never closed"),
+        ("type:(a or b", 5, "'(' is never closed"),
+        ("type:(a or (b)", 5, "'(' is never closed"),
+        ("type:(a or", 10, "ends where an expression should follow"),
+        ("type:()", 5, "empty parentheses"),
+        (")", 0, "unmatched ')'"),
+        ("type:(a))", 8, "unmatched ')'"),
+        ("type:(a or b) c)", 15, "unmatched ')'"),
+        ("type:)", 5, "type: needs a value"),
+        ("ch:(shell or nowhere)", 13, "ch: must be one of"),
+        ("type:(a or ch:shell)", 11, "type:( ... ) holds values of type:"),
+        ("type:(a t>5s)", 8, "type:( ... ) holds values of type:"),
+        ("type:(and a)", 6, "'and' needs an expression before it"),
     ],
 )
 def test_errors_point_at_the_position(text, position, message):
@@ -195,6 +227,15 @@ def _expected(reader: LogReader, text: str) -> list[int]:
             r.ch == "shell" and r.msg_type in ("execute_request", "kernel_info_request")
         ),
         "not ch:iopub not ch:shell": lambda r: r.ch not in ("iopub", "shell"),
+        "type:(execute_request or complete_request)": lambda r: (
+            r.msg_type in ("execute_request", "complete_request")
+        ),
+        "ch:(shell or control)": lambda r: r.ch in ("shell", "control"),
+        "not type:(status or stream)": lambda r: r.msg_type not in ("status", "stream"),
+        "type:(*_reply and not (execute_reply or kernel_info_reply))": lambda r: (
+            r.msg_type.endswith("_reply")
+            and r.msg_type not in ("execute_reply", "kernel_info_reply")
+        ),
         "": lambda r: True,
     }[text]
     return [r.index for r in records if plain(r)]
@@ -215,7 +256,9 @@ FILTERS = [
     "event:password_redacted", "event:*", "event:kernel_*", "t>1s", "t<=1s", "stdout",
     '"STDERR LINE"', "zerodivisionerror", "Ada", "re:x\\s*[=*]", "type:stream not stdout",
     "ch:shell and (type:execute_request or type:kernel_info_request)",
-    "not ch:iopub not ch:shell", "",
+    "not ch:iopub not ch:shell", "type:(execute_request or complete_request)",
+    "ch:(shell or control)", "not type:(status or stream)",
+    "type:(*_reply and not (execute_reply or kernel_info_reply))", "",
 ]  # fmt: skip
 
 

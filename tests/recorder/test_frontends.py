@@ -10,7 +10,6 @@ import socket
 import subprocess
 import sys
 import textwrap
-import time
 from datetime import UTC, datetime
 from pathlib import Path
 
@@ -267,8 +266,9 @@ def test_jupyter_console_input_and_ctrl_c_through_krec(tmp_path: Path):
         term.send("Grace\r")
         term.send("print('hi', name)\r")
         term.expect("hi Grace")
-        term.send("import time; time.sleep(60)\r")
-        time.sleep(2)
+        # the interrupt goes once the cell runs (its output, not its echo, says so)
+        term.send("import time; print('slee' + 'ping'); time.sleep(60)\r")
+        term.expect("sleeping", 60)
         term.send("\x03")
         term.expect("KeyboardInterrupt", 30)
         term.send("exit\r")

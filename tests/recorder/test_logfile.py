@@ -49,9 +49,10 @@ _events = st.fixed_dictionaries(
 )
 
 
-@settings(
-    max_examples=60, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture]
-)
+_SLOW_FIXTURE_OK = [HealthCheck.function_scoped_fixture, HealthCheck.too_slow]
+
+
+@settings(max_examples=60, deadline=None, suppress_health_check=_SLOW_FIXTURE_OK)
 @given(records=st.lists(st.one_of(_messages, _events), max_size=12))
 def test_records_written_by_logwriter_read_back_identical(tmp_path, records):
     path = tmp_path / f"{os.urandom(6).hex()}.krec"
@@ -239,9 +240,7 @@ def test_undecodable_records_read_as_events_and_keep_positions(tmp_path):
         assert reader[3].event == "unreadable_record"
 
 
-@settings(
-    max_examples=40, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture]
-)
+@settings(max_examples=40, deadline=None, suppress_health_check=_SLOW_FIXTURE_OK)
 @given(garbage=st.binary(max_size=200), keep=st.integers(0, 400))
 def test_garbage_after_good_records_never_raises(tmp_path, garbage, keep):
     good = GOLDEN / "v1.krec"

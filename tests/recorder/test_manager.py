@@ -15,7 +15,7 @@ import pytest
 import zmq.asyncio
 from conftest import run_krec
 from jupyter_client.kernelspec import KernelSpecManager
-from sessions import interrupted_sleep
+from sessions import SLEEP, interrupted_sleep
 
 from krec.recorder import AsyncRecordingKernelManager, RecordingKernelManager, recording
 from krec.recorder.kernelspec import write_shadow_specs
@@ -105,7 +105,7 @@ def test_restart_and_interrupt_are_recorded_events(tmp_path: Path):
     assert events.index("interrupt") < restart < len(events) - events[::-1].index("kernel_started")
     assert any(r.event == "interrupt" and r.fields["mode"] == "signal" for r in records)
     assert events[-1] == "recording_stopped"
-    assert codes(records) == ["state = 41", "import time; time.sleep(60)", "state"]
+    assert codes(records) == ["state = 41", SLEEP, "state"]
 
 
 def test_async_manager_and_a_second_session_gets_a_new_log(

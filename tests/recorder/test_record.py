@@ -8,13 +8,12 @@ import signal
 import subprocess
 import sys
 import textwrap
-import time
 from pathlib import Path
 
 import pytest
 from conftest import KREC, run_krec, wait_for
 from jupyter_client import KernelManager
-from sessions import interrupted_sleep
+from sessions import SLEEP, interrupted_sleep
 
 from krec.recorder.kernelspec import write_shadow_specs
 from krec.recorder.logfile import LogReader
@@ -90,7 +89,7 @@ def test_wrapper_interrupt_restart_shutdown_one_log(manager):
     assert any(r.event == "kernel_exited" and r.fields["restart"] for r in records)
     assert events[-1] == "recording_stopped"
     codes = [r.content.get("code") for r in records if r.msg_type == "execute_request"]
-    assert codes == ["state = 41", "import time; time.sleep(60)", "state"]
+    assert codes == ["state = 41", SLEEP, "state"]
 
 
 def test_sigkill_of_the_wrapper_leaves_no_kernel(manager):
@@ -99,7 +98,13 @@ def test_sigkill_of_the_wrapper_leaves_no_kernel(manager):
     started = [r for r in read_live(only_log(logs)) if r.event == "kernel_started"]
     kernel_pid = started[0].fields["pid"]
     assert pid_alive(kernel_pid)
-    time.sleep(0.3)  # well past the 5 ms a SIGKILL may lose: the stream above is on disk
+    # the stream is on disk before the kill (written at once; a loaded machine may take
+    # longer, so wait for it rather than for a fixed time)
+    wait_for(
+        lambda: any(r.msg_type == "stream" for r in read_live(only_log(logs))),
+        30,
+        "the stream in the log",
+    )
     os.kill(km.provisioner.process.pid, signal.SIGKILL)
     wait_for(lambda: not pid_alive(kernel_pid), 10, "the inner kernel to die with its wrapper")
     with LogReader(only_log(logs)) as reader:  # readable; a truncated tail is only a warning
@@ -127,19 +132,25 @@ def test_sigkill_of_krec_record_kernel(recorder):
     kc = rec.client()
     for i in range(3):
         kc.execute_interactive(f"print({i})", timeout=30)
-    time.sleep(0.3)  # well past the 5 ms a SIGKILL may lose: everything above is on disk
+    wait_for(  # everything above is on disk before the kill, however loaded the machine
+        lambda: len(stdout_texts(rec.log)) == 3, 30, "the three streams in the log"
+    )
     with LogReader(rec.log) as reader:
         kernel_pid = next(r for r in reader if r.event == "kernel_started").fields["pid"]
     rec.kill()
     wait_for(lambda: not pid_alive(kernel_pid), 10, "the kernel to die with krec")
     with LogReader(rec.log) as reader:
-        texts = [
+        assert all(w.startswith("truncated") for w in reader.warnings)
+    assert stdout_texts(rec.log) == ["0\n", "1\n", "2\n"]
+
+
+def stdout_texts(log: Path) -> list[str]:
+    with LogReader(log) as reader:
+        return [
             r.content.get("text")
             for r in reader
             if r.msg_type == "stream" and r.content.get("name") == "stdout"
         ]
-        assert all(w.startswith("truncated") for w in reader.warnings)
-    assert texts == ["0\n", "1\n", "2\n"]
 
 
 def test_record_command_with_a_kernel_manager_script(tmp_path: Path):

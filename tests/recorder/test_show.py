@@ -105,6 +105,8 @@ def test_pipe_into_head_in_a_shell(tmp_path):
         (["show", "{missing}"], "no such file"),
         (["show", "{log}", "-f", "ch:nowhere"], "ch: must be one of"),
         (["show", "{log}", "-f", "(a"], "'(' is never closed at position 1"),
+        (["show", "{log}", "-f", "type:("], "'(' is never closed at position 6"),
+        (["show", "{log}", "-f", "type:(a or b))"], "unmatched ')' at position 14"),
         (["show", "{notlog}"], "not a krec log"),
         (["show", "{future}"], "newer than this krec understands"),
         (["show", "{log}", "--since", "soon"], "--since: bad duration"),
@@ -123,6 +125,15 @@ def test_bad_input_is_one_line_and_status_2(tmp_path, rich_log, args, message):
     assert result.stdout == ""
     assert len(result.stderr.splitlines()) == 1 and message in result.stderr, result.stderr
     assert "Traceback" not in result.stderr
+
+
+def test_an_operator_applies_to_a_group_of_values(rich_log):
+    grouped = run_krec("show", str(rich_log), "-f", "type:(execute_request or complete_request)")
+    spelled = run_krec("show", str(rich_log), "-f", "type:execute_request or type:complete_request")
+    assert grouped.returncode == spelled.returncode == 0, grouped.stderr
+    kinds = {line.split()[3] for line in grouped.stdout.splitlines()}
+    assert kinds == {"execute_request", "complete_request"}, kinds
+    assert grouped.stdout == spelled.stdout
 
 
 def test_truncated_log_warns_once_and_shows_the_rest(tmp_path, rich_log, records):

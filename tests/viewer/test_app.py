@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import json
+import threading
 import time
 from collections.abc import Awaitable, Callable
 from pathlib import Path
@@ -345,9 +346,13 @@ def test_thread_view_opens_before_threading_ends(
     monkeypatch.setattr(app_module, "THREAD_STEP", 4)
     monkeypatch.setattr(app_module, "THREAD_MARGIN", 6)
     update = ThreadIndex.update
+    opened = threading.Event()
 
     def paced(self: ThreadIndex, *args: Any, **kw: Any) -> None:
-        time.sleep(0.05)  # a step of a big log takes a while: the UI sees each one
+        # threading stops past what the view needs (cursor 9 + margin 6) until the view has
+        # opened: it opens before threading ends however the threads are scheduled
+        if self.done >= 16:
+            opened.wait(60)
         update(self, *args, **kw)
 
     monkeypatch.setattr(ThreadIndex, "update", paced)
@@ -359,6 +364,7 @@ def test_thread_view_opens_before_threading_ends(
 
         def pushed(screen: Any, *args: Any, **kw: Any) -> Any:
             threaded_at_open.append(app.threads.done if app.threads else -1)
+            opened.set()
             return push(screen, *args, **kw)
 
         monkeypatch.setattr(app, "push_screen", pushed)
@@ -367,7 +373,7 @@ def test_thread_view_opens_before_threading_ends(
         await until(pilot, lambda: isinstance(app.screen, ThreadScreen), "the thread view")
         screen = app.screen
         await until(pilot, lambda: screen.composed, "the thread view's widgets")
-        assert 15 <= threaded_at_open[0] < len(app.model)
+        assert threaded_at_open[0] == 16 < len(app.model)
         assert screen.current_record == 9
         await until(pilot, lambda: app.threads.done == len(app.model), "threading to end")
         await until(pilot, lambda: screen.list.row_count == 64, "every thread row")

@@ -18,9 +18,11 @@ from typing import Any
 
 import pytest
 from checklog import check
+from conftest import wait_for
 from sessions import execute
 
 from krec.recorder.check import Finding
+from krec.recorder.logfile import LogReader
 
 ROOT = Path(__file__).resolve().parents[3]
 pytestmark = pytest.mark.timeout(120)
@@ -53,6 +55,11 @@ def _send(kc: Any, channel: str, msg_type: str, content: dict, **header: Any) ->
     msg["header"].update(header)
     getattr(kc, f"{channel}_channel").send(msg)
     return _reply(kc, msg["header"]["msg_id"], channel)
+
+
+def _started(log: Path) -> int:
+    with LogReader(log) as reader:
+        return sum(1 for r in reader if r.event == "kernel_started")
 
 
 def _iopub_until(kc: Any, pred: Any, timeout: float = 30) -> None:
@@ -95,18 +102,20 @@ def drive_edge_session(rec: Any) -> None:
     execute(second, "f = 6")
     second.stop_channels()
     rec.clients.remove(second)
-    running = kc.execute("import time; time.sleep(10)")
-    _iopub_until(kc, lambda m: m["msg_type"] == "execute_input"
+    running = kc.execute("import time; print('sleeping', flush=True); time.sleep(10)")
+    # the cell's own output: it runs, and the interrupt lands in it however loaded the machine
+    _iopub_until(kc, lambda m: m["msg_type"] == "stream"
                  and m["parent_header"].get("msg_id") == running)  # fmt: skip
-    time.sleep(0.2)
     _send(kc, "control", "interrupt_request", {})
     assert _reply(kc, running)["content"]["status"] == "error"
     time.sleep(0.5)  # ipykernel aborts what reaches it just after an error; a person is slower
     execute(kc, "import threading\nthreading.Timer(0.2, lambda: print('late')).start()")
     _iopub_until(kc, lambda m: m["msg_type"] == "stream" and "late" in m["content"]["text"])
     _send(kc, "control", "shutdown_request", {"restart": True})
-    time.sleep(1.0)
-    kc.wait_for_ready(timeout=60)
+    # the new kernel has started (krec logged it), then answers: no guess at how long a
+    # restart takes (wait_for_ready gives up when heartbeats pause during the restart)
+    wait_for(lambda: _started(rec.log) == 2, 60, "the restarted kernel")
+    _send(kc, "shell", "kernel_info_request", {})
     execute(kc, "g = 7")
     execute(kc, "g")
 

@@ -1,0 +1,134 @@
+"""`krec show`, `krec stats` and `krec check` print byte for byte what they printed before
+they were made faster (issue 21): golden outputs of every sample session, written by
+the previous implementation, and the helper-process paths of big logs against the
+single-process ones."""
+
+from __future__ import annotations
+
+import io
+import json
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+from conftest import KREC
+
+from krec.recorder import show, stats
+from krec.recorder.filter import scan
+from krec.recorder.logfile import LogReader, loads_json
+
+ROOT = Path(__file__).resolve().parent.parent.parent
+GOLDEN = ROOT / "tests" / "golden" / "analysis"
+COMMANDS = {
+    "show": ["show"],
+    "showjson": ["show", "--json"],
+    "stats": ["stats"],
+    "statsjson": ["stats", "--json"],
+    "check": ["check"],
+}
+CASES = sorted(p.name for p in GOLDEN.glob("*.txt"))
+
+
+def test_every_sample_has_golden_outputs():
+    samples = sorted(p.stem for p in (ROOT / "sample_sessions").glob("*.krec"))
+    assert len(CASES) >= 5 * len(samples) - 1  # big_output's 1 MB of JSON is left out
+    assert {name.split(".")[0] for name in CASES} == set(samples)
+
+
+@pytest.mark.parametrize("name", CASES)
+def test_output_is_what_it_was(name: str):
+    sample, command = name.split(".")[:2]
+    args = [*COMMANDS[command], f"sample_sessions/{sample}.krec"]
+    done = subprocess.run(
+        [*KREC, *args], capture_output=True, cwd=ROOT, timeout=120, stdin=subprocess.DEVNULL
+    )
+    assert done.returncode in (0, 1), done.stderr  # check exits 1 when it finds errors
+    assert done.stdout == (GOLDEN / name).read_bytes(), f"krec {' '.join(args)} changed"
+
+
+@pytest.fixture
+def helper_everywhere(monkeypatch: pytest.MonkeyPatch):
+    """Every log is big enough for a helper process (which then takes half of it)."""
+    monkeypatch.setattr(scan, "HELPER_BYTES", 0)
+    monkeypatch.delenv("KREC_SCAN_SINGLE", raising=False)
+
+
+def _single(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("KREC_SCAN_SINGLE", "1")
+
+
+@pytest.mark.parametrize("sample", ["basics", "interrupt", "restart", "widgets", "stdin"])
+def test_stats_with_a_helper_equal_stats_without(sample, helper_everywhere, monkeypatch):
+    path = ROOT / "sample_sessions" / f"{sample}.krec"
+    with LogReader(path) as reader:
+        assert stats._worth_a_helper(reader)
+        helped = stats.to_json(stats.collect(reader), reader)
+        _single(monkeypatch)
+        assert not stats._worth_a_helper(reader)
+        alone = stats.to_json(stats.collect(reader), reader)
+    assert helped == alone
+    assert helped["latency"] and helped["busy_s"] > 0  # pairs crossed the halves
+
+
+@pytest.mark.parametrize(
+    "args",
+    [
+        [],
+        ["--json"],
+        ["-f", "type:execute_request"],
+        ["-f", "ch:(iopub or stdin) not type:status", "--json"],
+        ["-f", "check:*"],
+    ],
+)
+def test_show_with_a_helper_prints_what_show_without_prints(args, helper_everywhere, monkeypatch):
+    from krec.recorder.cli import main
+
+    path = str(ROOT / "sample_sessions" / "stdin.krec")  # check:* finds four warnings
+
+    def printed() -> str:
+        out = io.StringIO()
+        monkeypatch.setattr(sys, "stdout", out)
+        with pytest.raises(SystemExit) as e:
+            main(["show", path, *args])
+        assert e.value.code == 0
+        return out.getvalue()
+
+    monkeypatch.setattr(show, "_FIRST_CHUNK", 5)  # the rest goes to the two processes
+    calls: list[int] = []
+    start = show._ShowHelper.start
+
+    def counted(*a, **kw):
+        calls.append(1)
+        return start(*a, **kw)
+
+    monkeypatch.setattr(show._ShowHelper, "start", counted)
+    helped = printed()
+    assert calls, "no helper process was used"
+    _single(monkeypatch)
+    alone = printed()
+    assert helped == alone and helped
+
+
+@pytest.mark.parametrize(
+    "frame",
+    [
+        b'{"a": 1, "b": [1.5, "x", null, true], "c": {"d": -0.0}}',
+        b'{"big": 123456789012345678901234567890}',  # orjson would make it a float
+        b'{"neg": -9223372036854775809}',
+        b'{"nan": NaN, "inf": Infinity}',  # json only
+        b'{"lone": "\\ud800"}',  # json only
+        b'{"dup": 1, "dup": 2}',
+        "\ufeff".encode() + b'{"bom": 1}',
+        '{"utf16": 1}'.encode("utf-16"),
+    ],
+)
+def test_loads_json_reads_as_json_does(frame: bytes):
+    try:
+        expected = json.loads(frame)
+    except ValueError as e:
+        with pytest.raises(type(e)):
+            loads_json(frame)
+        return
+    got = loads_json(frame)
+    assert repr(got) == repr(expected)
