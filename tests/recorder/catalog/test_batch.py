@@ -1,0 +1,195 @@
+"""Batch `krec check` and `krec replay` on a real Dask LocalCluster: one line per log, JSON,
+exit status, --catalog/--where, --scheduler, bad input, and a worker killed mid-batch."""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import signal
+import threading
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+from checklog import Conversation
+from conftest import run_krec, wait_for
+
+from krec.recorder.catalog.batch import Outcome, replay_one, run_batch
+from krec.recorder.catalog.writer import build_catalog
+
+ROOT = Path(__file__).resolve().parents[3]
+SAMPLES = ROOT / "sample_sessions"
+
+
+def _violation_log(path: Path) -> Path:
+    conv = Conversation(path)
+    conv.start_kernel()
+    conv.kernel_info()
+    conv.execute("1/0", [], status="error")  # an error reply without its error output
+    return conv.close()
+
+
+def _lines(stdout: str) -> dict[str, str]:
+    """One line per log: {file name: status and summary}."""
+    out = {}
+    for line in stdout.splitlines():
+        location, _, verdict = line.partition(": ")
+        out[os.path.basename(location)] = verdict
+    return out
+
+
+@pytest.fixture
+def cluster() -> Iterator[object]:
+    """A real 2-worker LocalCluster (processes), closed however the test ends."""
+    import dask
+    from distributed import LocalCluster
+
+    with dask.config.set({"distributed.scheduler.allowed-failures": 2}):
+        lc = LocalCluster(
+            n_workers=2, threads_per_worker=1, processes=True, dashboard_address=None,
+            silence_logs=50,
+        )  # fmt: skip
+    try:
+        yield lc
+    finally:
+        lc.close(timeout=30)
+
+
+def test_batch_check_lines_json_and_exit_status(tmp_path: Path):
+    folder = tmp_path / "logs"
+    folder.mkdir()
+    for name in ("basics", "stdin", "widgets"):
+        shutil.copy(SAMPLES / f"{name}.krec", folder / f"{name}.krec")
+    clean = run_krec("check", str(folder), "--workers", "2")
+    assert clean.returncode == 0, clean.stderr
+    lines = _lines(clean.stdout)
+    assert set(lines) == {"basics.krec", "stdin.krec", "widgets.krec"}
+    assert all(v.startswith("clean (") for v in lines.values()), lines
+
+    _violation_log(folder / "violation.krec")
+    (folder / "notes.krec").write_text("not a recording\n")
+    data = (SAMPLES / "basics.krec").read_bytes()
+    (folder / "damaged.krec").write_bytes(data[:-9])
+    proc = run_krec("check", str(folder), "--workers", "2", "--json")
+    assert proc.returncode == 2, proc.stderr
+    report = json.loads(proc.stdout)
+    status = {os.path.basename(r["log"]): r["status"] for r in report["logs"]}
+    assert status == {
+        "basics.krec": "clean", "damaged.krec": "clean", "notes.krec": "error",
+        "stdin.krec": "clean", "violation.krec": "violations", "widgets.krec": "clean",
+    }  # fmt: skip
+    by_name = {os.path.basename(r["log"]): r for r in report["logs"]}
+    assert "not a krec log" in by_name["notes.krec"]["summary"]
+    assert by_name["damaged.krec"]["log_warnings"][0].startswith("truncated last record")
+    single = json.loads(run_krec("check", str(folder / "violation.krec"), "--json").stdout)
+    assert by_name["violation.krec"]["findings"] == single["findings"]
+    assert report["summary"] == {"clean": 4, "violations": 1, "error": 1}
+
+    text = run_krec("check", str(folder / "violation.krec"), str(folder / "basics.krec"))
+    assert text.returncode == 1
+    verdicts = _lines(text.stdout)
+    assert verdicts["violation.krec"].startswith("violations (1 error, 0 warnings; first: ")
+    assert verdicts["basics.krec"].startswith("clean")
+
+
+def test_batch_picks_logs_from_the_catalog_and_rejects_bad_sql(tmp_path: Path):
+    cat = tmp_path / "cat"
+    _violation_log(tmp_path / "violation.krec")
+    build_catalog([str(SAMPLES / "basics.krec"), str(tmp_path / "violation.krec")], str(cat))
+    proc = run_krec("check", "--catalog", str(cat), "--where", "finding_errors > 0",
+                    "--workers", "1")  # fmt: skip
+    assert proc.returncode == 1, proc.stderr
+    assert list(_lines(proc.stdout)) == ["violation.krec"]
+
+    bad = run_krec("check", "--catalog", str(cat), "--where", "kernel_nam = 'python3'")
+    assert bad.returncode == 2 and bad.stdout == ""
+    assert len(bad.stderr.splitlines()) == 1 and "query failed" in bad.stderr
+    alone = run_krec("check", "--where", "true")
+    assert alone.returncode == 2 and "--where needs --catalog" in alone.stderr
+
+
+def test_unreachable_scheduler_is_one_line_exit_2(tmp_path: Path):
+    import socket
+
+    with socket.socket() as s:  # a port nobody listens on
+        s.bind(("127.0.0.1", 0))
+        port = s.getsockname()[1]
+    proc = run_krec("check", str(SAMPLES / "basics.krec"), "--scheduler",
+                    f"tcp://127.0.0.1:{port}", timeout=60)  # fmt: skip
+    assert proc.returncode == 2
+    assert proc.stderr.splitlines() == [
+        proc.stderr.splitlines()[0]
+    ] and proc.stderr.startswith(f"krec: error: cannot reach the Dask scheduler at tcp://127.0.0.1:{port}")
+
+
+def test_batch_replay_on_an_existing_cluster(tmp_path: Path, cluster):
+    folder = tmp_path / "logs"
+    folder.mkdir()
+    for name in ("basics", "nondeterministic"):
+        shutil.copy(SAMPLES / f"{name}.krec", folder / f"{name}.krec")
+    (folder / "notes.krec").write_text("not a recording\n")
+    out = tmp_path / "replays"
+    proc = run_krec("replay", str(folder), "--scheduler", cluster.scheduler_address,
+                    "-o", str(out), "--json", timeout=240)  # fmt: skip
+    assert proc.returncode == 2, proc.stderr
+    logs = {os.path.basename(r["log"]): r for r in json.loads(proc.stdout)["logs"]}
+    assert logs["basics.krec"]["status"] == "clean"
+    assert logs["nondeterministic.krec"]["status"] == "diverged"
+    assert logs["nondeterministic.krec"]["summary"].startswith("at request ")
+    assert logs["notes.krec"]["status"] == "error"
+    replays = sorted(p.name for p in out.iterdir())
+    assert len(replays) == 2 and all("-replay-" in n for n in replays)
+    assert logs["basics.krec"]["report"]["diverged"] == 0
+
+
+def test_a_worker_killed_mid_replay_costs_a_retry(tmp_path: Path, recorder, cluster):
+    """The replayed cell blocks until the test says go; the test kills the worker running it."""
+    started, go = tmp_path / "started", tmp_path / "go"
+    go.touch()
+    rec = recorder()
+    kc = rec.client()
+    code = (f"import os, time\nopen({str(started)!r}, 'a').write('x')\n"
+            f"while not os.path.exists({str(go)!r}):\n    time.sleep(0.05)\nprint('done')")  # fmt: skip
+    reply = kc.execute_interactive(code, timeout=60)
+    assert reply["content"]["status"] == "ok"
+    assert rec.stop() == 0
+    started.unlink()
+    go.unlink()
+    other = tmp_path / "basics.krec"
+    shutil.copy(SAMPLES / "basics.krec", other)
+
+    from distributed import Client
+
+    outcomes: list[Outcome] = []
+    failure: list[BaseException] = []
+
+    def batch() -> None:
+        try:
+            outcomes.extend(run_batch(
+                replay_one, [str(rec.log), str(other)],
+                [None, str(tmp_path / "replays"), 120.0, None, []],
+                scheduler=cluster.scheduler_address,
+            ))  # fmt: skip
+        except BaseException as e:  # reported by the main thread
+            failure.append(e)
+
+    runner = threading.Thread(target=batch, daemon=True)
+    runner.start()
+    try:
+        wait_for(started.exists, 120, "the replayed cell to start")
+        with Client(cluster.scheduler_address, timeout=30, set_as_default=False) as client:
+            busy = wait_for(
+                lambda: [w for w, keys in client.processing().items()
+                         if any("-0-" in str(k) for k in keys)],  # fmt: skip
+                30, "the task of the blocked log",
+            )
+            pid = client.run(os.getpid, workers=busy)[busy[0]]
+        os.kill(pid, signal.SIGKILL)
+        wait_for(lambda: started.read_text() == "xx", 120, "the retry to start the cell again")
+    finally:
+        go.touch()
+        runner.join(240)
+    assert not runner.is_alive() and not failure, failure
+    assert [o.status for o in outcomes] == ["clean", "clean"], [o.summary for o in outcomes]
+    assert outcomes[0].data["report"]["diverged"] == 0
