@@ -208,7 +208,7 @@ def run_batch(
             future = client.submit(task, location, *args, key=key, pure=False)
             futures[future] = i
         done = 0
-        for future in as_completed(futures):
+        for future in as_completed(futures, loop=client.loop):
             i = futures[future]
             try:
                 outcome = future.result()

@@ -3,12 +3,16 @@ exit status, --catalog/--where, --scheduler, bad input, and a worker killed mid-
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import shutil
 import signal
+import subprocess
+import sys
 import threading
 from collections.abc import Iterator
+from dataclasses import dataclass
 from pathlib import Path
 
 import pytest
@@ -39,21 +43,47 @@ def _lines(stdout: str) -> dict[str, str]:
     return out
 
 
-@pytest.fixture
-def cluster() -> Iterator[object]:
-    """A real 2-worker LocalCluster (processes), closed however the test ends."""
-    import dask
-    from distributed import LocalCluster
+@dataclass
+class Cluster:
+    """A real Dask cluster in processes of its own: `dask scheduler` and `dask worker`."""
 
-    with dask.config.set({"distributed.scheduler.allowed-failures": 2}):
-        lc = LocalCluster(
-            n_workers=2, threads_per_worker=1, processes=True, dashboard_address=None,
-            silence_logs=50,
-        )  # fmt: skip
+    scheduler_address: str
+
+
+@pytest.fixture
+def cluster(tmp_path: Path) -> Iterator[Cluster]:
+    """A scheduler and 2 worker processes (under a nanny each) on 127.0.0.1; all stopped at the
+    end, however the test ends. A worker that may die costs its task a retry (2 allowed)."""
+    info = tmp_path / "scheduler.json"
+    env = {**os.environ, "DASK_DISTRIBUTED__SCHEDULER__ALLOWED_FAILURES": "2"}
+    dask = [sys.executable, "-m", "dask"]
+    procs = [subprocess.Popen(
+        [*dask, "scheduler", "--host", "127.0.0.1", "--port", "0", "--no-dashboard",
+         "--scheduler-file", str(info)],
+        env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, start_new_session=True,
+    )]  # fmt: skip
     try:
-        yield lc
+        wait_for(info.exists, 60, "the scheduler file")
+        address = json.loads(info.read_text())["address"]
+        procs.append(subprocess.Popen(
+            [*dask, "worker", address, "--nworkers", "2", "--nthreads", "1", "--no-dashboard",
+             "--host", "127.0.0.1"],
+            env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, start_new_session=True,
+        ))  # fmt: skip
+        from distributed import Client
+
+        with Client(address, timeout=30, set_as_default=False) as client:
+            client.wait_for_workers(2, timeout=60)
+        yield Cluster(address)
     finally:
-        lc.close(timeout=30)
+        for proc in reversed(procs):
+            with contextlib.suppress(ProcessLookupError):
+                os.killpg(proc.pid, signal.SIGTERM)
+            try:
+                proc.wait(30)
+            except subprocess.TimeoutExpired:
+                os.killpg(proc.pid, signal.SIGKILL)
+                proc.wait(30)
 
 
 def test_batch_check_lines_json_and_exit_status(tmp_path: Path):
