@@ -90,24 +90,32 @@ def main() -> None:
             start = time.perf_counter()
             subprocess.run([*KREC, "catalog", str(folder), "-o", str(cat), "-q"], check=True)
             print(f"  (catalogued {args.logs} logs in {time.perf_counter() - start:.1f} s)")
-        sql = ("SELECT msg_type, channel, count(*) AS n, avg(size) AS mean_size, "
-               "quantile_cont(latency_ms, 0.9) AS p90 FROM messages GROUP BY ALL ORDER BY n DESC")  # fmt: skip
+        sql = (
+            "SELECT msg_type, channel, count(*) AS n, avg(size) AS mean_size, "
+            "quantile_cont(latency_ms, 0.9) AS p90 FROM messages GROUP BY ALL ORDER BY n DESC"
+        )
         walls = [timed([*KREC, "query", str(cat), sql])[0] for _ in range(3)]
         total = args.logs * args.count
         print(f"krec query GROUP BY over {total:,} messages, whole process (best of 3):")
-        print(f"  wall {min(walls):6.2f} s   target <= 1 s   (runs: "
-              f"{', '.join(f'{w:.2f}' for w in walls)})")  # fmt: skip
+        print(
+            f"  wall {min(walls):6.2f} s   target <= 1 s   (runs: "
+            f"{', '.join(f'{w:.2f}' for w in walls)})"
+        )
 
         sessions = tmp / "sessions"
         sessions.mkdir()
         logs = record_sessions(args.sessions, sessions)
         start = time.perf_counter()
         for log in logs:
-            subprocess.run([*KREC, "replay", str(log), "-o", str(tmp / "seq" / log.name)],
-                           stdout=subprocess.DEVNULL, check=True)  # fmt: skip
+            subprocess.run(
+                [*KREC, "replay", str(log), "-o", str(tmp / "seq" / log.name)],
+                stdout=subprocess.DEVNULL,
+                check=True,
+            )
         sequential = time.perf_counter() - start
-        batch, _, code = timed([*KREC, "replay", *map(str, logs), "--workers", "2",
-                                "-o", str(tmp / "batch")])  # fmt: skip
+        batch, _, code = timed(
+            [*KREC, "replay", *map(str, logs), "--workers", "2", "-o", str(tmp / "batch")]
+        )
         print(f"batch replay of {len(logs)} recorded sessions:")
         print(f"  one after another  {sequential:6.2f} s")
         print(f"  2-worker cluster   {batch:6.2f} s   (exit {code})")

@@ -57,9 +57,12 @@ def _plural(n: int, word: str) -> str:
 
 
 def check_one(
-    location: str, select: Sequence[str], ignore: Sequence[str], options: dict[str, float],
+    location: str,
+    select: Sequence[str],
+    ignore: Sequence[str],
+    options: dict[str, float],
     strict: bool,
-) -> Outcome:  # fmt: skip
+) -> Outcome:
     """Run krec check on one log (a worker task)."""
     try:
         from ..check import CheckOptions, resolve_rule_ids
@@ -117,9 +120,13 @@ def replay_one(
             output_dir, f"{stem}-{tag}-replay-{time.strftime('%Y%m%d-%H%M%S')}.krec"
         )
         result = replay(
-            path, kernel_name=kernel, output=output, timeout=timeout, password=password,
+            path,
+            kernel_name=kernel,
+            output=output,
+            timeout=timeout,
+            password=password,
             ignore=ignore,
-        )  # fmt: skip
+        )
     except KrecError as e:
         return Outcome(location, "error", str(e))
     except Exception as e:
@@ -207,8 +214,7 @@ def run_batch(
             key = f"krec-{task.__name__}-{i}-{hashlib.sha256(location.encode()).hexdigest()[:8]}"
             future = client.submit(task, location, *args, key=key, pure=False)
             futures[future] = i
-        done = 0
-        for future in as_completed(futures, loop=client.loop):
+        for done, future in enumerate(as_completed(futures, loop=client.loop), 1):
             i = futures[future]
             try:
                 outcome = future.result()
@@ -216,7 +222,6 @@ def run_batch(
                 outcome = _failed(locations[i], e)
             outcome.location = locations[i]
             outcomes[i] = outcome
-            done += 1
             if on_outcome is not None:
                 on_outcome(outcome, done, total)
     return [o for o in outcomes if o is not None]

@@ -49,8 +49,10 @@ def add_batch_arguments(p: argparse.ArgumentParser) -> None:
 
 def is_batch(args: argparse.Namespace, logs: list[str]) -> bool:
     """Many logs, batch options, or one location that is a folder of logs or a URL prefix."""
-    if len(logs) != 1 or args.catalog or args.where or args.scheduler or args.workers:
+    if len(logs) > 1 or args.catalog or args.where or args.scheduler or args.workers:
         return True
+    if not logs:
+        return False  # the command's own "give a LOG"
     location = logs[0]
     if is_url(location) and not location.startswith("file://"):
         return log_locations([location]) != [location]

@@ -35,7 +35,9 @@ views: sessions, messages, findings (columns: docs/catalog.md); DuckDB SQL.
 
 
 def add_arguments(sub: Any) -> None:
-    c = add_command(sub, "catalog", "write logs into a Parquet catalog (incremental)", CATALOG_EPILOG)
+    c = add_command(
+        sub, "catalog", "write logs into a Parquet catalog (incremental)", CATALOG_EPILOG
+    )
     c.add_argument("logs", nargs="+", metavar="LOG", help="logs, folders of logs or URLs")
     c.add_argument("-o", "--output", required=True, metavar="CATALOG", help="a folder or URL")
     c.add_argument("-q", "--quiet", action="store_true", help="print only problems")

@@ -20,10 +20,11 @@ from typing import Any
 import orjson
 import pyarrow as pa
 
-from ..check.runner import Checker
+from ..check.base import Finding
+from ..check.runner import Checker, check_log
 from ..logfile import LogReader, peek_field
 from ..stats import _union_length
-from .schema import FINDINGS, MESSAGES, SESSIONS, arrow_schema
+from .schema import FINDINGS, SESSIONS, arrow_schema
 
 DAY_NS = 86_400 * 1_000_000_000
 BATCH_ROWS = 131_072
@@ -75,20 +76,31 @@ class SessionFacts:
 
 
 class _Columns:
-    """Column lists for one day's message rows."""
+    """One day's message rows, turned into columns a batch at a time."""
 
-    __slots__ = ("cols",)
+    __slots__ = ("rows",)
 
     def __init__(self) -> None:
-        self.cols: list[list[Any]] = [[] for _ in MESSAGES]
+        self.rows: list[tuple[Any, ...]] = []
 
     def __len__(self) -> int:
-        return len(self.cols[0])
+        return len(self.rows)
 
     def batch(self) -> pa.RecordBatch:
         schema = arrow_schema("messages")
-        arrays = [pa.array(col, type=f.type) for col, f in zip(self.cols, schema, strict=True)]
+        columns = list(zip(*self.rows, strict=True))
+        arrays = []
+        for col, f in zip(columns, schema, strict=True):
+            try:
+                arrays.append(pa.array(col, type=f.type))
+            except (pa.ArrowTypeError, pa.ArrowInvalid):  # a malformed header's number
+                arrays.append(pa.array(_strings(col), type=f.type))
         return pa.RecordBatch.from_arrays(arrays, schema=schema)
+
+
+def _strings(col: tuple[Any, ...]) -> list[str | None]:
+    """A string column; anything else (a malformed header's number) becomes null."""
+    return [v if isinstance(v, str) else None for v in col]
 
 
 class LogExtract:
@@ -101,7 +113,10 @@ class LogExtract:
         log_bytes: int,
         *,
         progress: Callable[[int, int], None] | None = None,
+        checked: Callable[[], tuple[list[Finding], dict[str, str | None]]] | None = None,
     ) -> None:
+        """``checked``, when given, returns the findings and protocol versions computed
+        elsewhere (a process of their own for a big log); else this pass runs the checker."""
         self.reader = reader
         self.location = location
         self.log_bytes = log_bytes
@@ -110,18 +125,34 @@ class LogExtract:
         self.audit = bool(reader.header.get("audit"))
         self.facts = SessionFacts()
         self.checker = Checker(reader.header, start_ns=reader.start_ns)
+        self.checked = checked
+        self.protocol: dict[str, str | None] = {}
         self.progress = progress
 
     def batches(self) -> Iterator[tuple[str, str, pa.RecordBatch]]:
         """Message batches as the pass goes, then the findings, then the session row."""
         yield from self._messages()
-        findings = self.checker.finish()
+        if self.checked is not None:
+            findings, self.protocol = self.checked()
+        else:
+            findings, self.protocol = self.checker.finish(), self.checker.protocol()
         by_day: dict[str, list[list[Any]]] = {}
         for f in findings:
             t = f.t or self.reader.start_ns
             cols = by_day.setdefault(day(t), [[] for _ in FINDINGS])
-            row = (self.id, f.index, t // 1000, f.rule, f.severity, f.ch or None, f.source or None,
-                   f.msg_type or None, f.msg_id or None, f.text, f.spec)  # fmt: skip
+            row = (
+                self.id,
+                f.index,
+                t // 1000,
+                f.rule,
+                f.severity,
+                f.ch or None,
+                f.source or None,
+                f.msg_type or None,
+                f.msg_id or None,
+                f.text,
+                f.spec,
+            )
             for col, value in zip(cols, row, strict=True):
                 col.append(value)
         schema = arrow_schema("findings")
@@ -132,7 +163,8 @@ class LogExtract:
         yield "sessions", day(self.reader.start_ns or self.facts.first), row
 
     def _messages(self) -> Iterator[tuple[str, str, pa.RecordBatch]]:
-        reader, facts, feed = self.reader, self.facts, self.checker.feed
+        reader, facts = self.reader, self.facts
+        feed = self.checker.feed if self.checked is None else _ignore
         audit, lid = self.audit, self.id
         pending: dict[str, int] = {}  # request msg_id -> t
         days: dict[int, _Columns] = {}
@@ -172,8 +204,14 @@ class LogExtract:
             msg_type = _str(header.get("msg_type"))
             msg_id = _str(header.get("msg_id"))
             if len(parent_frame) > 2:
-                parent_id = peek_field(parent_frame, b'"msg_id"') or None
-                parent_type = peek_field(parent_frame, b'"msg_type"') or None
+                try:
+                    parent = loads(parent_frame)
+                except orjson.JSONDecodeError:
+                    parent = {}
+                if not isinstance(parent, dict):
+                    parent = {}
+                parent_id = _str(parent.get("msg_id"))
+                parent_type = _str(parent.get("msg_type"))
             else:
                 parent_id = parent_type = None
             ch = raw.get("ch")
@@ -223,28 +261,32 @@ class LogExtract:
             cols = days.get(number)
             if cols is None:
                 cols = days[number] = _Columns()
-            c = cols.cols
-            c[0].append(lid)
-            c[1].append(index)
-            c[2].append(t // 1000)
-            c[3].append(ch)
-            c[4].append(source)
-            c[5].append(msg_type)
-            c[6].append(msg_id)
-            c[7].append(parent_id)
-            c[8].append(parent_type)
-            c[9].append(_str(header.get("session")))
-            c[10].append(_str(header.get("username")))
-            c[11].append(_str(header.get("subshell_id")))
-            c[12].append(_str(header.get("version")))
-            c[13].append(size)
-            c[14].append(count)
-            c[15].append(status)
-            c[16].append(state)
-            c[17].append(ename)
-            c[18].append(evalue)
-            c[19].append(latency)
-            c[20].append(code)
+            get = header.get
+            cols.rows.append(
+                (
+                    lid,
+                    index,
+                    t // 1000,
+                    ch,
+                    source,
+                    msg_type,
+                    msg_id,
+                    parent_id,
+                    parent_type,
+                    get("session"),
+                    get("username"),
+                    get("subshell_id"),
+                    get("version"),
+                    size,
+                    count,
+                    status,
+                    state,
+                    ename,
+                    evalue,
+                    latency,
+                    code,
+                )
+            )
             if len(cols) >= BATCH_ROWS:
                 yield "messages", day(t), cols.batch()
                 days[number] = _Columns()
@@ -269,8 +311,10 @@ class LogExtract:
         header, facts = self.header, self.facts
         kernel = header.get("kernel") if isinstance(header.get("kernel"), dict) else {}
         info = facts.kernel_info
-        language_info = info.get("language_info") if isinstance(info.get("language_info"), dict) else {}
-        protocol = self.checker.protocol()
+        language_info = (
+            info.get("language_info") if isinstance(info.get("language_info"), dict) else {}
+        )
+        protocol = self.protocol
         identity = facts.identity
         hub = _str(header.get("jupyterhub_user"))
         start = self.reader.start_ns or facts.first
@@ -318,3 +362,13 @@ class LogExtract:
         arrays = [pa.array([values[f.name]], type=f.type) for f in schema]
         return pa.RecordBatch.from_arrays(arrays, schema=schema)
 
+
+def _ignore(index: int, raw: dict[str, Any]) -> None:
+    pass
+
+
+def check_findings(path: str) -> tuple[list[Finding], dict[str, str | None]]:
+    """krec check's findings and protocol versions of the log at ``path`` (every rule)."""
+    with LogReader(path) as reader:
+        checker = check_log(reader)
+        return checker.findings, checker.protocol()

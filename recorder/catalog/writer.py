@@ -13,12 +13,13 @@ DuckDB globs, Spark, Trino and ``pyarrow.dataset``.
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import json
 import os
 import posixpath
 import time
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -37,10 +38,12 @@ from ..storage import (
     redact_url,
     segments,
 )
-from .extract import LogExtract
+from .extract import LogExtract, check_findings
 from .schema import DATASETS, METADATA_KEY, SCHEMA_VERSION, arrow_schema
 
 STATE_FILE = "_krec_catalog.json"
+#: logs from this size on are checked in a second process while the messages are written
+PARALLEL_CHECK_BYTES = 32 << 20
 
 
 class CatalogError(KrecError):
@@ -151,10 +154,8 @@ class Catalog:
         kept = set(keep)
         for rel in files:
             if rel not in kept:
-                try:
+                with contextlib.suppress(FileNotFoundError):
                     self.fs.rm(self.path(rel))
-                except FileNotFoundError:
-                    pass
 
 
 def fingerprint(location: str) -> str:
@@ -231,8 +232,8 @@ def _catalog_one(
         return "unchanged"
     path = local_log(location)
     size = _size(path)
-    with LogReader(path) as reader:
-        extract = LogExtract(reader, location, size, progress=progress)
+    with LogReader(path) as reader, _checked_aside(path, size) as checked:
+        extract = LogExtract(reader, location, size, progress=progress, checked=checked)
         if extract.id in seen:
             note = f"the same recording as {seen[extract.id]}: catalogued once"
             result.warnings.append((location, note))
@@ -263,6 +264,21 @@ def _catalog_one(
         return "replaced"
     result.added.append(location)
     return "added"
+
+
+@contextlib.contextmanager
+def _checked_aside(path: str, size: int) -> Iterator[Callable[[], Any] | None]:
+    """For a big log on a machine with cores to spare, run krec check in a process of its
+    own while this one writes the messages (the check is the slower half)."""
+    if size < PARALLEL_CHECK_BYTES or (os.cpu_count() or 1) < 2:
+        yield None
+        return
+    import multiprocessing
+    from concurrent.futures import ProcessPoolExecutor
+
+    with ProcessPoolExecutor(1, mp_context=multiprocessing.get_context("forkserver")) as pool:
+        future = pool.submit(check_findings, path)
+        yield future.result
 
 
 def _size(path: str) -> int:

@@ -57,19 +57,48 @@ def cluster(tmp_path: Path) -> Iterator[Cluster]:
     info = tmp_path / "scheduler.json"
     env = {**os.environ, "DASK_DISTRIBUTED__SCHEDULER__ALLOWED_FAILURES": "2"}
     dask = [sys.executable, "-m", "dask"]
-    procs = [subprocess.Popen(
-        [*dask, "scheduler", "--host", "127.0.0.1", "--port", "0", "--no-dashboard",
-         "--scheduler-file", str(info)],
-        env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, start_new_session=True,
-    )]  # fmt: skip
+    procs = [
+        subprocess.Popen(
+            [
+                *dask,
+                "scheduler",
+                "--host",
+                "127.0.0.1",
+                "--port",
+                "0",
+                "--no-dashboard",
+                "--scheduler-file",
+                str(info),
+            ],
+            env=env,
+            stdout=subprocess.DEVNULL,
+            stderr=subprocess.DEVNULL,
+            start_new_session=True,
+        )
+    ]
     try:
         wait_for(info.exists, 60, "the scheduler file")
         address = json.loads(info.read_text())["address"]
-        procs.append(subprocess.Popen(
-            [*dask, "worker", address, "--nworkers", "2", "--nthreads", "1", "--no-dashboard",
-             "--host", "127.0.0.1"],
-            env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, start_new_session=True,
-        ))  # fmt: skip
+        procs.append(
+            subprocess.Popen(
+                [
+                    *dask,
+                    "worker",
+                    address,
+                    "--nworkers",
+                    "2",
+                    "--nthreads",
+                    "1",
+                    "--no-dashboard",
+                    "--host",
+                    "127.0.0.1",
+                ],
+                env=env,
+                stdout=subprocess.DEVNULL,
+                stderr=subprocess.DEVNULL,
+                start_new_session=True,
+            )
+        )
         from distributed import Client
 
         with Client(address, timeout=30, set_as_default=False) as client:
@@ -106,9 +135,13 @@ def test_batch_check_lines_json_and_exit_status(tmp_path: Path):
     report = json.loads(proc.stdout)
     status = {os.path.basename(r["log"]): r["status"] for r in report["logs"]}
     assert status == {
-        "basics.krec": "clean", "damaged.krec": "clean", "notes.krec": "error",
-        "stdin.krec": "clean", "violation.krec": "violations", "widgets.krec": "clean",
-    }  # fmt: skip
+        "basics.krec": "clean",
+        "damaged.krec": "clean",
+        "notes.krec": "error",
+        "stdin.krec": "clean",
+        "violation.krec": "violations",
+        "widgets.krec": "clean",
+    }
     by_name = {os.path.basename(r["log"]): r for r in report["logs"]}
     assert "not a krec log" in by_name["notes.krec"]["summary"]
     assert by_name["damaged.krec"]["log_warnings"][0].startswith("truncated last record")
@@ -127,8 +160,9 @@ def test_batch_picks_logs_from_the_catalog_and_rejects_bad_sql(tmp_path: Path):
     cat = tmp_path / "cat"
     _violation_log(tmp_path / "violation.krec")
     build_catalog([str(SAMPLES / "basics.krec"), str(tmp_path / "violation.krec")], str(cat))
-    proc = run_krec("check", "--catalog", str(cat), "--where", "finding_errors > 0",
-                    "--workers", "1")  # fmt: skip
+    proc = run_krec(
+        "check", "--catalog", str(cat), "--where", "finding_errors > 0", "--workers", "1"
+    )
     assert proc.returncode == 1, proc.stderr
     assert list(_lines(proc.stdout)) == ["violation.krec"]
 
@@ -145,12 +179,13 @@ def test_unreachable_scheduler_is_one_line_exit_2(tmp_path: Path):
     with socket.socket() as s:  # a port nobody listens on
         s.bind(("127.0.0.1", 0))
         port = s.getsockname()[1]
-    proc = run_krec("check", str(SAMPLES / "basics.krec"), "--scheduler",
-                    f"tcp://127.0.0.1:{port}", timeout=60)  # fmt: skip
+    proc = run_krec(
+        "check", str(SAMPLES / "basics.krec"), "--scheduler", f"tcp://127.0.0.1:{port}", timeout=60
+    )
     assert proc.returncode == 2
-    assert proc.stderr.splitlines() == [
-        proc.stderr.splitlines()[0]
-    ] and proc.stderr.startswith(f"krec: error: cannot reach the Dask scheduler at tcp://127.0.0.1:{port}")
+    assert proc.stderr.splitlines() == [proc.stderr.splitlines()[0]] and proc.stderr.startswith(
+        f"krec: error: cannot reach the Dask scheduler at tcp://127.0.0.1:{port}"
+    )
 
 
 def test_batch_replay_on_an_existing_cluster(tmp_path: Path, cluster):
@@ -160,8 +195,16 @@ def test_batch_replay_on_an_existing_cluster(tmp_path: Path, cluster):
         shutil.copy(SAMPLES / f"{name}.krec", folder / f"{name}.krec")
     (folder / "notes.krec").write_text("not a recording\n")
     out = tmp_path / "replays"
-    proc = run_krec("replay", str(folder), "--scheduler", cluster.scheduler_address,
-                    "-o", str(out), "--json", timeout=240)  # fmt: skip
+    proc = run_krec(
+        "replay",
+        str(folder),
+        "--scheduler",
+        cluster.scheduler_address,
+        "-o",
+        str(out),
+        "--json",
+        timeout=240,
+    )
     assert proc.returncode == 2, proc.stderr
     logs = {os.path.basename(r["log"]): r for r in json.loads(proc.stdout)["logs"]}
     assert logs["basics.krec"]["status"] == "clean"
@@ -179,8 +222,10 @@ def test_a_worker_killed_mid_replay_costs_a_retry(tmp_path: Path, recorder, clus
     go.touch()
     rec = recorder()
     kc = rec.client()
-    code = (f"import os, time\nopen({str(started)!r}, 'a').write('x')\n"
-            f"while not os.path.exists({str(go)!r}):\n    time.sleep(0.05)\nprint('done')")  # fmt: skip
+    code = (
+        f"import os, time\nopen({str(started)!r}, 'a').write('x')\n"
+        f"while not os.path.exists({str(go)!r}):\n    time.sleep(0.05)\nprint('done')"
+    )
     reply = kc.execute_interactive(code, timeout=60)
     assert reply["content"]["status"] == "ok"
     assert rec.stop() == 0
@@ -196,11 +241,14 @@ def test_a_worker_killed_mid_replay_costs_a_retry(tmp_path: Path, recorder, clus
 
     def batch() -> None:
         try:
-            outcomes.extend(run_batch(
-                replay_one, [str(rec.log), str(other)],
-                [None, str(tmp_path / "replays"), 120.0, None, []],
-                scheduler=cluster.scheduler_address,
-            ))  # fmt: skip
+            outcomes.extend(
+                run_batch(
+                    replay_one,
+                    [str(rec.log), str(other)],
+                    [None, str(tmp_path / "replays"), 120.0, None, []],
+                    scheduler=cluster.scheduler_address,
+                )
+            )
         except BaseException as e:  # reported by the main thread
             failure.append(e)
 
@@ -210,9 +258,13 @@ def test_a_worker_killed_mid_replay_costs_a_retry(tmp_path: Path, recorder, clus
         wait_for(started.exists, 120, "the replayed cell to start")
         with Client(cluster.scheduler_address, timeout=30, set_as_default=False) as client:
             busy = wait_for(
-                lambda: [w for w, keys in client.processing().items()
-                         if any("-0-" in str(k) for k in keys)],  # fmt: skip
-                30, "the task of the blocked log",
+                lambda: [
+                    w
+                    for w, keys in client.processing().items()
+                    if any("-0-" in str(k) for k in keys)
+                ],
+                30,
+                "the task of the blocked log",
             )
             pid = client.run(os.getpid, workers=busy)[busy[0]]
         os.kill(pid, signal.SIGKILL)

@@ -112,20 +112,33 @@ def test_catalog_of_real_and_synthetic_logs_reads_back_everywhere(logs: Path, tm
     # identity, heartbeat loss, audit: as recorded
     ident = by_location["identity.krec"]
     assert (ident["user"], ident["jupyterhub_user"], ident["session_path"], ident["kernel_id"]) == (
-        "ada", "ada", "work/analysis.ipynb", "k-1")  # fmt: skip
+        "ada",
+        "ada",
+        "work/analysis.ipynb",
+        "k-1",
+    )
     assert ident["heartbeat_losses"] == 1 and ident["errors"] == 1
-    audit = run_query(str(out), "SELECT code FROM messages JOIN sessions USING (log_id) "
-                      "WHERE audit AND msg_type = 'execute_request'").to_pylist()  # fmt: skip
+    audit = run_query(
+        str(out),
+        "SELECT code FROM messages JOIN sessions USING (log_id) "
+        "WHERE audit AND msg_type = 'execute_request'",
+    ).to_pylist()
     assert audit == [{"code": None}]
-    code = run_query(str(out), "SELECT m.code FROM messages m JOIN sessions s USING (log_id) "
-                     "WHERE s.location LIKE '%identity.krec' AND m.msg_type = 'execute_request'")  # fmt: skip
+    code = run_query(
+        str(out),
+        "SELECT m.code FROM messages m JOIN sessions s USING (log_id) "
+        "WHERE s.location LIKE '%identity.krec' AND m.msg_type = 'execute_request'",
+    )
     assert code.column("code").to_pylist() == ["print('hi')", "1/0"]
 
     # findings: krec check's, per log
     proc = run_krec("check", str(logs / "violation.krec"), "--json")
     checked = json.loads(proc.stdout)["findings"]
-    found = run_query(str(out), "SELECT rule, record FROM findings JOIN sessions USING (log_id) "
-                      "WHERE location LIKE '%violation.krec' ORDER BY record, rule").to_pylist()  # fmt: skip
+    found = run_query(
+        str(out),
+        "SELECT rule, record FROM findings JOIN sessions USING (log_id) "
+        "WHERE location LIKE '%violation.krec' ORDER BY record, rule",
+    ).to_pylist()
     assert found == [{"rule": f["rule"], "record": f["index"]} for f in checked]
     assert by_location["violation.krec"]["finding_errors"] >= 1
 
@@ -177,8 +190,15 @@ def test_incremental_adds_new_replaces_changed_rewrites_nothing_else(tmp_path: P
             assert rel not in after  # replaced: new files, the old ones removed
         else:
             assert after[rel] == stamp  # nothing else rewritten
-    n = run_query(str(out), "SELECT count(*) AS n FROM messages m JOIN sessions s "
-                  f"USING (log_id) WHERE s.location = '{growing}'").column("n")[0].as_py()  # fmt: skip
+    n = (
+        run_query(
+            str(out),
+            "SELECT count(*) AS n FROM messages m JOIN sessions s "
+            f"USING (log_id) WHERE s.location = '{growing}'",
+        )
+        .column("n")[0]
+        .as_py()
+    )
     assert n == _messages(growing) == 10
     total = run_query(str(out), "SELECT count(*) AS n FROM sessions").column("n")[0].as_py()
     assert total == 4
@@ -196,18 +216,22 @@ def test_catalog_in_a_bucket_read_by_duckdb_and_pyarrow(tmp_path: Path, s3_bucke
     assert proc.returncode == 0, proc.stderr
     assert "2 added" in proc.stderr
     keys = s3_bucket.keys("catalog")
-    assert any(re.search(r"catalog/messages/date=\d{4}-\d\d-\d\d/\w+-\w+\.parquet$", k)
-               for k in keys)  # fmt: skip
+    assert any(
+        re.search(r"catalog/messages/date=\d{4}-\d\d-\d\d/\w+-\w+\.parquet$", k) for k in keys
+    )
 
-    dataset = ds.dataset(f"{s3_bucket.name}/catalog/messages", filesystem=fs,
-                         format="parquet", partitioning="hive")  # fmt: skip
+    dataset = ds.dataset(
+        f"{s3_bucket.name}/catalog/messages", filesystem=fs, format="parquet", partitioning="hive"
+    )
     expected = _messages(SAMPLES / "basics.krec") + _messages(SAMPLES / "stdin.krec")
     assert dataset.count_rows() == expected
 
     con = duckdb.connect()
     con.register_filesystem(fs)
-    n = con.execute(f"SELECT count(*) FROM read_parquet('{catalog}/messages/*/*.parquet', "
-                "hive_partitioning = true)").fetchone()  # fmt: skip
+    n = con.execute(
+        f"SELECT count(*) FROM read_parquet('{catalog}/messages/*/*.parquet', "
+        "hive_partitioning = true)"
+    ).fetchone()
     assert n == (expected,)
 
     proc = run_krec("query", catalog, "SELECT count(*) AS n FROM messages", "--csv", env=env)
@@ -242,8 +266,10 @@ def test_bad_input_is_one_line_each_and_the_rest_is_catalogued(tmp_path: Path):
 def test_query_output_forms_and_errors(tmp_path: Path):
     out = tmp_path / "cat"
     build_catalog([str(SAMPLES / "basics.krec")], str(out))
-    sql = "SELECT msg_type, count(*) AS n FROM messages WHERE msg_type LIKE 'execute_%' " \
-          "GROUP BY ALL ORDER BY msg_type"  # fmt: skip
+    sql = (
+        "SELECT msg_type, count(*) AS n FROM messages WHERE msg_type LIKE 'execute_%' "
+        "GROUP BY ALL ORDER BY msg_type"
+    )
     table = run_krec("query", str(out), sql)
     assert table.returncode == 0, table.stderr
     lines = table.stdout.splitlines()
@@ -295,14 +321,15 @@ def test_synthetic_log_with_many_days_is_partitioned_by_day(tmp_path: Path):
     with LogBuilder(path) as b:
         b.execute("a = 1", count=1)
         b.tick(86_400_000)  # a day later
-        b.execute("b = 2", [error("NameError", "name 'c' is not defined")], count=2,
-                  status="error")  # fmt: skip
+        b.execute("b = 2", [error("NameError", "name 'c' is not defined")], count=2, status="error")
     out = tmp_path / "cat"
     build_catalog([str(path)], str(out))
     days = sorted(p.name for p in (out / "messages").iterdir() if p.is_dir())
     assert days == ["date=2023-11-14", "date=2023-11-15"]
-    rows = run_query(str(out), "SELECT date, ename, execution_count FROM messages "
-                     "WHERE ename IS NOT NULL ORDER BY record").to_pylist()  # fmt: skip
+    rows = run_query(
+        str(out),
+        "SELECT date, ename, execution_count FROM messages WHERE ename IS NOT NULL ORDER BY record",
+    ).to_pylist()
     assert [str(r["date"]) for r in rows] == ["2023-11-15", "2023-11-15"]
     assert [r["ename"] for r in rows] == ["NameError", "Error"]
     assert rows[1]["execution_count"] == 2
