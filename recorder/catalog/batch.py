@@ -42,6 +42,12 @@ class Outcome:
     summary: str
     data: dict[str, Any] = field(default_factory=dict)
 
+    def __post_init__(self) -> None:
+        # a KrecError often starts with the path already: say it once
+        for prefix in (f"{self.location}: ",):
+            if self.summary.startswith(prefix):
+                self.summary = self.summary[len(prefix) :]
+
     @property
     def line(self) -> str:
         return f"{redact_url(self.location)}: {self.status}" + (
@@ -50,6 +56,11 @@ class Outcome:
 
     def to_json(self) -> dict[str, Any]:
         return {"log": self.location, "status": self.status, "summary": self.summary, **self.data}
+
+
+def _named(text: str, path: str, location: str) -> str:
+    """An error about the local copy of a log, told about the log itself."""
+    return text.replace(path, redact_url(location)) if path != location else text
 
 
 def _plural(n: int, word: str) -> str:
@@ -64,19 +75,21 @@ def check_one(
     strict: bool,
 ) -> Outcome:
     """Run krec check on one log (a worker task)."""
+    path = location
     try:
         from ..check import CheckOptions, resolve_rule_ids
         from ..check.runner import check_log
         from ..logfile import LogReader
 
         rules = resolve_rule_ids(select, ignore)
-        with LogReader(local_log(location)) as reader:
+        path = local_log(location)
+        with LogReader(path) as reader:
             checker = check_log(reader, rules, CheckOptions(**options))
             findings = checker.findings
             warnings_ = list(reader.warnings)
             records = len(reader)
     except KrecError as e:
-        return Outcome(location, "error", str(e))
+        return Outcome(location, "error", _named(str(e), path, location))
     except Exception as e:  # a bug must not sink the batch: it is this log's error
         return Outcome(location, "error", f"{type(e).__name__}: {e}")
     errors = sum(f.severity == "error" for f in findings)
@@ -109,6 +122,7 @@ def replay_one(
     ignore: Sequence[str],
 ) -> Outcome:
     """Replay one log against a fresh kernel on the worker (a worker task)."""
+    path = location
     try:
         from ..replay import replay
 
@@ -128,7 +142,7 @@ def replay_one(
             ignore=ignore,
         )
     except KrecError as e:
-        return Outcome(location, "error", str(e))
+        return Outcome(location, "error", _named(str(e), path, location))
     except Exception as e:
         return Outcome(location, "error", f"{type(e).__name__}: {e}")
     report = result.report
@@ -175,7 +189,7 @@ def cluster_client(scheduler: str | None, workers: int) -> Iterator[Any]:
             threads_per_worker=1,
             processes=True,
             dashboard_address=None,
-            silence_logs=40,
+            silence_logs=50,  # a worker's shutdown chatter is not the user's business
         )
     try:
         with Client(cluster, set_as_default=False) as client:
@@ -220,7 +234,8 @@ def run_batch(
                 outcome = future.result()
             except (KrecError, FutureCancelledError, Exception) as e:
                 outcome = _failed(locations[i], e)
-            outcome.location = locations[i]
+            if outcome.location != locations[i]:
+                outcome = Outcome(locations[i], outcome.status, outcome.summary, outcome.data)
             outcomes[i] = outcome
             if on_outcome is not None:
                 on_outcome(outcome, done, total)

@@ -112,8 +112,8 @@ def _run(args: argparse.Namespace, task: Any, task_args: list[Any], label: str, 
         out.write("\n")
     else:
         print(
-            f"{len(outcomes)} logs: {counts['clean']} clean, {counts[bad]} {bad}, "
-            f"{counts['error']} errors",
+            f"{len(outcomes)} log{'' if len(outcomes) == 1 else 's'}: {counts['clean']} clean, "
+            f"{counts[bad]} {bad}, {counts['error']} errors",
             file=sys.stderr,
         )
     if counts["error"]:

@@ -209,6 +209,8 @@ def build_catalog(
                 what = _catalog_one(catalog, location, result, seen, progress)
             except KrecError as e:
                 text = str(e)
+                for prefix in (f"{location}: ", f"{found}: "):
+                    text = text[len(prefix) :] if text.startswith(prefix) else text
                 result.failed.append((location, text))
                 what = f"error: {text}"
             if on_log is not None:
