@@ -16,6 +16,7 @@ from __future__ import annotations
 import contextlib
 import hashlib
 import os
+import re
 import time
 from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass, field
@@ -27,6 +28,7 @@ from ..storage import is_url, local_log, redact_url
 #: how often a task may lose its worker before its log is reported as an error
 ALLOWED_FAILURES = 2
 CONNECT_TIMEOUT_S = 10.0
+_ADDRESS = re.compile(r"^(?:[a-z][a-z0-9+]*://)?(?:\[[0-9a-fA-F:]+\]|[^:/\s\[\]]+):\d+/?$")
 
 
 class SchedulerError(KrecError):
@@ -172,6 +174,8 @@ def cluster_client(scheduler: str | None, workers: int) -> Iterator[Any]:
     from distributed import Client, LocalCluster
 
     if scheduler:
+        if not _ADDRESS.match(scheduler):
+            raise SchedulerError(f"not a scheduler address: {scheduler} (tcp://HOST:PORT)")
         try:
             client = Client(scheduler, timeout=CONNECT_TIMEOUT_S, set_as_default=False)
         except (OSError, TimeoutError) as e:

@@ -179,13 +179,14 @@ def test_unreachable_scheduler_is_one_line_exit_2(tmp_path: Path):
     with socket.socket() as s:  # a port nobody listens on
         s.bind(("127.0.0.1", 0))
         port = s.getsockname()[1]
-    proc = run_krec(
-        "check", str(SAMPLES / "basics.krec"), "--scheduler", f"tcp://127.0.0.1:{port}", timeout=60
-    )
-    assert proc.returncode == 2
-    assert proc.stderr.splitlines() == [proc.stderr.splitlines()[0]] and proc.stderr.startswith(
-        f"krec: error: cannot reach the Dask scheduler at tcp://127.0.0.1:{port}"
-    )
+    address = f"tcp://127.0.0.1:{port}"
+    proc = run_krec("check", str(SAMPLES / "basics.krec"), "--scheduler", address, timeout=60)
+    assert proc.returncode == 2 and proc.stdout == ""
+    assert len(proc.stderr.splitlines()) == 1
+    assert proc.stderr.startswith(f"krec: error: cannot reach the Dask scheduler at {address}")
+    bad = run_krec("replay", str(SAMPLES / "basics.krec"), "--scheduler", "nonsense")
+    assert bad.returncode == 2
+    assert bad.stderr == "krec: error: not a scheduler address: nonsense (tcp://HOST:PORT)\n"
 
 
 def test_batch_replay_on_an_existing_cluster(tmp_path: Path, cluster):
