@@ -21,7 +21,6 @@ examples:
   krec replay session.krec -o again.krec       keep the replay's own recording there
   krec replay session.krec --json | jq .first  the report as data
   krec replay session.krec --ignore 're:\\d+\\.\\d+ s'   mask timings before comparing
-
   krec replay krec-logs/ --kernel python3-next -o replays/   every session against a new kernel
   krec replay --catalog cat --where "user = 'ada'" --scheduler tcp://dask:8786
 
