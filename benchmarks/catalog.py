@@ -110,6 +110,7 @@ def main() -> None:
             subprocess.run(
                 [*KREC, "replay", str(log), "-o", str(tmp / "seq" / log.name)],
                 stdout=subprocess.DEVNULL,
+                stderr=subprocess.DEVNULL,
                 check=True,
             )
         sequential = time.perf_counter() - start
