@@ -280,6 +280,8 @@ COMMANDS: dict[str, str] = {
     "diff": "replaycli",
     "check": "check.command",
     "serve": "servecli",
+    "catalog": "catalog.command",
+    "query": "catalog.command",
 }
 _BUILT_IN = ("record", "install", "wrap")
 

@@ -11,6 +11,7 @@ import json
 import sys
 from typing import Any
 
+from .catalog.batchcli import BATCH_HELP, add_batch_arguments, is_batch, run_replay_batch
 from .cliutil import Progress, add_command
 
 REPLAY_EPILOG = """\
@@ -20,9 +21,11 @@ examples:
   krec replay session.krec -o again.krec       keep the replay's own recording there
   krec replay session.krec --json | jq .first  the report as data
   krec replay session.krec --ignore 're:\\d+\\.\\d+ s'   mask timings before comparing
+  krec replay krec-logs/ --kernel python3-next -o replays/   every session against a new kernel
+  krec replay --catalog cat --where "user = 'ada'" --scheduler tcp://dask:8786
 
 exit status: 0 no divergence, 1 divergence (report printed), 2 error
-"""
+""" + BATCH_HELP.format(bad="diverged")
 
 DIFF_EPILOG = """\
 examples:
@@ -46,7 +49,7 @@ def add_arguments(sub: Any) -> None:
         "re-run a recording against a fresh kernel and report where the new run diverges",
         REPLAY_EPILOG,
     )
-    p.add_argument("log", metavar="LOG")
+    p.add_argument("logs", nargs="*", metavar="LOG", help="the log to replay (or many: batch mode)")
     p.add_argument(
         "--kernel",
         metavar="NAME",
@@ -56,7 +59,8 @@ def add_arguments(sub: Any) -> None:
         "-o",
         "--output",
         metavar="NEWLOG",
-        help="where the replay is recorded (default: krec-logs/LOG-replay-<stamp>.krec)",
+        help="where the replay is recorded (default: krec-logs/LOG-replay-<stamp>.krec); "
+        "in batch mode the folder for every replay's log",
     )
     p.add_argument(
         "--timeout",
@@ -72,6 +76,7 @@ def add_arguments(sub: Any) -> None:
     )
     p.add_argument("--ignore", metavar="X", action="append", default=[], help=IGNORE_HELP)
     p.add_argument("--json", action="store_true", help="print the report as JSON")
+    add_batch_arguments(p)
     p.set_defaults(func=run_replay)
 
     d = add_command(
@@ -96,6 +101,12 @@ def _print(report: Any, as_json: bool, extra: dict[str, Any] | None = None) -> i
 
 def run_replay(args: argparse.Namespace) -> int:
     from .errors import KrecError
+
+    if is_batch(args, args.logs):
+        return run_replay_batch(args)
+    if not args.logs:
+        raise KrecError("give a LOG to replay")
+    args.log = args.logs[0]
     from .logfile import LogReader
     from .replay import replay
 

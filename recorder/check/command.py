@@ -7,6 +7,7 @@ import json
 import sys
 from typing import Any
 
+from ..catalog.batchcli import BATCH_HELP, add_batch_arguments, is_batch, run_check_batch
 from ..cliutil import Progress, add_command
 from ..errors import KrecError
 
@@ -17,10 +18,12 @@ examples:
   krec check session.krec --ignore stdin-reply-parent --ignore 'output-*'
   krec check session.krec --rule comms --rule execution-count
   krec check --list                            the rules (docs/check.md explains each)
+  krec check krec-logs/ s3://team/logs/        many logs in parallel, one line per log
+  krec check --catalog cat --where "kernel_version = '7.0.1'" --scheduler tcp://dask:8786
 
 exit status: 0 no errors (warnings alone are fine unless --strict), 1 errors found
 (or warnings with --strict), 2 the log cannot be read or the arguments are wrong.
-"""
+""" + BATCH_HELP.format(bad="violations")
 
 
 def _seconds(text: str) -> float:
@@ -35,7 +38,9 @@ def _seconds(text: str) -> float:
 
 def add_arguments(sub: Any) -> None:
     p = add_command(sub, "check", "report every messaging-spec violation in a recording", EPILOG)
-    p.add_argument("log", nargs="?", metavar="LOG", help="the .krec log to check")
+    p.add_argument(
+        "logs", nargs="*", metavar="LOG", help="the .krec log to check (or many: batch mode)"
+    )
     p.add_argument("--json", action="store_true", help="print one JSON document instead of lines")
     p.add_argument(
         "--rule",
@@ -67,6 +72,7 @@ def add_arguments(sub: Any) -> None:
         metavar="S",
         help="status-idle: how long the log must go on after a reply with no idle (default 1)",
     )
+    add_batch_arguments(p)
     p.set_defaults(func=run)
 
 
@@ -81,8 +87,11 @@ def run(args: argparse.Namespace) -> int:
     rules = resolve_rule_ids(_split(args.rule), _split(args.ignore))
     if args.list:
         return _list(rules, args.json)
-    if not args.log:
+    if is_batch(args, args.logs):
+        return run_check_batch(args, _split(args.rule), _split(args.ignore))
+    if not args.logs:
         raise KrecError("give a LOG to check (or --list to see the rules)")
+    args.log = args.logs[0]
     from ..logfile import LogReader
 
     options = CheckOptions(kernel_info_timeout=args.kernel_info_timeout, idle_grace=args.idle_grace)
