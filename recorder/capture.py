@@ -195,6 +195,10 @@ class CaptureThread(threading.Thread):
                 frame = recv(flags, copy=False)
             except zmq.Again:
                 break
+            if flags != zmq.NOBLOCK and not self._events.empty():
+                # events other threads queued while this one waited (an interrupt krec
+                # sent, an identity) come before the messages that woke it
+                self._write_events()
             flags = zmq.NOBLOCK
             frames = [frame.bytes]
             while frame.more:
