@@ -83,7 +83,7 @@ def run_wrapper(
     if previous and log is not None and os.path.realpath(previous["log"]) != os.path.realpath(log):
         previous = None  # a stale session file: this connection file now starts a new log
     header = make_header(
-        kernel=kernel_fields(entry),
+        kernel=kernel_fields(entry, extra_arguments),
         connection=frontend.public(),
         mode="wrapper",
     )
