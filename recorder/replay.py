@@ -70,7 +70,10 @@ class _Live:
             return True
         ex = self.exchange
         need_reply = ex.reply is not None
-        need_idle = ex.idle_t is not None
+        # a kernel that exits after its shutdown_reply may never send the idle that follows
+        need_idle = ex.idle_t is not None and not (
+            self.replied and ex.msg_type == "shutdown_request"
+        )
         return (self.replied or not need_reply) and (self.idle or not need_idle)
 
 
@@ -93,7 +96,8 @@ class ReplayResult:
 def _interrupted(session: Session, seen: list[Exchange], t: int) -> Exchange | None:
     """The request a signal interrupt at ``t`` hit: sent before it and answered after it
     (the executing shell request first); None when the kernel was between requests."""
-    running = [e for e in seen if e.reply is None or e.reply.t > t]
+    ends = ((e, e.reply.t if e.reply is not None else e.idle_t) for e in seen)
+    running = [e for e, end in ends if end is not None and end > t]
     if not running:
         return None
     executing = [e for e in running if e.ch == "shell" and e.busy_t is not None and e.busy_t <= t]
@@ -381,6 +385,11 @@ class Replayer:
         return True
 
     def _kernel_gone(self) -> None:
+        # what the kernel sent before it exited (the idle after a shutdown_reply) may still
+        # be on its way through the proxy
+        end = time.monotonic() + 1.0
+        while time.monotonic() < end and not all(live.complete for live in self.live.values()):
+            self._pump(0.05)
         for live in self.live.values():
             if not live.complete:
                 live.outcome = "kernel died"
