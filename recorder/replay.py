@@ -6,9 +6,12 @@ every request that had completed before it was originally sent (reply and
 ``status: idle``), so the replay runs as fast as the kernel allows; a request
 that was originally sent while another was still running is sent at the same
 offset after that one, so overlaps (interrupts, subshells, queued cells) happen
-again. Signal interrupts and restarts are replayed where the log has them;
-``input_request`` is answered with the recorded ``input_reply``; comm and
-subshell ids the kernel chooses are mapped from the recorded ones.
+again. The kernel is launched as the recorded one was (extra arguments, working
+directory). Signal interrupts are replayed relative to what the kernel was doing
+(into a request, or between two), restarts where the log has them;
+``input_request`` is answered with the recorded ``input_reply``; comm, subshell
+and request ids are mapped wherever they appear in content; a request that gets
+no reply is given up after a bound derived from its recorded duration.
 """
 
 from __future__ import annotations
