@@ -140,9 +140,9 @@ def run_replay(args: argparse.Namespace) -> int:
             repeat=args.repeat,
         )
     if not args.json:
-        times = f"{len(result.logs)} times, " if len(result.logs) > 1 else ""
+        times = f" {len(result.logs)} times" if len(result.logs) > 1 else ""
         print(
-            f"replayed {args.log} {times}-> {', '.join(result.logs)} ({result.wall_time:.2f} s "
+            f"replayed {args.log}{times} -> {', '.join(result.logs)} ({result.wall_time:.2f} s "
             f"per replay; the original was busy {result.busy_time:.2f} s)",
             file=sys.stderr,
         )
