@@ -163,14 +163,17 @@ def compare_sessions(
     ignore: Sequence[str] = (),
     outcomes_b: dict[int, str] | None = None,
     labels: tuple[str, str] = ("recorded", "replayed"),
+    pairs: list[tuple[Exchange | None, Exchange | None]] | None = None,
 ) -> Report:
-    """The divergence report between two loaded sessions."""
+    """The divergence report between two loaded sessions (``pairs``: which request of
+    ``b`` is the twin of which request of ``a``, when known; default: ``pair``)."""
     norm_a, norm_b = Normalizer(ignore), Normalizer(ignore)
     restarts_a, restarts_b = _restarts_before(a), _restarts_before(b)
     segment_a = segment_b = 0
     rows: list[Row] = []
     divergences: list[Divergence] = []
-    pairs = pair(a.exchanges, b.exchanges)
+    if pairs is None:
+        pairs = pair(a.exchanges, b.exchanges)
     for ea, eb in pairs:
         if ea is not None and eb is not None:
             norm_a.request(ea.msg_id, f"<request-{ea.number}>")

@@ -97,14 +97,16 @@ class ReplayResult:
 
 
 def _interrupted(session: Session, seen: list[Exchange], t: int) -> Exchange | None:
-    """The request a signal interrupt at ``t`` hit: sent before it and answered after it
-    (the executing shell request first); None when the kernel was between requests."""
+    """The request a signal interrupt at ``t`` hit: it had started executing (its busy
+    status) and was answered after ``t`` (a shell request first); None when the kernel
+    was between requests."""
     ends = ((e, e.reply.t if e.reply is not None else e.idle_t) for e in seen)
     running = [e for e, end in ends if end is not None and end > t]
-    if not running:
+    # sent but not started (its busy came after the interrupt): the kernel was not running it
+    executing = [e for e in running if e.busy_t is not None and e.busy_t <= t]
+    if not executing:
         return None
-    executing = [e for e in running if e.ch == "shell" and e.busy_t is not None and e.busy_t <= t]
-    return (executing or running)[0]
+    return ([e for e in executing if e.ch == "shell"] or executing)[0]
 
 
 @dataclass
@@ -630,6 +632,24 @@ def replay(
     )
 
 
+def _twins(
+    replayer: Replayer, session: Session, replayed: Session
+) -> list[tuple[Exchange | None, Exchange | None]]:
+    """Each recorded request with the request the replay sent for it (by msg_id: the
+    replay's log may hold requests sent on two channels in the same instant in either
+    order), then any request of the replay's log that is no one's twin."""
+    by_id = {e.msg_id: e for e in replayed.exchanges}
+    pairs: list[tuple[Exchange | None, Exchange | None]] = []
+    used: set[int] = set()
+    for ex in session.exchanges:
+        live = replayer.live.get(ex.number)
+        twin = by_id.get(live.msg_id) if live is not None else None
+        if twin is not None:
+            used.add(twin.number)
+        pairs.append((ex, twin))
+    return pairs + [(None, e) for e in replayed.exchanges if e.number not in used]
+
+
 def _run_and_compare(replayer: Replayer, session: Session, ignore: Sequence[str]) -> ReplayResult:
     replayer.run()
     with LogReader(replayer.output) as reader:
@@ -639,6 +659,7 @@ def _run_and_compare(replayer: Replayer, session: Session, ignore: Sequence[str]
         session,
         replayed,
         ignore=ignore,
+        pairs=_twins(replayer, session, replayed),
         outcomes_b={
             e.number: outcomes[e.msg_id] for e in replayed.exchanges if e.msg_id in outcomes
         },
