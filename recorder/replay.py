@@ -24,6 +24,7 @@ import threading
 import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
+from datetime import datetime
 from typing import Any
 
 from .capture import REDACTED
@@ -34,7 +35,7 @@ from .errors import KernelSpecError, KrecError
 from .exchange import Exchange, Marker, Session, build_session, load_session
 from .kernelrun import KernelRecording, kernel_fields
 from .kernelspec import all_specs, find_spec
-from .logfile import LogReader, LogWriter, make_header
+from .logfile import LogReader, LogWriter, Record, make_header
 
 Progress = Callable[[int, int], None]
 
@@ -96,11 +97,27 @@ class ReplayResult:
         return self.wall_time / self.busy_time if self.busy_time else 0.0
 
 
+def _kernel_sent(rec: Record) -> int:
+    """When the kernel sent ``rec`` (its header's date, ns), else when krec captured it.
+
+    Capture times lag behind under load (records are timestamped in batches), while an
+    interrupt event is timestamped the moment krec sends the signal: a reply sent just
+    before jupyter_client's shutdown interrupt may be captured just after it.
+    """
+    date = rec.header.get("date")
+    if isinstance(date, str):
+        with contextlib.suppress(ValueError):
+            sent = datetime.fromisoformat(date.replace("Z", "+00:00"))
+            if sent.tzinfo is not None:
+                return min(rec.t, int(sent.timestamp() * 1e9))
+    return rec.t
+
+
 def _interrupted(session: Session, seen: list[Exchange], t: int) -> Exchange | None:
     """The request a signal interrupt at ``t`` hit: it had started executing (its busy
     status) and was answered after ``t`` (a shell request first); None when the kernel
     was between requests."""
-    ends = ((e, e.reply.t if e.reply is not None else e.idle_t) for e in seen)
+    ends = ((e, _kernel_sent(e.reply) if e.reply is not None else e.idle_t) for e in seen)
     running = [e for e, end in ends if end is not None and end > t]
     # sent but not started (its busy came after the interrupt): the kernel was not running it
     executing = [e for e in running if e.busy_t is not None and e.busy_t <= t]
