@@ -35,6 +35,11 @@ _IMAGE_PREFIX = "image/"
 # debugpy's start-up warnings ("0.00s - Debugger warning: ... frozen modules ..."), which
 # ipykernel sometimes forwards as stderr output of whichever cell runs first
 _DEBUGPY_NOISE = re.compile(r"^\d+\.\d+s - .*(?:\n|$)", re.MULTILINE)
+# pyzmq's event loop logs this to the kernel's stderr when a socket closes with events
+# pending (a comm_msg racing a shutdown); ipykernel forwards it as some request's stderr
+_TORNADO_NOISE = re.compile(
+    r"^WARNING:tornado\.general:Got events for closed stream .*(?:\n|$)", re.MULTILINE
+)
 
 #: reply fields that change between kernel builds or runs, never compared
 _VOLATILE_REPLY_KEYS = {
@@ -193,7 +198,8 @@ def results(ex: Exchange | None, norm: Normalizer, outcome: str = "") -> dict[st
             body = {k: v for k, v in c.items() if k != "comm_id"}
             comms.append(f"{mt} {comm} {_dump(norm.data(body))}")
     out["stdout"] = norm.text("".join(streams.pop("stdout")))
-    out["stderr"] = norm.text(_DEBUGPY_NOISE.sub("", "".join(streams.pop("stderr"))))
+    stderr = _DEBUGPY_NOISE.sub("", "".join(streams.pop("stderr")))
+    out["stderr"] = norm.text(_TORNADO_NOISE.sub("", stderr))
     for name, chunks in streams.items():
         out["stdout"] += norm.text(f"[{name}] " + "".join(chunks))
     out["display"] = "\n".join(displays)
