@@ -97,8 +97,8 @@ class ReplayResult:
         return self.wall_time / self.busy_time if self.busy_time else 0.0
 
 
-def _kernel_sent(rec: Record) -> int:
-    """When the kernel sent ``rec`` (its header's date, ns), else when krec captured it.
+def _sent(rec: Record) -> int:
+    """When its sender sent ``rec`` (its header's date, ns), else when krec captured it.
 
     Capture times lag behind under load (records are timestamped in batches), while an
     interrupt event is timestamped the moment krec sends the signal: a reply sent just
@@ -117,7 +117,7 @@ def _interrupted(session: Session, seen: list[Exchange], t: int) -> Exchange | N
     """The request a signal interrupt at ``t`` hit: it had started executing (its busy
     status) and was answered after ``t`` (a shell request first); None when the kernel
     was between requests."""
-    ends = ((e, _kernel_sent(e.reply) if e.reply is not None else e.idle_t) for e in seen)
+    ends = ((e, _sent(e.reply) if e.reply is not None else e.idle_t) for e in seen)
     running = [e for e, end in ends if end is not None and end > t]
     # sent but not started (its busy came after the interrupt): the kernel was not running it
     executing = [e for e in running if e.busy_t is not None and e.busy_t <= t]
@@ -153,15 +153,16 @@ def _by_time(timeline: list[Exchange | Marker]) -> list[Exchange | Marker]:
     """The timeline with each marker moved before the first request captured after it.
 
     An event may be logged after a message captured a moment later (the wrapper logs
-    the interrupt it forwards while the proxy logs the frontend's next request); the
-    requests keep their log order.
+    the interrupt it forwards while the proxy logs the frontend's next request), and
+    capture times lag behind under load, so requests are placed by when the frontend
+    sent them (their header's date); the requests keep their log order.
     """
     requests = [i for i in timeline if isinstance(i, Exchange)]
     out: list[Exchange | Marker] = []
     markers = [i for i in timeline if isinstance(i, Marker)]
     pending = list(markers)
     for ex in requests:
-        while pending and pending[0].t < ex.t:
+        while pending and pending[0].t < _sent(ex.request):
             out.append(pending.pop(0))
         out.append(ex)
     return out + pending
