@@ -59,7 +59,7 @@ class Row:
     msg_type: str
     code: str | None
     fields: list[str]
-    status: str  # "same", "diverged", "missing", "extra"
+    status: str  # "same", "diverged", "missing", "extra", "nondeterministic"
 
     def to_json(self) -> dict[str, Any]:
         return {
@@ -83,6 +83,8 @@ class Report:
     notes: list[str] = field(default_factory=list)
     label_a: str = "recorded"
     label_b: str = "replayed"
+    runs: int = 1  # replays merged into this report (--repeat)
+    nondeterministic: list[Row] = field(default_factory=list)  # changed between runs
 
     @property
     def diverged(self) -> bool:
@@ -100,6 +102,8 @@ class Report:
             "diverged": len({d.request for d in self.divergences}),
             "first": self.first.to_json() if self.first else None,
             "notes": self.notes,
+            "runs": self.runs,
+            "nondeterministic": [r.to_json() for r in self.nondeterministic],
             "rows": [r.to_json() for r in self.rows],
             "divergences": [d.to_json() for d in self.divergences],
         }
@@ -159,14 +163,22 @@ def compare_sessions(
     ignore: Sequence[str] = (),
     outcomes_b: dict[int, str] | None = None,
     labels: tuple[str, str] = ("recorded", "replayed"),
+    pairs: list[tuple[Exchange | None, Exchange | None]] | None = None,
 ) -> Report:
-    """The divergence report between two loaded sessions."""
+    """The divergence report between two loaded sessions (``pairs``: which request of
+    ``b`` is the twin of which request of ``a``, when known; default: ``pair``)."""
     norm_a, norm_b = Normalizer(ignore), Normalizer(ignore)
     restarts_a, restarts_b = _restarts_before(a), _restarts_before(b)
     segment_a = segment_b = 0
     rows: list[Row] = []
     divergences: list[Divergence] = []
-    for ea, eb in pair(a.exchanges, b.exchanges):
+    if pairs is None:
+        pairs = pair(a.exchanges, b.exchanges)
+    for ea, eb in pairs:
+        if ea is not None and eb is not None:
+            norm_a.request(ea.msg_id, f"<request-{ea.number}>")
+            norm_b.request(eb.msg_id, f"<request-{ea.number}>")
+    for ea, eb in pairs:
         if ea is not None and restarts_a.get(ea.number, 0) != segment_a:
             segment_a = restarts_a[ea.number]
             norm_a.new_kernel()
@@ -236,6 +248,57 @@ def compare_sessions(
     return Report(a.path, b.path, rows, divergences, label_a=labels[0], label_b=labels[1])
 
 
+def merge_runs(reports: Sequence[Report]) -> Report:
+    """One report for several replays of the same log (``--repeat``).
+
+    A request whose result is the same in every run keeps its verdict (same, or the
+    same divergence every time); a request whose result changed between runs is
+    nondeterministic: listed as such, and not counted as a divergence.
+    """
+    first = reports[0]
+    if len(reports) == 1:
+        return first
+
+    def signature(report: Report, request: int) -> tuple[Any, ...]:
+        return tuple(
+            sorted((d.field, d.actual) for d in report.divergences if d.request == request)
+        )
+
+    rows: list[Row] = []
+    changed: list[Row] = []
+    for row in first.rows:
+        if row.status == "extra":
+            rows.append(row)
+            continue
+        seen = {signature(r, row.request) for r in reports}
+        if len(seen) == 1:
+            rows.append(row)
+            continue
+        fields = sorted({f for sig in seen for f, _ in sig}, key=_field_order)
+        merged = Row(row.request, row.other, row.msg_type, row.code, fields, "nondeterministic")
+        rows.append(merged)
+        changed.append(merged)
+    unstable = {r.request for r in changed}
+    notes = list(first.notes)
+    for report in reports[1:]:
+        notes.extend(n for n in report.notes if n not in notes)
+    return Report(
+        first.log_a,
+        first.log_b,
+        rows,
+        [d for d in first.divergences if d.request not in unstable],
+        notes,
+        first.label_a,
+        first.label_b,
+        runs=len(reports),
+        nondeterministic=changed,
+    )
+
+
+def _field_order(name: str) -> int:
+    return FIELDS.index(name) if name in FIELDS else -1
+
+
 def compare(log_a: str, log_b: str, *, ignore: Sequence[str] = ()) -> Report:
     """`krec diff`: the report between two existing logs."""
     report = compare_sessions(
@@ -263,14 +326,20 @@ def render_report(report: Report, color: bool = False) -> str:
     out: list[str] = []
     requests = [r for r in report.rows if r.status != "extra"]
     bad = sorted({d.request for d in report.divergences})
+    runs = f" in {report.runs} replays" if report.runs > 1 else ""
+    if report.nondeterministic:
+        changed = len(report.nondeterministic)
+        runs += f", {changed} nondeterministic (their results changed between replays)"
     if not bad:
+        same = "all the same" if not report.nondeterministic else "the others the same"
         out.append(
-            c(f"no divergence: {len(requests)} requests, all the same after normalization", _GREEN)
+            c(f"no divergence: {len(requests)} requests{runs}, {same} after normalization", _GREEN)
         )
     else:
         out.append(
             c(
-                f"{len(bad)} of {len(requests)} requests diverged (first at request {bad[0]})",
+                f"{len(bad)} of {len(requests)} requests diverged{runs} "
+                f"(first at request {bad[0]})",
                 _RED + _BOLD,
             )
         )
@@ -309,6 +378,8 @@ def render_report(report: Report, color: bool = False) -> str:
             result = c("same", _DIM)
         elif row.status in ("missing", "extra"):
             result = c(row.status, _RED)
+        elif row.status == "nondeterministic":
+            result = "nondeterministic: " + ", ".join(row.fields)
         else:
             result = c("differs: " + ", ".join(row.fields), _RED)
         out.append(f"{row.request:>4}  {row.msg_type:<22} {_preview(row.code):<42} {result}")

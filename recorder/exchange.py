@@ -88,6 +88,7 @@ class Session:
     exchanges: list[Exchange]
     timeline: list[Exchange | Marker]
     redacted: set[str]  # msg_ids of input_requests whose reply was redacted
+    launches: list[dict[str, Any]] = field(default_factory=list)  # kernel_started fields
 
     @property
     def busy_time(self) -> int:
@@ -106,12 +107,15 @@ def build_session(reader: LogReader) -> Session:
     timeline: list[Exchange | Marker] = []
     by_id: dict[str, list[Exchange]] = {}
     redacted: set[str] = set()
+    launches: list[dict[str, Any]] = []
     for rec in reader:
         if rec.is_event:
             if rec.event == "restart" or (
                 rec.event == "interrupt" and rec.fields.get("mode") == "signal"
             ):
                 timeline.append(Marker(rec.event or "", rec))
+            elif rec.event == "kernel_started":
+                launches.append(dict(rec.fields))
             elif rec.event == "password_redacted":
                 parent = rec.fields.get("parent_msg_id")
                 if isinstance(parent, str):
@@ -151,7 +155,7 @@ def build_session(reader: LogReader) -> Session:
                 owner.outputs.append(rec)
     for ex in exchanges:
         ex.records.sort()
-    return Session(reader.path, reader.header, exchanges, timeline, redacted)
+    return Session(reader.path, reader.header, exchanges, timeline, redacted, launches)
 
 
 def _owner(rec: Record, candidates: list[Exchange] | None) -> Exchange | None:

@@ -25,7 +25,7 @@ import zmq
 
 from .connect import ConnectionInfo
 from .errors import KrecError
-from .kernelspec import kernel_argv, kernel_env, launch_kernel, stop_kernel
+from .kernelspec import find_spec, kernel_argv, kernel_env, launch_kernel, stop_kernel
 from .logfile import LogWriteError, LogWriter
 from .proxy import Proxy
 
@@ -63,7 +63,17 @@ def say(text: str) -> None:
     print(f"krec: {text}", file=sys.stderr, flush=True)
 
 
-def kernel_fields(entry: dict[str, Any]) -> dict[str, Any]:
+#: stands for the connection file's path in a header's ``launch_argv`` (the real, temporary
+#: path is in the ``kernel_started`` event)
+CONNECTION_FILE_ARG = "{connection_file}"
+
+
+def kernel_fields(
+    entry: dict[str, Any], extra_arguments: Sequence[str] = (), cwd: str | None = None
+) -> dict[str, Any]:
+    """The header's ``kernel`` map: the kernelspec, and how krec launches the kernel
+    (``launch_argv``: the spec's argv as launched plus ``extra_arguments``, the
+    arguments a frontend appended; ``cwd``: the kernel's working directory)."""
     spec = entry["spec"]
     fields = {
         "name": entry.get("name", ""),
@@ -71,9 +81,54 @@ def kernel_fields(entry: dict[str, Any]) -> dict[str, Any]:
         "language": spec.get("language", ""),
         "argv": list(spec.get("argv", [])),
         "interrupt_mode": spec.get("interrupt_mode", "signal"),
+        "launch_argv": kernel_argv(entry, CONNECTION_FILE_ARG) + list(extra_arguments),
+        "extra_arguments": list(extra_arguments),
+        "cwd": os.path.abspath(cwd or os.getcwd()),
     }
     if "kernel_protocol_version" in spec:
         fields["protocol_version"] = spec["kernel_protocol_version"]
+    return fields
+
+
+def existing_kernel_fields(kernel_file: str, name: str) -> dict[str, Any]:
+    """The header's ``kernel`` map for a kernel krec attaches to, with its launch when it
+    can be known: a local process (Linux /proc) that was given ``kernel_file`` as a kernel
+    is (after ``-f``, or where kernelspec ``name`` puts it) gives ``launch_argv``, ``cwd``
+    and, when ``name`` is a kernelspec whose argv it extends, ``extra_arguments``."""
+    fields: dict[str, Any] = {"name": name, "display_name": "", "language": "", "argv": []}
+    try:
+        spec: dict[str, Any] | None = find_spec(name)
+    except KrecError:
+        spec = None
+    spec_argv = [str(a) for a in spec["spec"].get("argv", [])] if spec else []
+    at = spec_argv.index("{connection_file}") if "{connection_file}" in spec_argv else -1
+    target = os.path.realpath(kernel_file)
+    try:
+        pids = [int(p) for p in os.listdir("/proc") if p.isdigit()]
+    except OSError:
+        return fields
+    for pid in pids:
+        if pid in (os.getpid(), os.getppid()):
+            continue
+        try:
+            with open(f"/proc/{pid}/cmdline", "rb") as f:
+                argv = [a.decode(errors="replace") for a in f.read().split(b"\0")[:-1]]
+            cwd = os.readlink(f"/proc/{pid}/cwd")
+        except OSError:
+            continue
+        places = [
+            i
+            for i, a in enumerate(argv)
+            if a.endswith(".json") and os.path.realpath(os.path.join(cwd, a)) == target
+        ]
+        if not any(i == at or (i > 0 and argv[i - 1] == "-f") for i in places):
+            continue
+        fields.update(launch_argv=argv, cwd=cwd)
+        if spec is not None and at in places and len(argv) >= len(spec_argv):
+            known = kernel_fields(spec)
+            fields.update({k: known[k] for k in ("display_name", "language", "argv")})
+            fields["extra_arguments"] = argv[len(spec_argv) :]
+        break
     return fields
 
 
@@ -128,8 +183,10 @@ class KernelRecording:
         strip_path: str | None = None,
         extra_arguments: Sequence[str] = (),
         kernel_output: IO[bytes] | None = None,
+        cwd: str | None = None,
     ) -> None:
         self.entry = entry
+        self.cwd = cwd  # the kernel's working directory (None: krec's own)
         self.kernel_output = kernel_output
         self._extra_arguments = list(extra_arguments)
         self.frontend = frontend
@@ -162,10 +219,16 @@ class KernelRecording:
         self.launched_at = time.monotonic()
         argv = kernel_argv(self.entry, self.kernel_file) + self._extra_arguments
         self.proc = launch_kernel(
-            argv, kernel_env(self.entry, self._strip_path), output=self.kernel_output
+            argv, kernel_env(self.entry, self._strip_path), cwd=self.cwd, output=self.kernel_output
         )
         self.shutdown_requested = self.restart_requested = False
-        self.proxy.event("kernel_started", pid=self.proc.pid, argv=argv, kernel=self.entry["name"])
+        self.proxy.event(
+            "kernel_started",
+            pid=self.proc.pid,
+            argv=argv,
+            kernel=self.entry["name"],
+            cwd=os.path.abspath(self.cwd or os.getcwd()),
+        )
 
     def wait_heartbeat(self, timeout: float = 60.0) -> None:
         """Until the kernel echoes a heartbeat: frontends that attach by connection file

@@ -21,16 +21,25 @@ from .exchange import Exchange
 
 _ANSI = re.compile(r"\x1b\[[0-9;?]*[ -/]*[@-~]|\x1b[()][0-9A-Za-z]")
 _ADDRESS = re.compile(r"\b0x[0-9a-fA-F]{4,}\b")
+# a UUID, or a jupyter_client msg_id (``<session uuid>_<pid>_<count>``)
 _UUID = re.compile(
     r"\b[0-9a-fA-F]{8}-?[0-9a-fA-F]{4}-?[0-9a-fA-F]{4}-?[0-9a-fA-F]{4}-?"
-    r"[0-9a-fA-F]{12}\b"
+    r"[0-9a-fA-F]{12}(?:_\d+_\d+)?\b"
 )
+# ipykernel compiles each cell to <tempdir>/ipykernel_<pid>/<hash>.py (warnings and
+# tracebacks name it), wherever the temporary directory is
+_CELL_FILE = re.compile(r"(?:[^\s'\"<>:,()\[\]]*/)?ipykernel_\d+/-?\d+\.py")
 _TMP_PATH = re.compile(r"(?:/private)?(?:/tmp|/var/tmp|/var/folders)/[^\s'\"<>:,)\]]*")
 _CELL_REF = re.compile(r"((?:Cell )?In ?\[)(\d+)(\])")
 _IMAGE_PREFIX = "image/"
 # debugpy's start-up warnings ("0.00s - Debugger warning: ... frozen modules ..."), which
 # ipykernel sometimes forwards as stderr output of whichever cell runs first
 _DEBUGPY_NOISE = re.compile(r"^\d+\.\d+s - .*(?:\n|$)", re.MULTILINE)
+# pyzmq's event loop logs this to the kernel's stderr when a socket closes with events
+# pending (a comm_msg racing a shutdown); ipykernel forwards it as some request's stderr
+_TORNADO_NOISE = re.compile(
+    r"^WARNING:tornado\.general:Got events for closed stream .*(?:\n|$)", re.MULTILINE
+)
 
 #: reply fields that change between kernel builds or runs, never compared
 _VOLATILE_REPLY_KEYS = {
@@ -66,6 +75,7 @@ class Normalizer:
 
     def __init__(self, ignore: Sequence[str] = ()) -> None:
         self.labels: dict[str, str] = {}
+        self.requests: dict[str, str] = {}  # request msg_id -> "<request-N>"
         self._counters: Counter[str] = Counter()
         self.count_offset: int | None = None
         self.ignore_keys = {i for i in ignore if not i.startswith("re:")}
@@ -89,13 +99,23 @@ class Normalizer:
             self.count_offset = value - 1
         return value - self.count_offset
 
+    def request(self, msg_id: str, label: str) -> None:
+        """Name a request's msg_id (the paired requests of two logs share a label), so the
+        ids a kernel keeps in content (an Output widget's ``msg_id``) compare equal."""
+        if msg_id:
+            self.requests[msg_id] = label
+
+    def _uuid(self, match: re.Match[str]) -> str:
+        return self.requests.get(match.group(0), "<uuid>")
+
     def text(self, value: str) -> str:
         s = _ANSI.sub("", value)
         for known, label in self.labels.items():
             if len(known) >= 8 and known in s:
                 s = s.replace(known, label)
-        s = _UUID.sub("<uuid>", s)
+        s = _UUID.sub(self._uuid, s)
         s = _ADDRESS.sub("0x?", s)
+        s = _CELL_FILE.sub("<cell file>", s)
         s = _TMP_PATH.sub("<tmp>", s)
         s = _CELL_REF.sub(lambda m: f"{m.group(1)}{self._cell(m.group(2))}{m.group(3)}", s)
         for pattern in self.ignore_patterns:
@@ -114,7 +134,7 @@ class Normalizer:
         if isinstance(value, list):
             return [self.data(v) for v in value]
         if isinstance(value, str):
-            return self.text(value)
+            return self.requests.get(value) or self.text(value)
         return value
 
 
@@ -178,7 +198,8 @@ def results(ex: Exchange | None, norm: Normalizer, outcome: str = "") -> dict[st
             body = {k: v for k, v in c.items() if k != "comm_id"}
             comms.append(f"{mt} {comm} {_dump(norm.data(body))}")
     out["stdout"] = norm.text("".join(streams.pop("stdout")))
-    out["stderr"] = norm.text(_DEBUGPY_NOISE.sub("", "".join(streams.pop("stderr"))))
+    stderr = _DEBUGPY_NOISE.sub("", "".join(streams.pop("stderr")))
+    out["stderr"] = norm.text(_TORNADO_NOISE.sub("", stderr))
     for name, chunks in streams.items():
         out["stdout"] += norm.text(f"[{name}] " + "".join(chunks))
     out["display"] = "\n".join(displays)
@@ -202,6 +223,8 @@ def _reply(ex: Exchange, norm: Normalizer) -> str:
     mt = reply.msg_type
     for key in _VOLATILE_REPLY_KEYS.get(mt, ()):
         content.pop(key, None)
+    if mt == "complete_reply":
+        content["metadata"] = _completion_metadata(content.get("metadata"))
     if mt == "execute_reply":
         content.pop("engine_info", None)
         content["execution_count"] = norm.count(content.get("execution_count"))
@@ -214,6 +237,26 @@ def _reply(ex: Exchange, norm: Normalizer) -> str:
     if isinstance(content.get("subshell_id"), list):
         content["subshell_id"] = [norm.label("subshell", str(s)) for s in content["subshell_id"]]
     return f"{mt}\n{_dump(norm.data(content))}"
+
+
+#: what jedi infers for a completion (IPython's experimental completion metadata) depends
+#: on how far inference got in its time budget: "instance" one run, "<unknown>" the next
+_INFERRED_COMPLETION_KEYS = ("type", "signature")
+
+
+def _completion_metadata(metadata: Any) -> Any:
+    if not isinstance(metadata, dict):
+        return metadata
+    types = metadata.get("_jupyter_types_experimental")
+    if not isinstance(types, list):
+        return metadata
+    kept = [
+        {k: v for k, v in t.items() if k not in _INFERRED_COMPLETION_KEYS}
+        if isinstance(t, dict)
+        else t
+        for t in types
+    ]
+    return {**metadata, "_jupyter_types_experimental": kept}
 
 
 def learn_ids(ex: Exchange, norm: Normalizer) -> None:

@@ -23,7 +23,7 @@ import zmq
 
 from .connect import ConnectionInfo, new_key
 from .errors import KrecError
-from .kernelrun import KernelRecording, StopSignals, kernel_fields, say
+from .kernelrun import KernelRecording, StopSignals, existing_kernel_fields, kernel_fields, say
 from .kernelspec import find_spec, write_shadow_specs
 from .logfile import make_header
 from .proxy import Proxy
@@ -125,7 +125,7 @@ def run_existing(
     output = output or f"{name}-{time.strftime('%Y%m%d-%H%M%S')}.krec"
     connection_file = connection_file or default_connection_file(name)
     header = make_header(
-        kernel={"name": name, "display_name": "", "language": "", "argv": []},
+        kernel=existing_kernel_fields(kernel_file, name),
         connection=frontend.public(),
         mode="existing",
     )

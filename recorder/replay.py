@@ -6,9 +6,12 @@ every request that had completed before it was originally sent (reply and
 ``status: idle``), so the replay runs as fast as the kernel allows; a request
 that was originally sent while another was still running is sent at the same
 offset after that one, so overlaps (interrupts, subshells, queued cells) happen
-again. Signal interrupts and restarts are replayed where the log has them;
-``input_request`` is answered with the recorded ``input_reply``; comm and
-subshell ids the kernel chooses are mapped from the recorded ones.
+again. The kernel is launched as the recorded one was (extra arguments, working
+directory). Signal interrupts are replayed relative to what the kernel was doing
+(into a request, or between two), restarts where the log has them;
+``input_request`` is answered with the recorded ``input_reply``; comm, subshell
+and request ids are mapped wherever they appear in content; a request that gets
+no reply is given up after a bound derived from its recorded duration.
 """
 
 from __future__ import annotations
@@ -21,17 +24,18 @@ import threading
 import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
+from datetime import datetime
 from typing import Any
 
 from .capture import REDACTED
 from .client import Incoming, KernelConnection
 from .connect import ConnectionInfo, new_key
-from .diff import Report, compare_sessions
+from .diff import Report, compare_sessions, merge_runs
 from .errors import KernelSpecError, KrecError
 from .exchange import Exchange, Marker, Session, build_session, load_session
 from .kernelrun import KernelRecording, kernel_fields
 from .kernelspec import all_specs, find_spec
-from .logfile import LogReader, LogWriter, make_header
+from .logfile import LogReader, LogWriter, Record, make_header
 
 Progress = Callable[[int, int], None]
 
@@ -44,8 +48,8 @@ class _Action:
     exchange: Exchange | None
     after: list[int]  # exchange numbers that must be complete first
     anchor: int | None = None  # exchange number this one overlapped with
-    offset: float = 0.0  # seconds after the anchor was sent
-    settle: float = 0.0  # seconds to leave after the last completed request (see plan)
+    offset: float = 0.0  # seconds after the anchor was sent (or started executing: busy)
+    busy: bool = False  # offset counts from the anchor's busy status, not from its send
 
 
 @dataclass
@@ -55,6 +59,8 @@ class _Live:
     exchange: Exchange
     msg_id: str = ""
     sent_at: float = 0.0
+    busy_at: float = 0.0
+    bound: float = 60.0  # seconds without a reply after which it counts as hung
     replied: bool = False
     idle: bool = False
     outcome: str = ""
@@ -68,7 +74,10 @@ class _Live:
             return True
         ex = self.exchange
         need_reply = ex.reply is not None
-        need_idle = ex.idle_t is not None
+        # a kernel that exits after its shutdown_reply may never send the idle that follows
+        need_idle = ex.idle_t is not None and not (
+            self.replied and ex.msg_type == "shutdown_request"
+        )
         return (self.replied or not need_reply) and (self.idle or not need_idle)
 
 
@@ -78,34 +87,144 @@ class ReplayResult:
 
     log: str
     report: Report
-    wall_time: float
+    wall_time: float  # of one replay (the mean, with --repeat)
     busy_time: float
     notes: list[str]
+    logs: list[str] = field(default_factory=list)  # every replay's own log (--repeat)
 
     @property
     def ratio(self) -> float:
         return self.wall_time / self.busy_time if self.busy_time else 0.0
 
 
+def _sent(rec: Record) -> int:
+    """When its sender sent ``rec`` (its header's date, ns), else when krec captured it.
+
+    Capture times lag behind under load (records are timestamped in batches), while an
+    interrupt event is timestamped the moment krec sends the signal: a reply sent just
+    before jupyter_client's shutdown interrupt may be captured just after it.
+    """
+    date = rec.header.get("date")
+    if isinstance(date, str):
+        with contextlib.suppress(ValueError):
+            sent = datetime.fromisoformat(date.replace("Z", "+00:00"))
+            if sent.tzinfo is not None:
+                return min(rec.t, int(sent.timestamp() * 1e9))
+    return rec.t
+
+
+def _interrupted(session: Session, seen: list[Exchange], t: int) -> Exchange | None:
+    """The request a signal interrupt at ``t`` hit: it had started executing (its busy
+    status) and was answered after ``t`` (a shell request first); None when the kernel
+    was between requests."""
+    ends = ((e, _sent(e.reply) if e.reply is not None else e.idle_t) for e in seen)
+    running = [e for e, end in ends if end is not None and end > t]
+    # sent but not started (its busy came after the interrupt): the kernel was not running it
+    executing = [e for e in running if e.busy_t is not None and e.busy_t <= t]
+    if not executing:
+        return None
+    return ([e for e in executing if e.ch == "shell"] or executing)[0]
+
+
+@dataclass
+class Launch:
+    """How the recorded kernel was launched, as far as the log says."""
+
+    extra_arguments: list[str]  # beyond the kernelspec's argv (nbclient's hist_file...)
+    cwd: str | None  # the kernel's working directory (None: the log does not say)
+
+
+def recorded_launch(session: Session) -> Launch:
+    """The launch of the session's first kernel, from the header (or, for logs written
+    before the header recorded it, from the first ``kernel_started`` event)."""
+    kernel = session.header.get("kernel") or {}
+    first = session.launches[0] if session.launches else {}
+    extra = kernel.get("extra_arguments")
+    if not isinstance(extra, list):
+        spec_argv, argv = kernel.get("argv"), first.get("argv")
+        extra = []
+        if isinstance(spec_argv, list) and spec_argv and isinstance(argv, list):
+            extra = argv[len(spec_argv) :]
+    cwd = kernel.get("cwd") or first.get("cwd")
+    return Launch([str(a) for a in extra], cwd if isinstance(cwd, str) else None)
+
+
+def _by_time(timeline: list[Exchange | Marker]) -> list[Exchange | Marker]:
+    """The timeline with each marker moved before the first request captured after it.
+
+    An event may be logged after a message captured a moment later (the wrapper logs
+    the interrupt it forwards while the proxy logs the frontend's next request), and
+    capture times lag behind under load, so requests are placed by when the frontend
+    sent them (their header's date); the requests keep their log order.
+    """
+    requests = [i for i in timeline if isinstance(i, Exchange)]
+    out: list[Exchange | Marker] = []
+    markers = [i for i in timeline if isinstance(i, Marker)]
+    pending = list(markers)
+    for ex in requests:
+        while pending and pending[0].t < _sent(ex.request):
+            out.append(pending.pop(0))
+        out.append(ex)
+    return out + pending
+
+
 def plan(session: Session) -> list[_Action]:
-    """The actions of a replay, in log order, with what each must wait for."""
+    """The actions of a replay, in log order, with what each must wait for.
+
+    A request waits for the requests that had completed before it was sent, and is
+    sent at its recorded offset after a request that was still running. A signal
+    interrupt is anchored to what the kernel was doing: into the request it hit, at
+    the same offset after that request started executing; or, between requests
+    (jupyter_client's ``shutdown_kernel()`` interrupts after the last reply), after
+    the requests completed before it and before the next one.
+    """
     actions: list[_Action] = []
     seen: list[Exchange] = []
-    for item in session.timeline:
+    for item in _by_time(session.timeline):
         t = item.t
         completed = [e.number for e in seen if e.done_t is not None and e.done_t <= t]
-        running = [e for e in seen if e.done_t is None or e.done_t > t]
-        anchor = running[0] if running else None
-        offset = (t - anchor.t) / 1e9 if anchor else 0.0
         if isinstance(item, Marker):
             if item.event == "restart":
                 actions.append(_Action("restart", None, [e.number for e in seen]))
-            elif anchor is not None:
-                actions.append(_Action("interrupt", None, completed, anchor.number, offset))
+                continue
+            hit = _interrupted(session, seen, t)
+            if hit is None:
+                actions.append(_Action("interrupt", None, [e.number for e in seen]))
+            else:
+                start = max(hit.t, hit.busy_t or hit.t)
+                before = [n for n in completed if n != hit.number]
+                actions.append(
+                    _Action("interrupt", None, before, hit.number, (t - start) / 1e9, busy=True)
+                )
             continue
+        running = [e for e in seen if e.done_t is None or e.done_t > t]
+        anchor = running[0] if running else None
+        offset = (t - anchor.t) / 1e9 if anchor else 0.0
         actions.append(_Action("send", item, completed, anchor.number if anchor else None, offset))
         seen.append(item)
     return actions
+
+
+#: a request that gets no reply counts as hung after HUNG_FACTOR times its recorded
+#: duration, and never before HUNG_FLOOR seconds (a loaded machine is slower); --timeout caps it
+HUNG_FACTOR = 20.0
+HUNG_FLOOR = 10.0
+
+
+def hung_bound(ex: Exchange, timeout: float) -> float:
+    """Seconds without a reply after which replaying ``ex`` counts as hung."""
+    return min(timeout, max(HUNG_FLOOR, HUNG_FACTOR * ex.busy_time / 1e9))
+
+
+def map_ids(value: Any, ids: dict[str, str]) -> Any:
+    """``value`` (JSON) with every string that is a recorded id replaced by its replayed twin."""
+    if isinstance(value, str):
+        return ids.get(value, value)
+    if isinstance(value, dict):
+        return {k: map_ids(v, ids) for k, v in value.items()}
+    if isinstance(value, list):
+        return [map_ids(v, ids) for v in value]
+    return value
 
 
 class Replayer:
@@ -121,6 +240,8 @@ class Replayer:
         password: str | None = None,
         progress: Progress | None = None,
         cancel: threading.Event | None = None,
+        extra_arguments: Sequence[str] = (),
+        cwd: str | None = None,
     ) -> None:
         self.session = session
         self.timeout = timeout
@@ -132,11 +253,12 @@ class Replayer:
         self.by_msg_id: dict[str, _Live] = {}
         self.comm_map: dict[str, str] = {}
         self.subshell_map: dict[str, str] = {}
+        self.request_map: dict[str, str] = {}  # recorded request msg_id -> replayed one
         self.first_send = 0.0
         self.last_done = 0.0
         frontend = ConnectionInfo(key=new_key(), kernel_name=entry["name"])
         header = make_header(
-            kernel=kernel_fields(entry),
+            kernel=kernel_fields(entry, extra_arguments, cwd),
             connection=frontend.public(),
             mode="replay",
             replay_of=os.path.abspath(session.path),
@@ -147,7 +269,12 @@ class Replayer:
         # its last line explains a kernel that failed to start
         self._kernel_output = tempfile.TemporaryFile()  # noqa: SIM115 - closed by run()
         self.recording = KernelRecording(
-            entry, frontend, self.writer, kernel_output=self._kernel_output
+            entry,
+            frontend,
+            self.writer,
+            kernel_output=self._kernel_output,
+            extra_arguments=extra_arguments,
+            cwd=cwd,
         )
         self.client: KernelConnection | None = None
 
@@ -175,6 +302,9 @@ class Replayer:
                 self.client.close()
             rec.close("replay finished")
             self._kernel_output.close()
+
+    def bound(self, ex: Exchange) -> float:
+        return hung_bound(ex, self.timeout)
 
     def _report_progress(self, total: int) -> None:
         if self.progress is not None:
@@ -236,28 +366,53 @@ class Replayer:
             waiting = [
                 self.live[n] for n in action.after if n in self.live and not self.live[n].complete
             ]
-            if not waiting:
-                if action.anchor is None or action.anchor not in self.live:
-                    return
-                anchor = self.live[action.anchor]
+            if waiting:
+                if not self._give_up(waiting):
+                    self._pump(0.05)
+                continue
+            if action.anchor is None or action.anchor not in self.live:
+                return
+            anchor = self.live[action.anchor]
+            if anchor.complete:
+                return
+            if action.busy and not anchor.busy_at:
+                due = time.monotonic() + action.offset  # not executing yet: not begun
+            elif action.busy:
+                due = max(anchor.sent_at, anchor.busy_at) + action.offset
+            else:
                 due = anchor.sent_at + action.offset
-                if anchor.complete or time.monotonic() >= due:
-                    return
-                self._pump(min(0.05, max(0.0, due - time.monotonic())))
-                continue
-            oldest = min(live.sent_at for live in waiting)
-            if time.monotonic() - oldest > self.timeout:
-                for live in waiting:
-                    live.outcome = live.outcome or "timeout"
-                self.notes.append(
-                    f"request {waiting[0].exchange.number} timed out after "
-                    f"{self.timeout:.0f} s; the kernel was interrupted"
-                )
-                self.recording.interrupt()
-                continue
-            self._pump(0.05)
+            if time.monotonic() >= due or self._give_up([anchor]):
+                return
+            self._pump(min(0.05, max(0.0, due - time.monotonic())))
+
+    def _give_up(self, waiting: list[_Live]) -> bool:
+        """Mark hung requests as timed out (and interrupt the kernel); True if any were.
+
+        A request's clock starts when it was sent or when the last request before it
+        completed, whichever is later, so a request queued behind a long one is not
+        blamed for it.
+        """
+        now = time.monotonic()
+        hung = [w for w in waiting if now - max(w.sent_at, self.last_done) > w.bound]
+        if not hung:
+            return False
+        for live in hung:
+            live.outcome = live.outcome or "timeout"
+            recorded = live.exchange.busy_time / 1e9
+            self.notes.append(
+                f"request {live.exchange.number} ({live.exchange.msg_type}) got no reply within "
+                f"{live.bound:.0f} s (it took {recorded:.2f} s in the recording); "
+                "the kernel was interrupted"
+            )
+        self.recording.interrupt()
+        return True
 
     def _kernel_gone(self) -> None:
+        # what the kernel sent before it exited (the idle after a shutdown_reply) may still
+        # be on its way through the proxy
+        end = time.monotonic() + 1.0
+        while time.monotonic() < end and not all(live.complete for live in self.live.values()):
+            self._pump(0.05)
         for live in self.live.values():
             if not live.complete:
                 live.outcome = "kernel died"
@@ -291,17 +446,12 @@ class Replayer:
     def _send(self, ex: Exchange) -> None:
         assert self.client is not None
         req = ex.request
-        content = dict(req.content)
-        if req.msg_type in ("comm_msg", "comm_close") and content.get("comm_id") in self.comm_map:
-            content["comm_id"] = self.comm_map[content["comm_id"]]
-        if isinstance(content.get("subshell_id"), str):
-            content["subshell_id"] = self.subshell_map.get(
-                content["subshell_id"], content["subshell_id"]
-            )
+        ids = {**self.request_map, **self.comm_map, **self.subshell_map}
+        content = map_ids(req.content, ids)
         extra = {}
         sub = req.header.get("subshell_id")
         if isinstance(sub, str):
-            extra["subshell_id"] = self.subshell_map.get(sub, sub)
+            extra["subshell_id"] = ids.get(sub, sub)
         version = req.header.get("version")
         header = self.client.send(
             ex.ch,
@@ -312,7 +462,9 @@ class Replayer:
             header_extra=extra or None,
             version=version if isinstance(version, str) else None,
         )
-        live = _Live(ex, header["msg_id"], time.monotonic())
+        live = _Live(ex, header["msg_id"], time.monotonic(), bound=self.bound(ex))
+        if ex.msg_id:
+            self.request_map[ex.msg_id] = live.msg_id
         live.answers = [r.content for r in ex.input_replies()]
         self.live[ex.number] = live
         self.by_msg_id[live.msg_id] = live
@@ -335,8 +487,11 @@ class Replayer:
             if mt == "create_subshell_reply":
                 self._map_subshell(live, msg)
         elif msg.channel == "iopub":
-            if mt == "status" and msg.content.get("execution_state") == "idle":
+            state = msg.content.get("execution_state") if mt == "status" else None
+            if state == "idle":
                 live.idle = True
+            elif state == "busy" and not live.busy_at:
+                live.busy_at = time.monotonic()
             elif mt == "comm_open":
                 self._map_comm(live, msg)
         elif msg.channel == "stdin" and mt == "input_request":
@@ -383,16 +538,12 @@ class Replayer:
         self.client.send("stdin", "input_reply", content, parent=msg.header)
 
     def _finish(self, total: int) -> None:
-        deadline = time.monotonic() + self.timeout
         while not all(live.complete for live in self.live.values()):
             if self.cancel.is_set() or not self._check_kernel():
                 self._kernel_gone()
                 break
-            if time.monotonic() > deadline:
-                for live in self.live.values():
-                    if not live.complete:
-                        live.outcome = "timeout"
-                break
+            if self._give_up([live for live in self.live.values() if not live.complete]):
+                continue
             self._pump(0.05)
             self._report_progress(total)
         # outputs after the last idle (there should be none) get a moment to be recorded
@@ -402,6 +553,26 @@ class Replayer:
 
     def outcomes(self) -> dict[str, str]:
         return {live.msg_id: live.outcome for live in self.live.values() if live.outcome}
+
+
+def _kernel_cwd(launch: Launch, override: str | None) -> tuple[str, list[str]]:
+    """The replay kernel's working directory, and what the report says about it."""
+    here = os.getcwd()
+    if override is not None:
+        if not os.path.isdir(override):
+            raise KrecError(f"--cwd {override}: no such directory")
+        return os.path.abspath(override), []
+    if launch.cwd is None:
+        return here, [
+            "the log does not record the kernel's working directory; "
+            f"the kernel ran in the current one ({here})"
+        ]
+    if not os.path.isdir(launch.cwd):
+        return here, [
+            f"the recorded working directory {launch.cwd} does not exist here; "
+            f"the kernel ran in the current one ({here}) (give --cwd DIR to choose)"
+        ]
+    return launch.cwd, []
 
 
 def replay(
@@ -414,8 +585,18 @@ def replay(
     ignore: Sequence[str] = (),
     progress: Progress | None = None,
     cancel: threading.Event | None = None,
+    cwd: str | None = None,
+    repeat: int = 1,
 ) -> ReplayResult:
-    """Replay ``log_path`` against a fresh kernel and compare; see the module docstring."""
+    """Replay ``log_path`` against a fresh kernel and compare; see the module docstring.
+
+    The kernel is launched as the recorded one was (``recorded_launch``): with its extra
+    arguments, in its working directory when that exists here; ``cwd`` overrides.
+    ``repeat`` > 1 replays that many times (recorded to ``output``, then ``output``
+    with ``-2``, ``-3``... before the suffix) and merges the reports (``merge_runs``).
+    """
+    if repeat < 1:
+        raise KrecError("--repeat must be at least 1")
     session = load_session(log_path)
     name = kernel_name or str((session.header.get("kernel") or {}).get("name") or "")
     if not name:
@@ -431,21 +612,78 @@ def replay(
     if output is None:
         stem = os.path.splitext(os.path.basename(log_path))[0]
         output = os.path.join("krec-logs", f"{stem}-replay-{time.strftime('%Y%m%d-%H%M%S')}.krec")
-    replayer = Replayer(
-        session, entry, output, timeout=timeout, password=password, progress=progress, cancel=cancel
+    launch = recorded_launch(session)
+    kernel_cwd, launch_notes = _kernel_cwd(launch, cwd)
+    if launch.extra_arguments:
+        launch_notes.append(
+            "the kernel was started with the recorded extra arguments "
+            + " ".join(launch.extra_arguments)
+        )
+    base, ext = os.path.splitext(output)
+    results: list[ReplayResult] = []
+    for run in range(1, repeat + 1):
+        if cancel is not None and cancel.is_set():
+            break
+        path = output if run == 1 else f"{base}-{run}{ext or '.krec'}"
+        replayer = Replayer(
+            session,
+            entry,
+            path,
+            timeout=timeout,
+            password=password,
+            progress=progress,
+            cancel=cancel,
+            extra_arguments=launch.extra_arguments,
+            cwd=kernel_cwd,
+        )
+        replayer.notes.extend(launch_notes)
+        results.append(_run_and_compare(replayer, session, ignore))
+    report = merge_runs([r.report for r in results])
+    last = results[-1]
+    return ReplayResult(
+        last.log,
+        report,
+        sum(r.wall_time for r in results) / len(results),
+        last.busy_time,
+        report.notes,
+        [r.log for r in results],
     )
+
+
+def _twins(
+    replayer: Replayer, session: Session, replayed: Session
+) -> list[tuple[Exchange | None, Exchange | None]]:
+    """Each recorded request with the request the replay sent for it (by msg_id: the
+    replay's log may hold requests sent on two channels in the same instant in either
+    order), then any request of the replay's log that is no one's twin."""
+    by_id = {e.msg_id: e for e in replayed.exchanges}
+    pairs: list[tuple[Exchange | None, Exchange | None]] = []
+    used: set[int] = set()
+    for ex in session.exchanges:
+        live = replayer.live.get(ex.number)
+        twin = by_id.get(live.msg_id) if live is not None else None
+        if twin is not None:
+            used.add(twin.number)
+        pairs.append((ex, twin))
+    return pairs + [(None, e) for e in replayed.exchanges if e.number not in used]
+
+
+def _run_and_compare(replayer: Replayer, session: Session, ignore: Sequence[str]) -> ReplayResult:
     replayer.run()
-    with LogReader(output) as reader:
+    with LogReader(replayer.output) as reader:
         replayed = build_session(reader)
     outcomes = replayer.outcomes()
     report = compare_sessions(
         session,
         replayed,
         ignore=ignore,
+        pairs=_twins(replayer, session, replayed),
         outcomes_b={
             e.number: outcomes[e.msg_id] for e in replayed.exchanges if e.msg_id in outcomes
         },
     )
     report.notes.extend(replayer.notes)
     wall = max(0.0, replayer.last_done - replayer.first_send)
-    return ReplayResult(output, report, wall, session.busy_time / 1e9, replayer.notes)
+    return ReplayResult(
+        replayer.output, report, wall, session.busy_time / 1e9, replayer.notes, [replayer.output]
+    )

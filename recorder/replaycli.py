@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import os
 import sys
 from typing import Any
 
@@ -21,6 +22,8 @@ examples:
   krec replay session.krec -o again.krec       keep the replay's own recording there
   krec replay session.krec --json | jq .first  the report as data
   krec replay session.krec --ignore 're:\\d+\\.\\d+ s'   mask timings before comparing
+  krec replay session.krec --repeat 5          5 replays; results that change are nondeterministic
+  krec replay session.krec --cwd ~/project     run the kernel there, not in the recorded directory
   krec replay krec-logs/ --kernel python3-next -o replays/   every session against a new kernel
   krec replay --catalog cat --where "user = 'ada'" --scheduler tcp://dask:8786
 
@@ -67,7 +70,23 @@ def add_arguments(sub: Any) -> None:
         metavar="S",
         type=float,
         default=60.0,
-        help="seconds a request may take before it counts as hung (default 60)",
+        help="at most this many seconds without a reply before a request counts as hung "
+        "(default 60; a request that was quick in the recording counts as hung sooner: "
+        "20 times its recorded duration, at least 10 s)",
+    )
+    p.add_argument(
+        "--cwd",
+        metavar="DIR",
+        help="start the kernel in DIR (default: the recorded kernel's working directory, "
+        "or the current one when that does not exist here)",
+    )
+    p.add_argument(
+        "--repeat",
+        metavar="N",
+        type=int,
+        default=1,
+        help="replay N times; requests whose results change between replays are reported "
+        "as nondeterministic, not as divergences",
     )
     p.add_argument(
         "--password",
@@ -115,6 +134,10 @@ def run_replay(args: argparse.Namespace) -> int:
             print(f"krec: warning: {args.log}: {warning}", file=sys.stderr)
     if args.timeout <= 0:
         raise KrecError("--timeout must be positive")
+    if args.repeat < 1:
+        raise KrecError("--repeat must be at least 1")
+    if args.cwd is not None and not os.path.isdir(args.cwd):
+        raise KrecError(f"--cwd {args.cwd}: no such directory")
     with Progress("replaying") as progress:
         result = replay(
             args.log,
@@ -124,17 +147,25 @@ def run_replay(args: argparse.Namespace) -> int:
             password=args.password,
             ignore=args.ignore,
             progress=progress.update,
+            cwd=args.cwd,
+            repeat=args.repeat,
         )
     if not args.json:
+        times = f" {len(result.logs)} times" if len(result.logs) > 1 else ""
         print(
-            f"replayed {args.log} -> {result.log} ({result.wall_time:.2f} s; the original "
-            f"was busy {result.busy_time:.2f} s)",
+            f"replayed {args.log}{times} -> {', '.join(result.logs)} ({result.wall_time:.2f} s "
+            f"per replay; the original was busy {result.busy_time:.2f} s)",
             file=sys.stderr,
         )
     return _print(
         result.report,
         args.json,
-        {"replay_log": result.log, "wall_time": result.wall_time, "busy_time": result.busy_time},
+        {
+            "replay_log": result.log,
+            "replay_logs": result.logs,
+            "wall_time": result.wall_time,
+            "busy_time": result.busy_time,
+        },
     )
 
 

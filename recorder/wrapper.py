@@ -93,7 +93,7 @@ def run_wrapper(
         previous = None  # a stale session file: this connection file now starts a new log
     leftovers = leftovers_in_background(log or log_dir or "")
     header = make_header(
-        kernel=kernel_fields(entry),
+        kernel=kernel_fields(entry, extra_arguments),
         connection=frontend.public(),
         mode="wrapper",
     )

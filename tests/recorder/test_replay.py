@@ -97,7 +97,8 @@ def test_interrupt_restart_and_widget_comm_replay(recorder, tmp_path: Path):
     assert "after interrupt 1\n" in recorded
     with LogReader(result.log) as reader:
         records = list(reader)
-    texts = [r.content.get("text") for r in records if r.msg_type == "stream"]
+    # streams merged: a loaded kernel may send one print in two chunks
+    texts = "".join(r.content.get("text", "") for r in records if r.msg_type == "stream")
     assert "slider 9\n" in texts, "the comm_msg did not reach the replayed widget"
     assert "after interrupt 1\n" in texts
     assert sum(1 for r in records if r.event == "kernel_started") == 2
