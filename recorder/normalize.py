@@ -227,7 +227,11 @@ def _reply(ex: Exchange, norm: Normalizer) -> str:
         content["metadata"] = _completion_metadata(content.get("metadata"))
     if mt == "execute_reply":
         content.pop("engine_info", None)
-        content["execution_count"] = norm.count(content.get("execution_count"))
+        if ex.request.subshell_id:
+            # a subshell runs beside the main shell: which of them counted first is a race
+            content["execution_count"] = "<count in a subshell>"
+        else:
+            content["execution_count"] = norm.count(content.get("execution_count"))
     if "comm_id" in content:
         content["comm_id"] = norm.label("comm", str(content["comm_id"]))
     if isinstance(content.get("comms"), dict):

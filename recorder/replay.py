@@ -172,7 +172,8 @@ def plan(session: Session) -> list[_Action]:
     """The actions of a replay, in log order, with what each must wait for.
 
     A request waits for the requests that had completed before it was sent, and is
-    sent at its recorded offset after a request that was still running. A signal
+    sent at its recorded offset after a request that was still running (after it
+    started executing, if it had: its busy status). A signal
     interrupt is anchored to what the kernel was doing: into the request it hit, at
     the same offset after that request started executing; or, between requests
     (jupyter_client's ``shutdown_kernel()`` interrupts after the last reply), after
@@ -199,8 +200,16 @@ def plan(session: Session) -> list[_Action]:
             continue
         running = [e for e in seen if e.done_t is None or e.done_t > t]
         anchor = running[0] if running else None
-        offset = (t - anchor.t) / 1e9 if anchor else 0.0
-        actions.append(_Action("send", item, completed, anchor.number if anchor else None, offset))
+        if anchor is not None and anchor.busy_t is not None and anchor.busy_t <= t:
+            # sent while the anchor was executing (a subshell request, a comm message):
+            # counted from the replayed anchor's busy, so it finds it executing again
+            start = max(anchor.t, anchor.busy_t)
+            number = anchor.number
+            actions.append(_Action("send", item, completed, number, (t - start) / 1e9, busy=True))
+        else:
+            offset = (t - anchor.t) / 1e9 if anchor else 0.0
+            number = anchor.number if anchor else None
+            actions.append(_Action("send", item, completed, number, offset))
         seen.append(item)
     return actions
 
