@@ -84,6 +84,11 @@ class CaptureThread(threading.Thread):
         self._held: list[tuple[Any, ...]] = []  # iopub records waiting for their request
         self._inject: zmq.Socket | None = None
         self._password_prompts: dict[tuple[bytes, ...], str] = {}
+        # input_request prompts written and not yet answered, per client identity; an
+        # input_reply read before its prompt (the capture socket takes turns between the
+        # forwarders, so a busy moment can swap them) waits for it, at most to batch end
+        self._open_prompts: dict[tuple[bytes, ...], int] = {}
+        self._early_replies: list[tuple[Any, ...]] = []
         self._client_version_seen = False
         self._release_inject = threading.Event()
         self._inject_released = threading.Event()
@@ -245,6 +250,9 @@ class CaptureThread(threading.Thread):
             else:
                 self._bad(now(), "", "", frames, "unknown capture code")
         self._release_held()
+        for record in self._early_replies:  # no prompt came for them in this batch
+            self.writer.write_message(*record)
+        self._early_replies.clear()
         self.messages += n
         return n
 
@@ -253,6 +261,27 @@ class CaptureThread(threading.Thread):
         for record in self._held:
             write(*record)
         self._held.clear()
+
+    def _stdin_in_order(self, record: tuple[Any, ...], msg_type: str) -> bool:
+        """Write a prompt's answer after the prompt: False when ``record`` is held back."""
+        who = tuple(record[3])
+        prompts = self._open_prompts
+        if msg_type == "input_request" and record[2] == "kernel":
+            self.writer.write_message(*record)
+            early = next((r for r in self._early_replies if tuple(r[3]) == who), None)
+            if early is not None:
+                self._early_replies.remove(early)
+                self.writer.write_message(*early)
+            else:
+                prompts[who] = prompts.get(who, 0) + 1
+            return False
+        if msg_type == "input_reply" and record[2] == "client":
+            if prompts.get(who, 0) > 0:
+                prompts[who] -= 1
+                return True
+            self._early_replies.append(record)
+            return False
+        return True
 
     def _rare(self, t: int, ch: str, source: str, frames: list[bytes]) -> None:
         """Shell requests, control and stdin: verify, parse the few fields krec acts on."""
@@ -294,7 +323,10 @@ class CaptureThread(threading.Thread):
                     self._on_control(msg_type, c)
             elif ch == "stdin":
                 content = self._stdin(t, source, msg_type, h, ids, parent, content)
-        self.writer.write_message(t, ch, source, ids, header, parent, metadata, content, buffers)
+        record = (t, ch, source, ids, header, parent, metadata, content, buffers)
+        if ch == "stdin" and not self._stdin_in_order(record, msg_type):
+            return
+        self.writer.write_message(*record)
         if request and self._held:  # outputs that overtook this request follow it
             self._release_held()
 

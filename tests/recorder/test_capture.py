@@ -75,3 +75,23 @@ def test_outputs_that_overtake_their_request_follow_it(tmp_path: Path):
     ]
     records = run_capture(tmp_path, messages)
     assert [r.msg_id for r in records if not r.is_event] == ["req1", "busy", "input", "reply"]
+
+
+def test_an_answer_read_before_its_prompt_follows_it(tmp_path: Path):
+    # jupyter_client answers with an empty parent; the capture socket can hand krec the
+    # answer first when both forwarders push at once
+    messages = [
+        frames(b"s", "req1", "", "execute_request"),
+        frames(b"i", "answer", "", "input_reply"),
+        frames(b"I", "prompt", "req1", "input_request"),
+        frames(b"S", "reply", "req1", "execute_reply"),
+        frames(b"i", "stray", "", "input_reply"),  # no prompt at all: still recorded
+    ]
+    records = run_capture(tmp_path, messages)
+    assert [r.msg_id for r in records if not r.is_event] == [
+        "req1",
+        "prompt",
+        "answer",
+        "reply",
+        "stray",
+    ]
