@@ -21,7 +21,7 @@ import subprocess
 import sys
 import tempfile
 import time
-from collections.abc import Callable, Iterator, Sequence
+from collections.abc import Callable, Iterable, Iterator, Sequence
 from typing import IO, TYPE_CHECKING, Any
 
 from .cliutil import add_command
@@ -255,10 +255,22 @@ def _print_range(
         records = reader.records(start, stop)
     else:
         records = _matching(reader, flt.scan(reader, start, stop), reader.decode)
+    return _write_lines(records, fmt, as_json, reader.start_ns, out, left)
+
+
+def _write_lines(
+    records: Iterable[Record],
+    fmt: LineFormat,
+    as_json: bool,
+    start_ns: int,
+    out: IO[str],
+    left: int | None = None,
+) -> int | None:
+    """Print each record as a line (or JSON), 512 lines per write; stop after ``left``."""
     lines: list[str] = []
     for record in records:
         if as_json:
-            lines.append(json.dumps(record.to_json(reader.start_ns), ensure_ascii=False))
+            lines.append(json.dumps(record.to_json(start_ns), ensure_ascii=False))
         else:
             lines.append(fmt.line(record))
         if left is not None:
@@ -388,18 +400,7 @@ def _helper_main() -> None:
     fmt = LineFormat(start_ns, colour, width)
     fmt.arrows = arrows
     out = io.TextIOWrapper(sys.stdout.buffer, encoding="utf-8", errors="surrogatepass")
-    lines: list[str] = []
-    for record in _matching(part, hits, decode_record, lo):
-        if as_json:
-            lines.append(json.dumps(record.to_json(start_ns), ensure_ascii=False))
-        else:
-            lines.append(fmt.line(record))
-        if len(lines) >= 512:
-            out.write("\n".join(lines) + "\n")
-            lines.clear()
-    if lines:
-        out.write("\n".join(lines) + "\n")
-    out.flush()
+    _write_lines(_matching(part, hits, decode_record, lo), fmt, as_json, start_ns, out)
 
 
 def _warn(reader: LogReader, warnings: list[str], following: bool = False) -> None:
