@@ -210,3 +210,12 @@ def check(path: Path, **kw: Any) -> list[Finding]:
 def summary(findings: list[Finding]) -> list[tuple[str, int]]:
     """(rule, record index) of each finding: what most tests compare."""
     return [(f.rule, f.index) for f in findings]
+
+
+def violation_log(path: Path) -> Path:
+    """A short session with one protocol violation: an error reply without its error output."""
+    conv = Conversation(path)
+    conv.start_kernel()
+    conv.kernel_info()
+    conv.execute("1/0", [], status="error")
+    return conv.close()

@@ -16,7 +16,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import pytest
-from checklog import Conversation
+from checklog import violation_log
 from conftest import run_krec, wait_for
 
 from krec.recorder.catalog.batch import Outcome, replay_one, run_batch
@@ -24,14 +24,6 @@ from krec.recorder.catalog.writer import build_catalog
 
 ROOT = Path(__file__).resolve().parents[3]
 SAMPLES = ROOT / "sample_sessions"
-
-
-def _violation_log(path: Path) -> Path:
-    conv = Conversation(path)
-    conv.start_kernel()
-    conv.kernel_info()
-    conv.execute("1/0", [], status="error")  # an error reply without its error output
-    return conv.close()
 
 
 def _lines(stdout: str) -> dict[str, str]:
@@ -126,7 +118,7 @@ def test_batch_check_lines_json_and_exit_status(tmp_path: Path):
     assert set(lines) == {"basics.krec", "stdin.krec", "widgets.krec"}
     assert all(v.startswith("clean (") for v in lines.values()), lines
 
-    _violation_log(folder / "violation.krec")
+    violation_log(folder / "violation.krec")
     (folder / "notes.krec").write_text("not a recording\n")
     data = (SAMPLES / "basics.krec").read_bytes()
     (folder / "damaged.krec").write_bytes(data[:-9])
@@ -158,7 +150,7 @@ def test_batch_check_lines_json_and_exit_status(tmp_path: Path):
 
 def test_batch_picks_logs_from_the_catalog_and_rejects_bad_sql(tmp_path: Path):
     cat = tmp_path / "cat"
-    _violation_log(tmp_path / "violation.krec")
+    violation_log(tmp_path / "violation.krec")
     build_catalog([str(SAMPLES / "basics.krec"), str(tmp_path / "violation.krec")], str(cat))
     proc = run_krec(
         "check", "--catalog", str(cat), "--where", "finding_errors > 0", "--workers", "1"

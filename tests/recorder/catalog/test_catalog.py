@@ -13,7 +13,7 @@ import duckdb
 import pyarrow.dataset as ds
 import pyarrow.parquet as pq
 import pytest
-from checklog import Conversation
+from checklog import violation_log
 from conftest import run_krec
 from factories import LogBuilder, error, log_header, stream, synthetic_log
 
@@ -43,14 +43,6 @@ def _audit_log(path: Path) -> Path:
     return path
 
 
-def _violation_log(path: Path) -> Path:
-    conv = Conversation(path)
-    conv.start_kernel()
-    conv.kernel_info()
-    conv.execute("1/0", [], status="error")  # an error reply without its error output
-    return conv.close()
-
-
 def _messages(path: Path) -> int:
     with LogReader(path) as r:
         return sum(not rec.is_event for rec in r)
@@ -66,7 +58,7 @@ def logs(tmp_path: Path, rich_log: Path) -> Path:
         shutil.copy(SAMPLES / f"{name}.krec", folder / f"{name}.krec")
     _identity_log(folder / "identity.krec")
     _audit_log(folder / "audit.krec")
-    _violation_log(folder / "violation.krec")
+    violation_log(folder / "violation.krec")
     return folder
 
 
