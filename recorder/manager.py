@@ -99,6 +99,10 @@ def wrapper_kernel_spec(entry: dict[str, Any]) -> KernelSpec:
     return KernelSpec(name=entry["name"], resource_dir=entry["resource_dir"], **data)
 
 
+# seconds a wrapper recording to a URL gets to exit at shutdown (jupyter_client's default: 5)
+UPLOAD_SHUTDOWN_WAIT = 30.0
+
+
 class _Recording(HasTraits):
     """What both recording managers add to their jupyter_client base class."""
 
@@ -156,6 +160,20 @@ class _Recording(HasTraits):
             ) from None
         self._session_log = path
         return path
+
+    async def _async_finish_shutdown(
+        self, waittime: float | None = None, pollinterval: float = 0.1, restart: bool = False
+    ) -> None:
+        # a wrapper that records to a URL uploads its last segment as it exits: give it
+        # time before SIGTERM and SIGKILL (a killed one leaves its log to the next krec)
+        from .storage import is_url
+
+        if waittime is None and self._session_log and is_url(self._session_log):
+            km: Any = self
+            waittime = max(km.shutdown_wait_time, UPLOAD_SHUTDOWN_WAIT)
+        await super()._async_finish_shutdown(  # type: ignore[misc]
+            waittime=waittime, pollinterval=pollinterval, restart=restart
+        )
 
     async def _async_cleanup_resources(self, restart: bool = False) -> None:
         # a restart keeps the session (the new wrapper appends); a full shutdown ends it

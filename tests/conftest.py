@@ -104,6 +104,15 @@ def no_leftover_processes(request: pytest.FixtureRequest) -> Iterator[str]:
                 pytest.fail(f"test left processes running (killed now): {described}")
 
 
+def free_port() -> int:
+    """A port for a server a test starts (jupyter_server...): krec's choice, reserved
+    against other krec processes and below the range the OS hands out, so no kernel of a
+    concurrent test takes it before the server binds it."""
+    from krec.recorder.connect import free_ports
+
+    return free_ports("127.0.0.1", 1)[0]
+
+
 def ready_after_restart(kc, timeout: float = 60) -> dict:
     """Wait for a kernel_info_reply from a restarted kernel, however long the restart takes.
 
