@@ -62,8 +62,7 @@ def add_arguments(sub: argparse._SubParsersAction) -> None:  # type: ignore[type
     p.add_argument(
         "--otlp-content",
         action="store_true",
-        help="with --to otlp: spans carry code, outputs and error values (never for an "
-        "audit log)",
+        help="with --to otlp: spans carry code, outputs and error values (never for an audit log)",
     )
     p.set_defaults(func=run)
 

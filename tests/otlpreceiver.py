@@ -24,7 +24,7 @@ from opentelemetry.proto.collector.trace.v1.trace_service_pb2 import (
 
 
 class Receiver:
-    """An OTLP/HTTP collector stand-in; ``url`` is its base URL (``/v1/traces`` appended by krec)."""
+    """An OTLP/HTTP collector stand-in; ``url`` is its base URL (krec adds ``/v1/traces``)."""
 
     def __init__(self) -> None:
         self.bodies: list[bytes] = []
@@ -122,7 +122,7 @@ def attributes(item: dict[str, Any]) -> dict[str, Any]:
     out: dict[str, Any] = {}
     for attr in item.get("attributes", []):
         value = attr["value"]
-        (kind, v), = value.items()
+        ((kind, v),) = value.items()
         if kind == "intValue":
             v = int(v)
         elif kind == "arrayValue":

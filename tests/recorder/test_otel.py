@@ -51,6 +51,7 @@ def send_with_traceparent(kc, code: str) -> str:
 
 
 def comparable(span: dict) -> dict:
+    events = span.get("events", [])
     return {
         "name": span["name"],
         "traceId": span["traceId"],
@@ -60,9 +61,9 @@ def comparable(span: dict) -> dict:
         "start": int(span["startTimeUnixNano"]),
         "end": int(span["endTimeUnixNano"]),
         "attributes": attributes(span),
-        "events": [(e["name"], int(e["timeUnixNano"]), attributes(e)) for e in span.get("events", [])],
+        "events": [(e["name"], int(e["timeUnixNano"]), attributes(e)) for e in events],
         "status": span.get("status", {}),
-    }  # fmt: skip
+    }
 
 
 def exported_spans(log: Path, tmp_path: Path, *extra: str) -> list[dict]:
