@@ -6,6 +6,7 @@ from __future__ import annotations
 import base64
 import json
 import socket
+import sys
 from pathlib import Path
 
 import pytest
@@ -26,15 +27,20 @@ PARENT = "00f067aa0ba902b7"
 ERROR = 2  # Status.code STATUS_CODE_ERROR
 
 
-def requests_of(log: Path) -> dict[str, int]:
-    """msg_id -> capture time of each client request in the log."""
+def requests_of(log: Path) -> list[tuple[str, int]]:
+    """(msg_id, capture time) of each client request in the log (msg_ids may repeat)."""
     with LogReader(log) as reader:
         assert not reader.warnings, reader.warnings
-        return {
-            r.msg_id: r.t
+        return sorted(
+            (r.msg_id, r.t)
             for r in reader
             if not r.is_event and r.source == "client" and r.ch in ("shell", "control")
-        }
+        )
+
+
+def started(spans: list[dict]) -> list[tuple[str, int]]:
+    """(msg_id, start time) of each span."""
+    return sorted((attributes(s)["jupyter.msg_id"], int(s["startTimeUnixNano"])) for s in spans)
 
 
 def send_with_traceparent(kc, code: str) -> str:
@@ -108,14 +114,10 @@ def test_record_kernel_exports_a_span_per_request_live(recorder, tmp_path: Path)
     for resource in resources:
         assert attributes(resource["resource"])["service.name"] == "krec"
     # one span per request of the log, starting at the request's recorded time
-    assert sorted(s["attributes"] and attributes(s)["jupyter.msg_id"] for s in spans) == sorted(
-        requests
-    )
+    assert started(spans) == requests
     by_id = {attributes(s)["jupyter.msg_id"]: s for s in spans}
-    for msg_id, t in requests.items():
-        span = by_id[msg_id]
-        assert int(span["startTimeUnixNano"]) == t
-        assert int(span["endTimeUnixNano"]) >= t
+    for span in spans:
+        assert int(span["endTimeUnixNano"]) >= int(span["startTimeUnixNano"])
         attrs = attributes(span)
         assert attrs["jupyter.kernel_name"] == "python3"
         assert attrs["jupyter.session"] and attrs["jupyter.msg_type"].startswith(span["name"])
@@ -166,6 +168,7 @@ def test_recording_kernel_manager_exports_spans_with_content(tmp_path: Path):
             km.shutdown_kernel()
         requests = requests_of(log)
         spans = rx.wait_spans(len(requests))
+    assert started(spans) == requests
     assert {s["name"] for s in spans} >= {"kernel_info", "execute", "shutdown"}
     printed = next(s for s in spans if attributes(s).get("jupyter.code") == f"print('{MARK}')")
     (out,) = [e for e in printed["events"] if e["name"] == "stream"]
@@ -199,3 +202,62 @@ def test_a_collector_that_is_down_costs_one_warning_not_the_session(recorder):
     replies = [r for r in records if r.msg_type == "execute_reply"]
     assert [r.content["status"] for r in replies] == ["ok"] * 5
     assert records[-1].event == "recording_stopped"
+
+
+def test_provisioner_exports_spans_with_the_kernel_id(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+):
+    from jupyter_client import KernelManager
+
+    from krec.recorder.kernelspec import find_spec
+    from krec.recorder.otlp import OtlpSettings
+    from krec.recorder.provisioner import provisioner_spec
+
+    with Receiver() as rx:
+        folder = tmp_path / "jupyter" / "kernels" / "py-krec"
+        folder.mkdir(parents=True)
+        settings = OtlpSettings.from_options(rx.url)
+        spec = provisioner_spec(find_spec("python3"), str(tmp_path / "logs"), otlp=settings)
+        (folder / "kernel.json").write_text(json.dumps(spec))
+        monkeypatch.setenv("JUPYTER_PATH", str(tmp_path / "jupyter"))
+        km = KernelManager(kernel_name="py-krec")
+        km.start_kernel()
+        try:
+            kc = km.client()
+            kc.start_channels()
+            kc.wait_for_ready(timeout=60)
+            assert execute(kc, "6 * 7")["content"]["status"] == "ok"
+            kc.stop_channels()
+        finally:
+            km.shutdown_kernel(now=False)
+        (log,) = (tmp_path / "logs").glob("*.krec")
+        spans = rx.wait_spans(len(requests_of(log)))
+    assert started(spans) == requests_of(log)
+    assert {s["name"] for s in spans} >= {"kernel_info", "execute", "shutdown"}
+    for span in spans:
+        assert attributes(span)["jupyter.kernel_id"] == km.kernel_id
+        assert attributes(span)["jupyter.kernel_name"] == "py-krec"
+
+
+def test_record_command_exports_the_spans_of_every_kernel_it_starts(tmp_path: Path):
+    script = tmp_path / "drive.py"
+    script.write_text(
+        "from jupyter_client.manager import start_new_kernel\n"
+        "km, kc = start_new_kernel(kernel_name='python3', startup_timeout=60)\n"
+        "try:\n"
+        "    r = kc.execute_interactive('print(1)', timeout=30)\n"
+        "    assert r['content']['status'] == 'ok'\n"
+        "finally:\n"
+        "    kc.stop_channels()\n"
+        "    km.shutdown_kernel()\n"
+    )
+    logs = tmp_path / "logs"
+    with Receiver() as rx:
+        proc = run_krec(
+            "record", "--otlp", rx.url, "-o", str(logs), "--", sys.executable, str(script)
+        )
+        assert proc.returncode == 0, proc.stderr
+        (log,) = logs.glob("*.krec")
+        spans = rx.wait_spans(len(requests_of(log)))
+    assert started(spans) == requests_of(log)
+    assert "execute" in {s["name"] for s in spans}
