@@ -15,6 +15,7 @@ otlp.py turns its spans into the SDK's.
 from __future__ import annotations
 
 import hashlib
+import os
 import re
 from dataclasses import dataclass, field
 from typing import Any
@@ -36,6 +37,16 @@ _ENDING_EVENTS = {
 CONTENT_LIMIT = 32 * 1024
 #: open requests kept at most; beyond, the oldest ends as unanswered
 MAX_OPEN = 10_000
+
+
+def max_events() -> int:
+    """Events kept per span: the SDK's limit (``OTEL_SPAN_EVENT_COUNT_LIMIT``, default 128).
+    Beyond it the SDK would drop them anyway, so they are only counted
+    (``krec.events_dropped``) and cost no more work."""
+    try:
+        return max(0, int(os.environ.get("OTEL_SPAN_EVENT_COUNT_LIMIT", "128")))
+    except ValueError:
+        return 128
 
 _TRACEPARENT = re.compile(r"^([0-9a-f]{2})-([0-9a-f]{32})-([0-9a-f]{16})-([0-9a-f]{2})(-.*)?$")
 _NAME = b'"name"'
@@ -97,6 +108,7 @@ class _Open:
     events: list[tuple[str, int, dict[str, Any]]] = field(default_factory=list)
     parent: tuple[bytes, bytes, int] | None = None
     trace_state: str = ""
+    dropped: int = 0  # events beyond max_events()
 
 
 class SpanBuilder:
@@ -115,6 +127,7 @@ class SpanBuilder:
             self._base["jupyter.kernel_name"] = kernel["name"]
         if isinstance(header.get("kernel_id"), str) and header["kernel_id"]:
             self._base["jupyter.kernel_id"] = header["kernel_id"]
+        self._max_events = max_events()
         hub = header.get("jupyterhub_user")
         self._default_user = hub if isinstance(hub, str) and hub else ""
         self._open: dict[str, list[_Open]] = {}  # msg_id -> open requests with that id
@@ -150,25 +163,30 @@ class SpanBuilder:
         candidates = self._open.get(rec.parent_id)
         if not candidates:
             return []
-        ex = _owner(rec, [o.exchange for o in candidates])
-        if ex is None:
-            return []
-        op = self._order.get(ex.request.index)
-        if op is None:
-            return []
-        if rec.ch == ex.ch and rec.source == "kernel" and rec.msg_type.endswith("_reply"):
+        if len(candidates) == 1:  # the usual case: msg_ids rarely repeat
+            op = candidates[0]
+        else:
+            ex = _owner(rec, [o.exchange for o in candidates])
+            op = self._order.get(ex.request.index) if ex is not None else None
+            if op is None:
+                return []
+        ex = op.exchange
+        ch, msg_type = rec.ch, rec.msg_type
+        if ch == ex.ch and rec.source == "kernel" and msg_type.endswith("_reply"):
             if ex.reply is None:
                 ex.reply = rec
                 self._reply(op, rec)
-        elif rec.ch == "iopub":
-            if rec.msg_type == "status":
+        elif ch == "iopub":
+            if msg_type == "status":
                 state = peek_field(rec.frame("content"), _STATE)
                 if state == "busy" and ex.busy_t is None:
                     ex.busy_t = rec.t
                 elif state == "idle":
                     ex.idle_t = rec.t
+            elif len(op.events) < self._max_events:
+                op.events.append((msg_type or "iopub", rec.t, self._output(rec)))
             else:
-                op.events.append((rec.msg_type or "iopub", rec.t, self._output(rec)))
+                op.dropped += 1
         else:
             return []
         if ex.idle_t is not None and (ex.reply is not None or ex.msg_type in NO_REPLY):
@@ -268,6 +286,9 @@ class SpanBuilder:
     def _stdin_event(self, op: _Open | None, rec: Record) -> None:
         if op is None:
             return
+        if len(op.events) >= self._max_events:
+            op.dropped += 1
+            return
         attrs: dict[str, Any] = {
             "jupyter.msg_type": rec.msg_type,
             "jupyter.size": rec.size,
@@ -328,6 +349,8 @@ class SpanBuilder:
         if not same:
             self._open.pop(ex.msg_id, None)
         attrs = op.attributes
+        if op.dropped:
+            attrs["krec.events_dropped"] = op.dropped
         if error is not None:
             attrs["krec.unanswered"] = True
             end = max(ex.request.t, t if t is not None else ex.request.t, *_seen(op))

@@ -181,3 +181,16 @@ def test_install_and_provisioner_specs_carry_otlp(tmp_path: Path):
     data = provisioner_spec(find_spec("python3"), str(tmp_path), otlp=settings)
     config = data["metadata"]["kernel_provisioner"]["config"]
     assert config["otlp"] == "http://collector:4318/v1/traces" and config["otlp_content"] is True
+
+
+def test_events_beyond_the_sdk_limit_are_counted_not_built(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+):
+    with LogBuilder(tmp_path / "a.krec") as log:
+        log.execute("flood", [stream(f"{i}\n") for i in range(200)], count=1)
+    (span,) = spans(tmp_path / "a.krec")
+    assert len(span.events) == 128 and span.attributes["krec.events_dropped"] == 73
+    assert span.error is None and "krec.idle_missing" not in span.attributes
+    monkeypatch.setenv("OTEL_SPAN_EVENT_COUNT_LIMIT", "500")
+    (span,) = spans(tmp_path / "a.krec")
+    assert len(span.events) == 201 and "krec.events_dropped" not in span.attributes
