@@ -48,6 +48,7 @@ def max_events() -> int:
     except ValueError:
         return 128
 
+
 _TRACEPARENT = re.compile(r"^([0-9a-f]{2})-([0-9a-f]{32})-([0-9a-f]{16})-([0-9a-f]{2})(-.*)?$")
 _NAME = b'"name"'
 _STATE = b'"execution_state"'

@@ -246,28 +246,35 @@ class _WarningExporter:
 
 
 class _TeeWriter:
-    """A LogWriter that also puts every record it is given on the span thread's queue."""
+    """A LogWriter that also puts every record it is given on the span thread's queue.
+
+    ``write_message`` is the capture thread's hot path: one extra C call (the queue's
+    put) per record, nothing else; the span thread itself watches its backlog.
+    """
 
     def __init__(self, writer: LogWriter, traces: LiveTraces) -> None:
         self._writer = writer
         self._traces = traces
+        write, put = writer.write_message, traces.put_nowait
 
-    def write_message(self, *fields: Any) -> None:
-        self._writer.write_message(*fields)
-        self._traces.put(fields)
+        def write_message(*fields: Any) -> None:
+            write(*fields)
+            put(fields)
+
+        self.write_message = write_message
 
     def write_event(self, event: str, t: int | None = None, **fields: Any) -> None:
         t = time.time_ns() if t is None else t
         self._writer.write_event(event, t, **fields)
-        self._traces.put({"t": t, "event": event, **fields})
+        self._traces.put_nowait({"t": t, "event": event, **fields})
 
     def write_record(self, record: dict[str, Any]) -> None:
         self._writer.write_record(record)
-        self._traces.put(dict(record))
+        self._traces.put_nowait(dict(record))
 
     def close(self) -> None:
         self._writer.close()
-        self._traces.put(None)
+        self._traces.put_nowait(None)
 
     def __getattr__(self, name: str) -> Any:
         return getattr(self._writer, name)
@@ -290,6 +297,8 @@ class LiveTraces:
         self._header = header
         self._warn = warn or (lambda text: print(f"krec: {text}", file=sys.stderr, flush=True))
         self._queue: queue.SimpleQueue[Any] = queue.SimpleQueue()
+        #: queue one record: a message's field tuple, an event map, None (the log closed)
+        self.put_nowait = self._queue.put
         self._thread = threading.Thread(target=self._run, name="krec-otel", daemon=True)
         self._dropping = False
         self._closed = False
@@ -300,15 +309,6 @@ class LiveTraces:
     def tee(self, writer: LogWriter) -> Any:
         """``writer``, with every record also handed to this exporter."""
         return _TeeWriter(writer, self)
-
-    def put(self, item: Any) -> None:
-        """Queue one record (a message's field tuple, an event map, None: the log closed)."""
-        if item is not None and self._queue.qsize() > _QUEUE_LIMIT:
-            if not self._dropping:
-                self._dropping = True
-                self._queue.put(("drop",))
-            return
-        self._queue.put(item)
 
     def start(self) -> None:
         from opentelemetry.sdk.trace.export import BatchSpanProcessor
@@ -329,15 +329,15 @@ class LiveTraces:
         emitter = self._emitter
         assert emitter is not None
         get = self._queue.get
+        backlog = self._queue.qsize
         try:
             while True:
                 item = get()
                 if item is None:
                     break
+                if backlog() > _QUEUE_LIMIT and self._skip_backlog():
+                    break
                 if isinstance(item, tuple):
-                    if item == ("drop",):
-                        self._warn("spans fall behind the recording: records are dropped")
-                        continue
                     spans = builder.feed_raw(dict(zip(_MESSAGE_KEYS, item, strict=False)))
                 else:
                     spans = builder.feed_raw(item)
@@ -349,6 +349,19 @@ class LiveTraces:
                 self.spans += 1
         except Exception as e:  # crash visibly; the recording itself goes on
             self._warn(f"span export failed: {e!r}; no more spans are sent")
+
+    def _skip_backlog(self) -> bool:
+        """Far behind the recording: drop what is queued (the log has it); True at the end."""
+        if not self._dropping:
+            self._dropping = True
+            self._warn("spans fall too far behind the recording: records skipped for spans")
+        while True:
+            try:
+                item = self._queue.get_nowait()
+            except queue.Empty:
+                return False
+            if item is None:
+                return True
 
     def close(self, timeout: float = 15.0) -> None:
         """Let the span thread end what is open, then flush the SDK (bounded waits)."""
