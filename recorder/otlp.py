@@ -35,7 +35,12 @@ if TYPE_CHECKING:
 INSTALL_HINT = "pip install 'krec[otel]'"
 TRACES_PATH = "/v1/traces"
 EXPORT_TIMEOUT = 5.0  # seconds per export request (the SDK retries within it)
-_EXPORTER_LOGGER = "opentelemetry.exporter.otlp.proto.http"
+# where the OTLP/HTTP exporter logs each failed or retried batch (krec warns instead)
+_EXPORTER_LOGGERS = (
+    "opentelemetry.exporter.otlp.proto.http.trace_exporter",
+    "opentelemetry.exporter.otlp.proto.http._common",
+    "opentelemetry.exporter.otlp.common.http",
+)
 _QUEUE_LIMIT = 1_000_000  # records waiting for the span thread; beyond, they are dropped
 
 
@@ -182,16 +187,18 @@ class SpanEmitter:
 
 
 class _QuietExporterLog(logging.Filter):
-    """Keeps the OTLP exporter's own log lines (one per failed batch) for krec's warning."""
+    """Silences the OTLP exporter's own log lines (several per failed batch); keeps the
+    first of an outage as the reason krec's one warning gives."""
 
     def __init__(self) -> None:
         super().__init__()
-        self.last = ""
+        self.first = ""
 
     def filter(self, record: logging.LogRecord) -> bool:
         if record.levelno >= logging.WARNING:
-            with contextlib.suppress(Exception):
-                self.last = record.getMessage()
+            if not self.first:
+                with contextlib.suppress(Exception):
+                    self.first = record.getMessage()[:300]
             return False
         return True
 
@@ -209,8 +216,8 @@ class _WarningExporter:
         self._log = _QuietExporterLog()
         self.exported = 0
         self.failed = 0
-        logging.getLogger(_EXPORTER_LOGGER).addFilter(self._log)
-        logging.getLogger("opentelemetry.exporter.otlp.common").addFilter(self._log)
+        for name in _EXPORTER_LOGGERS:
+            logging.getLogger(name).addFilter(self._log)
 
     def export(self, spans: Sequence[Any]) -> Any:
         from opentelemetry.sdk.trace.export import SpanExportResult
@@ -218,9 +225,10 @@ class _WarningExporter:
         try:
             result = self._inner.export(spans)
         except Exception as e:  # an exporter bug must not end the span thread
-            self._log.last = repr(e)
+            self._log.first = self._log.first or repr(e)[:300]
             result = SpanExportResult.FAILURE
         if result == SpanExportResult.SUCCESS:
+            self._log.first = ""
             self.exported += len(spans)
             if self._failing:
                 self._failing = False
@@ -229,7 +237,7 @@ class _WarningExporter:
             self.failed += len(spans)
             if not self._failing:
                 self._failing = True
-                why = f" ({self._log.last})" if self._log.last else ""
+                why = f" ({self._log.first})" if self._log.first else ""
                 self._warn(
                     f"cannot export spans to {self._url}{why}; the session goes on, "
                     "spans are dropped until the collector answers"
@@ -238,7 +246,7 @@ class _WarningExporter:
 
     def shutdown(self) -> None:
         self._inner.shutdown()
-        for name in (_EXPORTER_LOGGER, "opentelemetry.exporter.otlp.common"):
+        for name in _EXPORTER_LOGGERS:
             logging.getLogger(name).removeFilter(self._log)
 
     def force_flush(self, timeout_millis: int = 30000) -> bool:
