@@ -194,3 +194,13 @@ def test_events_beyond_the_sdk_limit_are_counted_not_built(
     monkeypatch.setenv("OTEL_SPAN_EVENT_COUNT_LIMIT", "500")
     (span,) = spans(tmp_path / "a.krec")
     assert len(span.events) == 201 and "krec.events_dropped" not in span.attributes
+
+
+def test_recording_block_specs_carry_otlp(tmp_path: Path):
+    from krec.recorder import recording
+    from krec.recorder.kernelspec import find_spec
+
+    with recording(tmp_path / "logs", otlp="http://collector:4318", otlp_content=True):
+        argv = find_spec("python3")["spec"]["argv"]
+    assert argv[argv.index("--otlp") + 1] == "http://collector:4318/v1/traces"
+    assert "--otlp-content" in argv and argv[-2:] == ["-f", "{connection_file}"]
