@@ -264,3 +264,24 @@ def test_record_command_exports_the_spans_of_every_kernel_it_starts(tmp_path: Pa
         spans = rx.wait_spans(len(requests_of(log)))
     assert started(spans) == requests_of(log)
     assert "execute" in {s["name"] for s in spans}
+
+
+def test_existing_mode_exports_spans(recorder):
+    from jupyter_client import KernelManager
+
+    km = KernelManager(kernel_name="python3")
+    km.start_kernel()
+    try:
+        with Receiver() as rx:
+            rec = recorder(mode=["--existing", km.connection_file], extra=["--otlp", rx.url])
+            kc = rec.client()
+            assert execute(kc, "1 + 1")["content"]["status"] == "ok"
+            assert rec.stop() == 0, rec.stderr
+            requests = requests_of(rec.log)
+            spans = rx.wait_spans(len(requests))
+        assert started(spans) == requests
+        assert {"kernel_info", "execute"} <= {s["name"] for s in spans}
+        assert all(s.get("status", {}).get("code", 0) != ERROR for s in spans)
+    finally:
+        km.shutdown_kernel(now=True)
+        km.cleanup_resources()
