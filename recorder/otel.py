@@ -137,10 +137,9 @@ class SpanBuilder:
         self._pending_prompt: dict[tuple[bytes, ...], Exchange] = {}
         self._number = 0
         self._next_index = 0
-        # identities the server announced, not yet tied to a client; then who is who
+        # identities the server announced, not yet tied to a session; then who is who
         self._unbound: list[dict[str, str]] = []
-        self._by_ids: dict[tuple[bytes, ...], dict[str, str]] = {}
-        self._by_session: dict[str, dict[str, str] | None] = {}  # None: two users share it
+        self._by_session: dict[str, dict[str, str] | None] = {}  # None: nobody announced
 
     # -- feeding ------------------------------------------------------------------
 
@@ -318,18 +317,16 @@ class SpanBuilder:
 
     def _identity(self, rec: Record, session: str) -> dict[str, str] | None:
         """Who sent ``rec``: krec.server announces each websocket connection just before
-        its first request, and each connection has its own shell socket (its own routing
-        identity); other channels are known by the session ids seen on that socket."""
-        who = tuple(rec.ids)
-        identity = self._by_ids.get(who)
-        if identity is None and rec.ch == "shell" and self._unbound and who:
-            identity = self._by_ids[who] = self._unbound.pop(0)
-        if identity is not None:
-            if session:
-                known = self._by_session.get(session, identity)
-                self._by_session[session] = identity if known == identity else None
-            return identity
-        return self._by_session.get(session) if session else None
+        its first request, and Jupyter Server sends a connection's requests (its own
+        kernel_info nudges too) with the frontend's session id, whatever zmq socket it
+        uses; so an announced identity belongs to the first new session after it."""
+        if not session:
+            return None
+        if session in self._by_session:
+            return self._by_session[session]
+        identity = self._unbound.pop(0) if self._unbound else None
+        self._by_session[session] = identity
+        return identity
 
     # -- ending -----------------------------------------------------------------------
 

@@ -124,18 +124,22 @@ def test_invalid_traceparents_are_ignored(value):
 def test_known_identity_is_enduser_id(tmp_path: Path):
     header = log_header(jupyterhub_user="hubuser", kernel_id="k-1")
     with LogBuilder(tmp_path / "a.krec", header) as log:
-        log.execute("before")
         log.event("client_identity", user="ada", session_path="nb.ipynb", kernel_id="k-1")
-        log.execute("after")
-    before, after = spans(tmp_path / "a.krec")
-    assert after.attributes["enduser.id"] == "ada"
-    assert after.attributes["jupyter.kernel_id"] == "k-1"
-    assert after.attributes["jupyter.session_path"] == "nb.ipynb"
-    # before the server named the connection: the JupyterHub user the server runs for
-    assert before.attributes["enduser.id"] == "hubuser"
-    with LogBuilder(tmp_path / "b.krec") as log:
+        log.execute("first")
+        log.event("client_identity", user="bob", session_path="nb.ipynb", kernel_id="k-1")
+        log.execute("same session: still ada's")
+    first, second = spans(tmp_path / "a.krec")
+    for span in (first, second):
+        assert span.attributes["enduser.id"] == "ada"
+        assert span.attributes["jupyter.kernel_id"] == "k-1"
+        assert span.attributes["jupyter.session_path"] == "nb.ipynb"
+    # no connection announced: the JupyterHub user the server runs for, else nobody
+    with LogBuilder(tmp_path / "b.krec", log_header(jupyterhub_user="hubuser")) as log:
+        log.execute("hub")
+    assert spans(tmp_path / "b.krec")[0].attributes["enduser.id"] == "hubuser"
+    with LogBuilder(tmp_path / "c.krec") as log:
         log.execute("nobody")
-    assert "enduser.id" not in spans(tmp_path / "b.krec")[0].attributes
+    assert "enduser.id" not in spans(tmp_path / "c.krec")[0].attributes
 
 
 def test_builder_fed_raw_records_as_live_gives_the_same_spans(tmp_path: Path):
