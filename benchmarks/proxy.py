@@ -11,13 +11,17 @@ and prints the median of the per-pair ratios, as DESIGN.md section 7 asks:
 
     python benchmarks/proxy.py                 # defaults: 5 rounds, 200 executes, 20000 prints
     python benchmarks/proxy.py --encrypt       # the same with CurveZMQ on every hop
+    python benchmarks/proxy.py --otlp          # plus a krec recording with --otlp to a local
+                                               # OTLP/HTTP receiver (tests/otlpreceiver.py)
 """
 
 from __future__ import annotations
 
 import argparse
+import contextlib
 import os
 import statistics
+import sys
 import tempfile
 import time
 from pathlib import Path
@@ -97,11 +101,45 @@ def main() -> None:
     parser.add_argument("--executes", type=int, default=200)
     parser.add_argument("--flood", type=int, default=20000)
     parser.add_argument("--encrypt", action="store_true", help="CurveZMQ on both paths")
+    parser.add_argument(
+        "--otlp",
+        action="store_true",
+        help="also measure a krec recording with --otlp (spans to a local OTLP/HTTP receiver)",
+    )
     args = parser.parse_args()
 
     tmp = Path(tempfile.mkdtemp(prefix="krec-bench-"))
     log, cf = tmp / "bench.krec", tmp / "frontend.json"
     krec = start_recording(log, cf, *(["--encrypt"] if args.encrypt else []))
+    with contextlib.ExitStack() as stack:
+        otlp = stack.enter_context(_OtlpPath(tmp, args.encrypt)) if args.otlp else None
+        _measure(args, log, cf, krec, otlp)
+
+
+class _OtlpPath:
+    """A second `krec record --kernel` exporting spans to a receiver in this process."""
+
+    def __init__(self, tmp: Path, encrypt: bool) -> None:
+        sys.path.insert(0, str(Path(__file__).resolve().parent.parent / "tests"))
+        from otlpreceiver import Receiver
+
+        self.receiver = Receiver()
+        self.log, self.cf = tmp / "otlp.krec", tmp / "otlp-frontend.json"
+        self._encrypt = encrypt
+
+    def __enter__(self) -> _OtlpPath:
+        self.receiver.__enter__()
+        extra = ["--otlp", self.receiver.url, *(["--encrypt"] if self._encrypt else [])]
+        self.proc = start_recording(self.log, self.cf, *extra)
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        if self.proc.poll() is None:
+            stop_recording(self.proc)
+        self.receiver.__exit__()
+
+
+def _measure(args: argparse.Namespace, log: Path, cf: Path, krec, otlp: _OtlpPath | None) -> None:
     km = KernelManager(
         kernel_name="python3", transport_encryption="required" if args.encrypt else "disabled"
     )
@@ -111,11 +149,15 @@ def main() -> None:
         direct.start_channels()
         direct.wait_for_ready(timeout=60)
         through = attach(cf)
+        traced = attach(otlp.cf) if otlp is not None else None
         # warm up both paths
         round_trip(direct, 20)
         round_trip(through, 20)
+        if traced is not None:
+            round_trip(traced, 20)
 
         rt_ratios, flood_ratios, rows = [], [], []
+        otlp_rows: list[tuple[float, float, float, float]] = []  # rt, flood, their ratios, cpu
         lost_frontend = 0
         cpu_per_msg = []
         for r in range(args.rounds):
@@ -137,6 +179,17 @@ def main() -> None:
             rows.append(
                 (r + 1, rt_d * 1e3, rt_k * 1e3, fl_d, fl_k, lines_d, lines_k, cpu_per_msg[-1])
             )
+            if traced is not None and otlp is not None:
+                rt_o = round_trip(traced, args.executes)
+                cpu0 = cpu_seconds(otlp.proc.pid)
+                fl_o, _, lines_o = flood(traced, args.flood)
+                cpu1 = cpu_seconds(otlp.proc.pid)
+                lost_frontend += args.flood - lines_o
+                # same number of forwarded messages as the plain krec path's flood
+                cpu_o = (cpu1 - cpu0) / max(forwarded, 1) * 1e6
+                otlp_rows.append((rt_o / rt_d, fl_o / fl_d, rt_o / rt_k, fl_o / fl_k, cpu_o))
+        if traced is not None:
+            traced.stop_channels()
         through.stop_channels()
         direct.stop_channels()
     finally:
@@ -175,6 +228,23 @@ def main() -> None:
         "   target <= 10 us"
     )
     print(f"(log: {log}, {log.stat().st_size / 1e6:.1f} MB)")
+    if otlp is not None and otlp_rows:
+        stop_recording(otlp.proc)
+        spans = len(otlp.receiver.spans())
+        with LogReader(otlp.log) as reader:
+            requests = sum(1 for r in reader if r.source == "client" and r.ch == "shell")
+
+        def med(i: int) -> float:
+            return statistics.median(row[i] for row in otlp_rows)
+
+        print()
+        print("with --otlp (spans to a local OTLP/HTTP receiver), same rounds:")
+        print(f"round trip ratio krec+otlp/direct (median):      {med(0):.3f}")
+        print(f"flood throughput ratio krec+otlp/direct (median): {med(1):.3f}")
+        print(f"round trip ratio krec+otlp/krec (median):        {med(2):.3f}")
+        print(f"flood throughput ratio krec+otlp/krec (median):  {med(3):.3f}")
+        print(f"krec+otlp CPU per forwarded message (median):    {med(4):.1f} us")
+        print(f"spans received / shell requests logged:          {spans} / {requests}")
 
 
 if __name__ == "__main__":

@@ -31,6 +31,7 @@ from .errors import KernelSpecError, KrecError
 from .kernelrun import log_name
 from .kernelspec import INNER_SPEC_FILE, WRAPPER_MARK, load_inner_spec, wrapped_spec
 from .logfile import LogWriteError
+from .otlp import OtlpSettings
 
 __all__ = ["AsyncRecordingKernelManager", "Recording", "RecordingKernelManager", "recording"]
 
@@ -114,6 +115,14 @@ class _Recording(HasTraits):
     record_passwords = Bool(False, help="Store getpass() answers instead of redacting them.").tag(
         config=True
     )
+    otlp = Unicode(
+        "",
+        help="Also export the kernel's activity live as OpenTelemetry traces to this OTLP/HTTP "
+        "collector URL (e.g. http://localhost:4318; needs krec[otel]). Empty: no export.",
+    ).tag(config=True)
+    otlp_content = Bool(
+        False, help="With otlp: spans carry code, outputs and error values, not only types."
+    ).tag(config=True)
 
     _default_log_path: str = ""
     _session_log: str | None = None  # the log of the running session; None between sessions
@@ -139,6 +148,9 @@ class _Recording(HasTraits):
         log = [self._session_log or self._begin_session_log()]
         if self.record_passwords:
             log.append("--record-passwords")
+        otlp = OtlpSettings.from_options(self.otlp, self.otlp_content)
+        if otlp is not None:
+            log += otlp.wrapper_args()
         return [a for arg in cmd for a in (log if arg == _LOG_ARG else [arg])]
 
     def _begin_session_log(self) -> str:
@@ -214,7 +226,11 @@ class Recording:
 
 @contextlib.contextmanager
 def recording(
-    log_dir: str | os.PathLike[str] = DEFAULT_LOG_DIR, *, record_passwords: bool = False
+    log_dir: str | os.PathLike[str] = DEFAULT_LOG_DIR,
+    *,
+    record_passwords: bool = False,
+    otlp: str | None = None,
+    otlp_content: bool = False,
 ) -> Iterator[Recording]:
     """Record every kernel started in this process inside the block to its own log in ``log_dir``.
 
@@ -223,7 +239,8 @@ def recording(
     ``start_new_kernel``, subprocesses such as ``jupyter nbconvert``) starts a
     recorded kernel; logs are named ``KERNEL-YYYYmmdd-HHMMSS-ID.krec``. Kernel
     managers created before the block are not affected. Kernels started inside
-    keep being recorded (restarts too) after it ends.
+    keep being recorded (restarts too) after it ends. ``otlp``: also export each
+    kernel's activity as OpenTelemetry traces to this OTLP/HTTP URL (docs/otel.md).
     """
     from .kernelspec import write_shadow_specs
 
@@ -233,7 +250,13 @@ def recording(
     except OSError as e:
         raise KrecError(f"cannot write logs to {directory}: {e.strerror}") from None
     shadow = tempfile.mkdtemp(prefix="recording-", dir=scratch_dir())
-    write_shadow_specs(shadow, directory, record_passwords=record_passwords)
+    settings = OtlpSettings.from_options(otlp, otlp_content)
+    write_shadow_specs(
+        shadow,
+        directory,
+        record_passwords=record_passwords,
+        extra_args=settings.wrapper_args() if settings else (),
+    )
     rec = Recording(directory)
     _prepend_jupyter_path(shadow)
     try:
