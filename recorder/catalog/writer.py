@@ -110,8 +110,11 @@ class Catalog:
     def write_metadata(self) -> None:
         """``_common_metadata`` per dataset: the schema and its version, for every engine."""
         for dataset in DATASETS:
+            path = self.path(dataset, "_common_metadata")
+            if self.fs.exists(path):  # the version is the state file's: nothing to rewrite
+                continue
             self.fs.makedirs(self.path(dataset), exist_ok=True)
-            with self.fs.open(self.path(dataset, "_common_metadata"), "wb") as f:
+            with self.fs.open(path, "wb") as f:
                 pq.write_metadata(arrow_schema(dataset), f)
 
     def entry_for(self, location: str) -> tuple[str, dict[str, Any]] | None:
@@ -230,6 +233,9 @@ def _catalog_one(
     fp = fingerprint(location)
     known = catalog.entry_for(location)
     if known is not None and known[1].get("fingerprint") == fp:
+        # a copy of this recording later among the inputs is skipped, as in the first run
+        # (it must not take the unchanged log's place, and back again the next run)
+        seen.setdefault(known[0], location)
         result.unchanged.append(location)
         return "unchanged"
     path = local_log(location)
