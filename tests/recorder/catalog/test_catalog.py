@@ -351,3 +351,23 @@ def test_a_copy_of_a_catalogued_log_stays_skipped_on_later_runs(tmp_path: Path):
         before = {**after, STATE_FILE: 0}
     n = run_query(str(out), "SELECT count(*) AS n FROM messages").column("n")[0].as_py()
     assert n == _messages(original)
+
+
+def test_a_catalog_that_cannot_be_written_is_one_line_and_exit_2(tmp_path: Path, s3_bucket):
+    """An output that is a file, or a bucket that does not exist (which must not be
+    created), is one line and exit 2, not a traceback."""
+    from s3server import environment
+
+    log = SAMPLES / "basics.krec"
+    proc = run_krec("catalog", str(log), "-o", str(log))
+    assert proc.returncode == 2 and "Traceback" not in proc.stderr, proc.stderr
+    (line,) = proc.stderr.splitlines()
+    assert line == f"krec: error: cannot write the catalog {log}: not a directory"
+
+    missing = f"{s3_bucket.name}-missing"
+    env = environment(s3_bucket.endpoint)
+    proc = run_krec("catalog", str(log), "-o", f"s3://{missing}/catalog", env=env)
+    assert proc.returncode == 2 and "Traceback" not in proc.stderr, proc.stderr
+    (line,) = proc.stderr.splitlines()
+    assert line.startswith(f"krec: error: cannot write the catalog s3://{missing}/catalog: ")
+    assert missing not in s3_bucket.filesystem().ls("")  # no bucket made on a typo
