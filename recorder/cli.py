@@ -341,6 +341,11 @@ def _fetch_urls(args: argparse.Namespace) -> None:
         if hasattr(args, name):
             setattr(args, name, local(getattr(args, name)))
     if isinstance(getattr(args, "logs", None), list):
+        if hasattr(args, "catalog"):  # check, replay: a batch's tasks fetch their own logs
+            from .catalog.batchcli import is_batch
+
+            if is_batch(args, args.logs):  # (a URL prefix is no log to fetch here)
+                return
         args.logs = [local(p) for p in args.logs]
 
 

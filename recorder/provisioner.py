@@ -128,10 +128,11 @@ class KrecProvisioner(KernelProvisionerBase):  # type: ignore[misc]
             return await self._inner.pre_launch(**kwargs)
         if not km.connection_file:
             from jupyter_core.paths import jupyter_runtime_dir
+            from jupyter_core.utils import ensure_dir_exists
 
-            km.connection_file = os.path.join(
-                jupyter_runtime_dir(), f"kernel-{self.kernel_id}.json"
-            )
+            runtime = jupyter_runtime_dir()
+            ensure_dir_exists(runtime, 0o700)  # a fresh home has none yet (jupyter_server's way)
+            km.connection_file = os.path.join(runtime, f"kernel-{self.kernel_id}.json")
         front_file = km.connection_file
         front_written = km._connection_file_written
         kept = {c: int(getattr(km, f"{c}_port") or 0) for c in CHANNELS}

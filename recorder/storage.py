@@ -195,4 +195,6 @@ def _url_logs(location: str) -> list[str]:
             logs[entry] = None
         elif is_segment_name(name) and head.endswith(LOG_SUFFIX):
             logs[head] = None
+    if not logs:  # nothing there: the location itself, which its reader reports missing
+        return [location]
     return [f"{scheme}://{p}" for p in logs]

@@ -110,9 +110,29 @@ class Catalog:
     def write_metadata(self) -> None:
         """``_common_metadata`` per dataset: the schema and its version, for every engine."""
         for dataset in DATASETS:
-            self.fs.makedirs(self.path(dataset), exist_ok=True)
-            with self.fs.open(self.path(dataset, "_common_metadata"), "wb") as f:
+            path = self.path(dataset, "_common_metadata")
+            if self.fs.exists(path):  # the version is the state file's: nothing to rewrite
+                continue
+            self.makedirs(dataset)
+            with self.fs.open(path, "wb") as f:
                 pq.write_metadata(arrow_schema(dataset), f)
+
+    def makedirs(self, *parts: str) -> None:
+        """A folder on a disk; nothing in a bucket (s3fs would create a missing bucket)."""
+        from fsspec.implementations.local import LocalFileSystem
+
+        if isinstance(self.fs, LocalFileSystem):
+            self.fs.makedirs(self.path(*parts), exist_ok=True)
+
+    def write_error(self, error: BaseException) -> CatalogError:
+        """One line for a catalog that cannot be written (never a credential in it)."""
+        if isinstance(error, FileNotFoundError):
+            reason = "no such folder or bucket"
+        elif isinstance(error, OSError) and error.strerror:
+            reason = error.strerror.lower()
+        else:
+            reason = describe_error(self.location, error).split(": ", 1)[-1]
+        return CatalogError(f"cannot write the catalog {redact_url(self.location)}: {reason}")
 
     def entry_for(self, location: str) -> tuple[str, dict[str, Any]] | None:
         for lid, entry in self.state["logs"].items():
@@ -131,7 +151,7 @@ class Catalog:
                 writer = writers.get(key)
                 if writer is None:
                     rel = posixpath.join(dataset, f"date={date}", f"{extract.id}-{fp}.parquet")
-                    self.fs.makedirs(self.path(dataset, f"date={date}"), exist_ok=True)
+                    self.makedirs(dataset, f"date={date}")
                     handle = self.fs.open(self.path(rel), "wb")
                     handles.append(handle)
                     writer = writers[key] = pq.ParquetWriter(
@@ -199,7 +219,10 @@ def build_catalog(
     and skipped; the others are catalogued.
     """
     catalog = Catalog(output)
-    catalog.write_metadata()
+    try:
+        catalog.write_metadata()
+    except Exception as e:  # an unwritable folder, a missing bucket: one line, before any log
+        raise catalog.write_error(e) from None
     result = CatalogResult()
     seen: dict[str, str] = {}
     try:
@@ -216,7 +239,10 @@ def build_catalog(
             if on_log is not None:
                 on_log(location, what)
     finally:
-        catalog.save_state()
+        try:
+            catalog.save_state()
+        except Exception as e:
+            raise catalog.write_error(e) from None
     return result
 
 
@@ -230,6 +256,9 @@ def _catalog_one(
     fp = fingerprint(location)
     known = catalog.entry_for(location)
     if known is not None and known[1].get("fingerprint") == fp:
+        # a copy of this recording later among the inputs is skipped, as in the first run
+        # (it must not take the unchanged log's place, and back again the next run)
+        seen.setdefault(known[0], location)
         result.unchanged.append(location)
         return "unchanged"
     path = local_log(location)
@@ -241,7 +270,10 @@ def _catalog_one(
             result.warnings.append((location, note))
             return f"skipped: {note}"
         seen[extract.id] = location
-        files, messages = catalog.write_log(extract, fp)
+        try:
+            files, messages = catalog.write_log(extract, fp)
+        except Exception as e:
+            raise catalog.write_error(e) from None
         for warning in reader.warnings:
             result.warnings.append((location, warning))
     result.messages += messages

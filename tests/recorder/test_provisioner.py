@@ -239,3 +239,24 @@ def test_a_kernel_that_dies_ends_its_recording_at_cleanup(specs: Path) -> None:
     records = one_log(specs)
     assert records[-1].event == "recording_stopped"
     assert records[-1].fields["reason"] == "kernel shut down"
+
+
+def test_a_fresh_home_without_a_runtime_dir_records(
+    specs: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A plain KernelManager names no connection file; krec's goes to the runtime dir,
+    which a fresh home (a new container) does not have yet."""
+    runtime = tmp_path / "fresh" / "runtime"
+    monkeypatch.setenv("JUPYTER_RUNTIME_DIR", str(runtime))
+    km = KernelManager(kernel_name="py-krec")
+    km.start_kernel()
+    try:
+        kc = km.client()
+        kc.start_channels()
+        kc.wait_for_ready(timeout=60)
+        assert execute(kc, "y = 1")["content"]["status"] == "ok"
+        kc.stop_channels()
+    finally:
+        km.shutdown_kernel(now=False)
+    assert runtime.is_dir()
+    assert codes(one_log(specs)) == ["y = 1"]

@@ -264,3 +264,24 @@ def test_a_worker_killed_mid_replay_costs_a_retry(tmp_path: Path, recorder, clus
     assert not runner.is_alive() and not failure, failure
     assert [o.status for o in outcomes] == ["clean", "clean"], [o.summary for o in outcomes]
     assert outcomes[0].data["report"]["diverged"] == 0
+
+
+def test_check_of_a_url_prefix_and_a_missing_url_runs_the_batch(tmp_path: Path, s3_bucket):
+    """A URL prefix is expanded (not fetched as one log by the command line), and a URL
+    with nothing there is one error line while the rest of the batch runs."""
+    from s3server import environment
+
+    fs = s3_bucket.filesystem()
+    fs.put(str(SAMPLES / "basics.krec"), f"{s3_bucket.name}/logs/basics.krec")
+    fs.put(str(SAMPLES / "stdin.krec"), f"{s3_bucket.name}/logs/team/stdin.krec")
+    env = {**environment(s3_bucket.endpoint), "KREC_CACHE": str(tmp_path / "cache")}
+    missing = f"{s3_bucket.url}/nothere.krec"
+    proc = run_krec(
+        "check", f"{s3_bucket.url}/logs/", missing, "--workers", "1", env=env, timeout=240
+    )
+    assert proc.returncode == 2 and "Traceback" not in proc.stderr, proc.stderr
+    lines = sorted(proc.stdout.splitlines())
+    assert lines[0].startswith(f"{s3_bucket.url}/logs/basics.krec: clean"), lines
+    assert lines[1].startswith(f"{s3_bucket.url}/logs/team/stdin.krec: clean"), lines
+    assert lines[2] == f"{missing}: error (no such log or folder)", lines
+    assert len(lines) == 3

@@ -326,3 +326,48 @@ def test_synthetic_log_with_many_days_is_partitioned_by_day(tmp_path: Path):
     assert [str(r["date"]) for r in rows] == ["2023-11-15", "2023-11-15"]
     assert [r["ename"] for r in rows] == ["NameError", "Error"]
     assert rows[1]["execution_count"] == 2
+
+
+def test_a_copy_of_a_catalogued_log_stays_skipped_on_later_runs(tmp_path: Path):
+    """A truncated copy of a recording (the same log id) is catalogued once, the first
+    run's choice: a second run must not swap it in for the unchanged original."""
+    folder = tmp_path / "logs"
+    folder.mkdir()
+    original = folder / "basics.krec"
+    shutil.copy(SAMPLES / "basics.krec", original)
+    (folder / "copy.krec").write_bytes(original.read_bytes()[:3000])
+    out = tmp_path / "cat"
+    first = build_catalog([str(folder)], str(out))
+    assert first.added == [str(original)] and not first.replaced
+    before = {str(p.relative_to(out)): p.stat().st_mtime_ns for p in out.rglob("*") if p.is_file()}
+    for _ in range(2):
+        again = build_catalog([str(folder)], str(out))
+        assert again.unchanged == [str(original)] and not again.replaced and not again.added
+        after = {
+            str(p.relative_to(out)): p.stat().st_mtime_ns for p in out.rglob("*") if p.is_file()
+        }
+        del after[STATE_FILE], before[STATE_FILE]
+        assert after == before  # nothing rewritten, _common_metadata included
+        before = {**after, STATE_FILE: 0}
+    n = run_query(str(out), "SELECT count(*) AS n FROM messages").column("n")[0].as_py()
+    assert n == _messages(original)
+
+
+def test_a_catalog_that_cannot_be_written_is_one_line_and_exit_2(tmp_path: Path, s3_bucket):
+    """An output that is a file, or a bucket that does not exist (which must not be
+    created), is one line and exit 2, not a traceback."""
+    from s3server import environment
+
+    log = SAMPLES / "basics.krec"
+    proc = run_krec("catalog", str(log), "-o", str(log))
+    assert proc.returncode == 2 and "Traceback" not in proc.stderr, proc.stderr
+    (line,) = proc.stderr.splitlines()
+    assert line == f"krec: error: cannot write the catalog {log}: not a directory"
+
+    missing = f"{s3_bucket.name}-missing"
+    env = environment(s3_bucket.endpoint)
+    proc = run_krec("catalog", str(log), "-o", f"s3://{missing}/catalog", env=env)
+    assert proc.returncode == 2 and "Traceback" not in proc.stderr, proc.stderr
+    (line,) = proc.stderr.splitlines()
+    assert line.startswith(f"krec: error: cannot write the catalog s3://{missing}/catalog: ")
+    assert missing not in s3_bucket.filesystem().ls("")  # no bucket made on a typo
