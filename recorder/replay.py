@@ -614,10 +614,9 @@ def replay(
         entry = find_spec(name)
     except KernelSpecError:
         known = ", ".join(sorted(all_specs())) or "none"
-        raise KernelSpecError(
-            f"the log's kernel {name!r} is not installed here; pick one with --kernel NAME "
-            f"(installed: {known})"
-        ) from None
+        whose = f"--kernel {name!r}" if kernel_name else f"the log's kernel {name!r}"
+        hint = "" if kernel_name else "; pick one with --kernel NAME"
+        raise KernelSpecError(f"{whose} is not installed here{hint} (installed: {known})") from None
     if output is None:
         stem = os.path.splitext(os.path.basename(log_path))[0]
         output = os.path.join("krec-logs", f"{stem}-replay-{time.strftime('%Y%m%d-%H%M%S')}.krec")

@@ -164,6 +164,9 @@ def test_missing_kernel_is_exit_2_naming_it(rich_log: Path, tmp_path: Path):
     assert "no-such-kernel-xyz" in proc.stderr and "--kernel" in proc.stderr
     assert len(proc.stderr.strip().splitlines()) == 1
     assert not (tmp_path / "never.krec").exists()
+    chosen = run_krec("replay", str(rich_log), "--kernel", "no-such-kernel-xyz")
+    assert chosen.returncode == 2
+    assert chosen.stderr.startswith("krec: error: --kernel 'no-such-kernel-xyz' is not installed")
 
 
 def test_diff_of_identical_and_of_different_logs(rich_log: Path, tmp_path: Path):
