@@ -215,8 +215,11 @@ class Recorder:
         self.clients.append(kc)
         return kc
 
-    def stop(self, timeout: float = 30) -> int:
-        """Ctrl-C krec, as a user would; return its exit status."""
+    def stop(self, timeout: float = 90) -> int:
+        """Ctrl-C krec, as a user would; return its exit status.
+
+        krec bounds every step of its shutdown (kernel: 8 s, each forwarder: 5 s, each
+        context: 10 s); on a loaded machine the sum can pass half a minute."""
         for kc in self.clients:
             kc.stop_channels()
         self.clients.clear()

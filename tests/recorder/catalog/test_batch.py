@@ -25,6 +25,9 @@ from krec.recorder.catalog.writer import build_catalog
 ROOT = Path(__file__).resolve().parents[3]
 SAMPLES = ROOT / "sample_sessions"
 
+# a LocalCluster and real kernels on a machine whose cores are busy: minutes, not seconds
+pytestmark = pytest.mark.timeout(300)
+
 
 def _lines(stdout: str) -> dict[str, str]:
     """One line per log: {file name: status and summary}."""
