@@ -25,7 +25,7 @@ from krec.recorder.replay import replay
 
 ROOT = Path(__file__).resolve().parent.parent
 NOTEBOOKS = ROOT / "tests" / "notebooks"
-SAMPLE_PASSWORD = "hunter22"  # make_samples.PASSWORD: stdin.krec's redacted answer
+SAMPLE_PASSWORD = "swordfish"  # make_samples.PASSWORD: stdin.krec's redacted answer
 
 
 def _burn() -> None:

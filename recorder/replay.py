@@ -38,6 +38,7 @@ from .kernelspec import all_specs, find_spec
 from .logfile import LogReader, LogWriter, Record, make_header
 
 Progress = Callable[[int, int], None]
+SHUTDOWN_EXIT_WAIT = 10.0  # seconds a replayed kernel gets to exit after its shutdown_reply
 
 
 @dataclass
@@ -555,10 +556,30 @@ class Replayer:
                 continue
             self._pump(0.05)
             self._report_progress(total)
+        # a kernel told to shut down broadcasts its shutdown_reply on iopub too, then exits:
+        # wait for that exit (bounded) rather than stopping it before its last messages
+        if any(self._shutting_down(live) for live in self.live.values()):
+            end = time.monotonic() + SHUTDOWN_EXIT_WAIT
+            while time.monotonic() < end and self._check_kernel():
+                if not any(self._shutting_down(live) for live in self.live.values()):
+                    break
+                self._pump(0.05)
         # outputs after the last idle (there should be none) get a moment to be recorded
         end = time.monotonic() + 0.2
         while time.monotonic() < end:
             self._pump(0.05)
+
+    @staticmethod
+    def _shutting_down(live: _Live) -> bool:
+        """A shutdown (not a restart) that was answered but whose idle has not come."""
+        ex = live.exchange
+        return (
+            ex.msg_type == "shutdown_request"
+            and live.replied
+            and not live.idle
+            and not live.outcome
+            and not ex.request.content.get("restart")
+        )
 
     def outcomes(self) -> dict[str, str]:
         return {live.msg_id: live.outcome for live in self.live.values() if live.outcome}

@@ -163,8 +163,16 @@ def _replays_clean(logs: dict[str, Path], tmp_path: Path) -> dict[str, dict[str,
     for stem, log in logs.items():
         code, report = _replay(log, tmp_path / "replays" / f"{stem}.krec", elsewhere)
         assert code == 0 and report["diverged"] == 0, f"{stem}: {json.dumps(report, indent=1)}"
+        # nbclient's run ends in a shutdown: the replay kernel exits by itself, after
+        # broadcasting its shutdown_reply on iopub as the recorded one did
+        assert _shutdown_replies(tmp_path / "replays" / f"{stem}.krec") == _shutdown_replies(log)
         reports[stem] = report
     return reports
+
+
+def _shutdown_replies(log: Path) -> list[str]:
+    with LogReader(str(log)) as reader:
+        return sorted(r.ch for r in reader if r.msg_type == "shutdown_reply")
 
 
 def _shutdown_interrupt_is_between_requests(log: Path) -> None:
