@@ -110,6 +110,10 @@ class _Recording(HasTraits):
     record_passwords = Bool(False, help="Store getpass() answers instead of redacting them.").tag(
         config=True
     )
+    audit = Bool(False, help="Write an audit log: no output payloads (docs/audit.md).").tag(
+        config=True
+    )
+    seal_key = Unicode(help="File whose bytes key the log's seals (HMAC-SHA-256).").tag(config=True)
 
     _default_log_path: str = ""
     _session_log: str | None = None  # the log of the running session; None between sessions
@@ -135,6 +139,10 @@ class _Recording(HasTraits):
         log = [self._session_log or self._begin_session_log()]
         if self.record_passwords:
             log.append("--record-passwords")
+        if self.audit:
+            log.append("--audit")
+        if self.seal_key:
+            log += ["--seal-key", os.path.abspath(os.path.expanduser(self.seal_key))]
         return [a for arg in cmd for a in (log if arg == _LOG_ARG else [arg])]
 
     def _begin_session_log(self) -> str:

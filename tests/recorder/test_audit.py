@@ -1,0 +1,154 @@
+"""Audit mode: what an audit log keeps and drops, with a real kernel and with factories."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+from conftest import run_krec, wait_for
+from factories import LogBuilder, display, log_header, stream
+from sessions import execute
+
+from krec.recorder.audit import redact_record
+from krec.recorder.logfile import LogReader
+from krec.recorder.seal import verify_log
+
+# every marker is built by the code at run time, so the code (which an audit log keeps)
+# never contains it: a marker in the file can only be an output that leaked
+CELLS = [
+    "print('STREAM' + 'MARK1')",
+    "import sys; print('STDERR' + 'MARK2', file=sys.stderr)",
+    "'RESULT' + 'MARK3'",
+    "from IPython.display import display, HTML\n"
+    "display(HTML('DISPLAY' + 'MARK4'), metadata={'m': 'META' + 'MARK5'})",
+    "h = display('FIRST' + 'MARK6', display_id=True)\nh.update('UPDATE' + 'MARK7')",
+    "from ipykernel.comm import Comm\n"
+    "c = Comm(target_name='audit', data={'v': 'COMMOPEN' + 'MARK8'})\n"
+    "c.send({'v': 'COMMMSG' + 'MARK9'}, buffers=[b'BUFFER' + b'MARK10'])",
+    "raise ValueError('kept ' + 'evalue')",
+]
+MARKERS = [b"STREAMMARK1", b"STDERRMARK2", b"RESULTMARK3", b"DISPLAYMARK4", b"METAMARK5",
+           b"FIRSTMARK6", b"UPDATEMARK7", b"COMMOPENMARK8", b"COMMMSGMARK9", b"BUFFERMARK10",
+           b"INPUTMARK11", b"CLIENTCOMMMARK12"]  # fmt: skip
+
+
+def test_no_output_byte_of_a_real_session_reaches_an_audit_log(recorder):
+    rec = recorder(extra=["--audit"])
+    kc = rec.client()
+    replies = [execute(kc, code) for code in CELLS]
+    assert [r["content"]["status"] for r in replies] == ["ok"] * 6 + ["error"]
+    reply = execute(kc, "answer = input('who? ')\nlen(answer)", stdin=["INPUT" + "MARK11"])
+    assert reply["content"]["status"] == "ok"
+    comm_id = "c0mm-from-client"
+    kc.shell_channel.send(
+        kc.session.msg("comm_msg", {"comm_id": comm_id, "data": {"v": "CLIENTCOMM" + "MARK12"}})
+    )
+    execute(kc, "'done'")
+    assert rec.stop() == 0, rec.stderr
+    raw = rec.log.read_bytes()
+    leaked = [m for m in MARKERS if m in raw]
+    assert leaked == []
+    # what an auditor needs is there: the code, statuses, the error, and the sizes dropped
+    assert b"'STREAM' + 'MARK1'" in raw and b"ValueError" in raw and b"kept evalue" in raw
+    with LogReader(rec.log) as r:
+        assert r.header["audit"] is True
+        records = list(r)
+    by_type: dict[str, list] = {}
+    for record in records:
+        by_type.setdefault(record.msg_type or record.event or "", []).append(record)
+    streams = [s for s in by_type["stream"] if s.source == "kernel"]
+    assert {s.content["name"] for s in streams} == {"stdout", "stderr"}
+    assert all(s.content["text"] == "" for s in streams)
+    # "STREAMMARK1\n", "STDERRMARK2\n" (and warnings the kernel printed, e.g. of Comm)
+    assert [s.raw["dropped"]["text"] for s in streams].count(12) == 2
+    shown = by_type["display_data"][0]
+    assert shown.content["data"] == {"text/plain": "", "text/html": ""}
+    assert shown.raw["dropped"]["data"]["text/html"] == len("DISPLAYMARK4")
+    sent = next(m for m in by_type["comm_msg"] if m.source == "kernel")
+    assert sent.buffers == [] and sent.raw["dropped"]["buffers"] == [len(b"BUFFERMARK10")]
+    answer = by_type["input_reply"][0]
+    assert answer.content["value"] == "" and answer.raw["dropped"]["value"] == 11
+    errors = [m for m in by_type["execute_reply"] if m.content["status"] == "error"]
+    assert [(e.content["ename"], e.content["evalue"]) for e in errors] == [
+        ("ValueError", "kept evalue")
+    ]
+    assert verify_log(str(rec.log)).status == "intact"
+    # the reading commands work on it
+    for command in (["show"], ["stats"], ["export", "--to", "jsonl"]):
+        out = run_krec(*command, str(rec.log))
+        assert out.returncode == 0, (command, out.stderr)
+        assert not [m for m in MARKERS if m.decode() in out.stdout]
+    checked = run_krec("check", "--json", str(rec.log))
+    assert checked.returncode in (0, 1), checked.stderr
+    # the session's own two findings (a comm the client never opened; jupyter_client's
+    # input_reply without a parent), none about a payload that is not there
+    rules = {f["rule"] for f in json.loads(checked.stdout)["findings"]}
+    assert rules <= {"comm-unknown", "stdin-reply-parent"}, rules
+
+
+def _audit_builder(path: Path) -> LogBuilder:
+    return LogBuilder(path, log_header(audit=True))
+
+
+def test_each_kind_of_output_keeps_its_shape_and_size(tmp_path):
+    with _audit_builder(tmp_path / "a.krec") as b:
+        req = b.execute(
+            "x", [stream("secret\n"), display({"text/plain": "'s'", "image/png": "QUJD"})]
+        )
+        expressions = {"a": {"status": "ok", "data": {"text/plain": "42"}}}
+        payload = [{"source": "page", "data": {"text/plain": "doc"}}]
+        b.message("execute_reply", {"status": "ok", "execution_count": 1,
+                  "user_expressions": expressions, "payload": payload}, parent=req)  # fmt: skip
+        b.message("error", {"ename": "E", "evalue": "v", "traceback": ["line with secret"]})
+        b.message("inspect_reply", {"status": "ok", "found": True, "data": {"text/plain": "x=1"},
+                  "metadata": {}})  # fmt: skip
+        b.message("complete_reply", {"status": "ok", "matches": ["secret_var"], "cursor_start": 0,
+                  "cursor_end": 1, "metadata": {}})  # fmt: skip
+        b.message("history_reply", {"status": "ok", "history": [[0, 1, "code"]]})
+        b.message("usage_reply", {"cpu": 3})  # a kernel message krec does not know
+        b.message("comm_open", {"comm_id": "w", "target_name": "t", "data": {"state": 1}},
+                  source="client", ch="shell")  # fmt: skip
+        b.message("debug_reply", {"seq": 1, "type": "response", "success": True,
+                  "command": "variables", "body": {"variables": [{"value": "1"}]}})  # fmt: skip
+    with LogReader(tmp_path / "a.krec") as r:
+        found = {rec.msg_type: rec for rec in r if not rec.is_event}
+    assert found["execute_request"].content["code"] == "x"
+    assert found["stream"].raw["dropped"] == {"text": 7}
+    assert found["display_data"].content["data"] == {"text/plain": "", "image/png": ""}
+    assert found["display_data"].raw["dropped"]["data"] == {"text/plain": 3, "image/png": 4}
+    reply = found["execute_reply"].content
+    assert reply["user_expressions"] == {} and reply["payload"] == [] and reply["status"] == "ok"
+    assert found["error"].content == {"ename": "E", "evalue": "v", "traceback": []}
+    assert found["inspect_reply"].content["data"] == {"text/plain": ""}
+    assert found["complete_reply"].content["matches"] == []
+    assert found["complete_reply"].content["cursor_end"] == 1
+    assert found["history_reply"].content["history"] == []
+    assert found["usage_reply"].content == {} and found["usage_reply"].raw["dropped"]["content"]
+    assert found["comm_open"].content == {"comm_id": "w", "target_name": "t", "data": {}}
+    debug = found["debug_reply"].content
+    assert debug["body"] == {} and debug["command"] == "variables" and debug["success"] is True
+    assert found["status"].raw.get("dropped") is None
+
+
+def test_a_malformed_message_keeps_no_frames(tmp_path):
+    record = {"t": 1, "event": "bad_message", "reason": "x", "frames": [b"secret", b"ab"]}
+    out = redact_record(record)
+    assert out["frames"] == [] and out["dropped"] == {"frames": [6, 2]}
+    assert record["frames"] == [b"secret", b"ab"]  # the input is not changed
+
+
+def test_record_mode_with_a_key_seals_with_hmac(recorder, tmp_path):
+    key = tmp_path / "seal.key"
+    key.write_bytes(b"k" * 32)
+    rec = recorder(extra=["--audit", "--seal-key", str(key)])
+    kc = rec.client()
+    execute(kc, "print('x' * 3)")
+    # the kernel never sees where the key is
+    reply = execute(kc, "import os\nassert 'KREC_SEAL_KEY' not in os.environ")
+    assert reply["content"]["status"] == "ok"
+    assert rec.stop() == 0, rec.stderr
+    wait_for(lambda: rec.log.exists(), 10, "the log")
+    with LogReader(rec.log) as r:
+        assert r.header["seal"]["alg"] == "hmac-sha256" and r.header["audit"] is True
+    out = run_krec("verify", "--seal-key", str(key), str(rec.log))
+    assert out.returncode == 0 and "keyed" in out.stdout, out
