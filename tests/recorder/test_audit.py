@@ -152,3 +152,26 @@ def test_record_mode_with_a_key_seals_with_hmac(recorder, tmp_path):
         assert r.header["seal"]["alg"] == "hmac-sha256" and r.header["audit"] is True
     out = run_krec("verify", "--seal-key", str(key), str(rec.log))
     assert out.returncode == 0 and "keyed" in out.stdout, out
+
+
+def test_replaying_an_audit_log_compares_outcomes(recorder, tmp_path):
+    data = tmp_path / "input.txt"
+    data.write_text("forty-two")
+    rec = recorder(extra=["--audit"])
+    kc = rec.client()
+    execute(kc, f"text = open({str(data)!r}).read()\nprint(text)")
+    execute(kc, "from IPython.display import HTML\nHTML(text)")
+    execute(kc, "1 / 0")
+    assert rec.stop() == 0, rec.stderr
+    again = tmp_path / "again.krec"
+    out = run_krec("replay", str(rec.log), "-o", str(again), timeout=180)
+    assert out.returncode == 0, out.stdout + out.stderr
+    assert "outputs were not recorded" in out.stdout
+    with LogReader(again) as r:
+        assert r.header["audit"] is True  # the replay of an audit log keeps no output either
+    assert b"forty-two" not in again.read_bytes()
+    # the file is gone: the first cell now fails, and the replay says so
+    data.unlink()
+    out = run_krec("replay", str(rec.log), "-o", str(tmp_path / "third.krec"), timeout=180)
+    assert out.returncode == 1, out.stdout + out.stderr
+    assert "FileNotFoundError" in out.stdout and "outputs were not recorded" in out.stdout
