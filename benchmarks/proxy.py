@@ -11,6 +11,8 @@ and prints the median of the per-pair ratios, as DESIGN.md section 7 asks:
 
     python benchmarks/proxy.py                 # defaults: 5 rounds, 200 executes, 20000 prints
     python benchmarks/proxy.py --encrypt       # the same with CurveZMQ on every hop
+    python benchmarks/proxy.py --audit         # also a third path: krec record --audit,
+                                               # in the same rounds (direct, krec, audit)
 """
 
 from __future__ import annotations
@@ -97,11 +99,16 @@ def main() -> None:
     parser.add_argument("--executes", type=int, default=200)
     parser.add_argument("--flood", type=int, default=20000)
     parser.add_argument("--encrypt", action="store_true", help="CurveZMQ on both paths")
+    parser.add_argument(
+        "--audit", action="store_true", help="measure `krec record --audit` beside plain krec"
+    )
     args = parser.parse_args()
 
     tmp = Path(tempfile.mkdtemp(prefix="krec-bench-"))
     log, cf = tmp / "bench.krec", tmp / "frontend.json"
     krec = start_recording(log, cf, *(["--encrypt"] if args.encrypt else []))
+    audit_log, audit_cf = tmp / "audit.krec", tmp / "audit.json"
+    audited = start_recording(audit_log, audit_cf, "--audit") if args.audit else None
     km = KernelManager(
         kernel_name="python3", transport_encryption="required" if args.encrypt else "disabled"
     )
@@ -111,9 +118,13 @@ def main() -> None:
         direct.start_channels()
         direct.wait_for_ready(timeout=60)
         through = attach(cf)
+        audit_kc = attach(audit_cf) if audited is not None else None
         # warm up both paths
         round_trip(direct, 20)
         round_trip(through, 20)
+        if audit_kc is not None:
+            round_trip(audit_kc, 20)
+        audit_rows: list[tuple[float, float, float, float]] = []
 
         rt_ratios, flood_ratios, rows = [], [], []
         lost_frontend = 0
@@ -137,10 +148,26 @@ def main() -> None:
             rows.append(
                 (r + 1, rt_d * 1e3, rt_k * 1e3, fl_d, fl_k, lines_d, lines_k, cpu_per_msg[-1])
             )
+            if audit_kc is not None and audited is not None:
+                rt_a = round_trip(audit_kc, args.executes)
+                with LogReader(audit_log) as reader:
+                    before = len(reader)
+                cpu0 = cpu_seconds(audited.pid)
+                fl_a, _, _ = flood(audit_kc, args.flood)
+                cpu1 = cpu_seconds(audited.pid)
+                time.sleep(0.3)
+                with LogReader(audit_log) as reader:
+                    n = len(reader) - before
+                audit_rows.append((rt_a / rt_d, fl_a / fl_d, rt_a / rt_k, fl_a / fl_k))
+                audit_rows[-1] += ((cpu1 - cpu0) / max(n, 1) * 1e6,)  # type: ignore[assignment]
+        if audit_kc is not None:
+            audit_kc.stop_channels()
         through.stop_channels()
         direct.stop_channels()
     finally:
         stop_recording(krec)
+        if audited is not None:
+            stop_recording(audited)
         km.shutdown_kernel(now=True)
 
     # every flood line must be in the log too
@@ -175,6 +202,15 @@ def main() -> None:
         "   target <= 10 us"
     )
     print(f"(log: {log}, {log.stat().st_size / 1e6:.1f} MB)")
+    if audit_rows:
+        med = [statistics.median(col) for col in zip(*audit_rows, strict=True)]
+        print()
+        print(f"--audit round trip ratio audit/direct (median):  {med[0]:.3f}   target <= 1.05")
+        print(f"--audit flood ratio audit/direct (median):       {med[1]:.3f}   target >= 0.95")
+        print(f"--audit round trip ratio audit/plain krec:       {med[2]:.3f}")
+        print(f"--audit flood ratio audit/plain krec:            {med[3]:.3f}")
+        print(f"--audit krec CPU per forwarded message (median): {med[4]:.1f} us")
+        print(f"(audit log: {audit_log}, {audit_log.stat().st_size / 1e6:.1f} MB)")
 
 
 if __name__ == "__main__":

@@ -18,6 +18,7 @@ from __future__ import annotations
 
 import json
 import os
+import re
 from typing import Any
 
 import orjson
@@ -62,6 +63,20 @@ _KERNEL_KEEPS = frozenset(
         "list_subshell_reply",
     }
 )
+
+
+_MSG_TYPE = re.compile(rb'"msg_type"\s*:\s*"([^"\\]*)"')
+
+
+def _msg_type(header: Any) -> str:
+    """The header's msg_type, read without parsing it when it is plain (the usual case)."""
+    if isinstance(header, bytes) and header.count(b"{") == 1:
+        m = _MSG_TYPE.search(header)
+        if m is not None:
+            return m.group(1).decode("utf-8", "replace")
+    parsed = _loads(header)
+    value = parsed.get("msg_type", "") if isinstance(parsed, dict) else ""
+    return value if isinstance(value, str) else ""
 
 
 def enabled_by_env() -> bool:
@@ -116,8 +131,7 @@ def redact_record(record: dict[str, Any]) -> dict[str, Any]:
         out["frames"] = []
         out["dropped"] = {"frames": [_size(f) for f in frames]}
         return out
-    header = _loads(record.get("header"))
-    msg_type = header.get("msg_type", "") if isinstance(header, dict) else ""
+    msg_type = _msg_type(record.get("header"))
     dropped: dict[str, Any] = {}
     content = record.get("content")
     fields = _DROP.get(msg_type)
