@@ -175,3 +175,51 @@ def test_replaying_an_audit_log_compares_outcomes(recorder, tmp_path):
     out = run_krec("replay", str(rec.log), "-o", str(tmp_path / "third.krec"), timeout=180)
     assert out.returncode == 1, out.stdout + out.stderr
     assert "FileNotFoundError" in out.stdout and "outputs were not recorded" in out.stdout
+
+
+def test_install_writes_the_audit_options_where_recordings_read_them(tmp_path):
+    key = tmp_path / "seal.key"
+    key.write_bytes(b"s" * 32)
+    done = run_krec("install", "--prefix", str(tmp_path), "--log-dir", str(tmp_path / "l"),
+                    "--audit", "--seal-key", str(key), "python3")  # fmt: skip
+    assert done.returncode == 0, done.stderr
+    spec = json.loads((tmp_path / "share/jupyter/kernels/python3-krec/kernel.json").read_text())
+    assert spec["env"]["KREC_AUDIT"] == "1" and spec["env"]["KREC_SEAL_KEY"] == str(key)
+    assert "ssss" not in json.dumps(spec)  # the key file's path, never the key
+    done = run_krec("install", "--prefix", str(tmp_path / "p"), "--provisioner", "--log-dir",
+                    str(tmp_path / "l"), "--audit", "--seal-key", str(key), "python3")  # fmt: skip
+    assert done.returncode == 0, done.stderr
+    kernels = tmp_path / "p/share/jupyter/kernels/python3-krec/kernel.json"
+    config = json.loads(kernels.read_text())["metadata"]["kernel_provisioner"]["config"]
+    assert config["audit"] is True and config["seal_key"] == str(key)
+    bad = run_krec("install", "--prefix", str(tmp_path / "q"), "--seal-key", str(tmp_path / "no"))
+    assert bad.returncode == 2 and "no such file" in bad.stderr
+
+
+def test_recording_kernel_manager_audit_and_keyed_restart(tmp_path):
+    from krec.recorder import RecordingKernelManager
+
+    key = tmp_path / "seal.key"
+    key.write_bytes(b"m" * 32)
+    log = tmp_path / "km.krec"
+    km = RecordingKernelManager(kernel_name="python3", log_path=str(log), audit=True,
+                                seal_key=str(key))  # fmt: skip
+    km.start_kernel()
+    kc = km.client()
+    try:
+        kc.start_channels()
+        kc.wait_for_ready(timeout=60)
+        assert execute(kc, "print('KM' + 'MARK')")["content"]["status"] == "ok"
+        km.restart_kernel()  # the new wrapper appends to the log, continuing its keyed chain
+        kc.wait_for_ready(timeout=60)
+        assert execute(kc, "print('AFTER' + 'RESTART')")["content"]["status"] == "ok"
+    finally:
+        kc.stop_channels()
+        km.shutdown_kernel(now=False)
+    raw = log.read_bytes()
+    assert b"KMMARK" not in raw and b"AFTERRESTART" not in raw
+    with LogReader(log) as r:
+        assert r.header["audit"] is True and r.header["seal"]["alg"] == "hmac-sha256"
+        assert "restart" in [rec.event for rec in r]
+    out = run_krec("verify", "--seal-key", str(key), str(log))
+    assert out.returncode == 0 and "intact" in out.stdout, out
