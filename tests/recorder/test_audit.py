@@ -78,6 +78,8 @@ def test_no_output_byte_of_a_real_session_reaches_an_audit_log(recorder):
         out = run_krec(*command, str(rec.log))
         assert out.returncode == 0, (command, out.stderr)
         assert not [m for m in MARKERS if m.decode() in out.stdout]
+    shown = run_krec("show", "-f", "type:stream", str(rec.log)).stdout
+    assert "stdout:  [12 bytes not recorded]" in shown  # says what is missing
     checked = run_krec("check", "--json", str(rec.log))
     assert checked.returncode in (0, 1), checked.stderr
     # the session's own two findings (a comm the client never opened; jupyter_client's
