@@ -11,15 +11,18 @@ and prints the median of the per-pair ratios, as DESIGN.md section 7 asks:
 
     python benchmarks/proxy.py                 # defaults: 5 rounds, 200 executes, 20000 prints
     python benchmarks/proxy.py --encrypt       # the same with CurveZMQ on every hop
-    python benchmarks/proxy.py --audit         # also a third path: krec record --audit,
-                                               # in the same rounds (direct, krec, audit)
+    python benchmarks/proxy.py --otlp          # plus a krec recording with --otlp to a local
+                                               # OTLP/HTTP receiver (tests/otlpreceiver.py)
+    python benchmarks/proxy.py --audit         # plus a krec recording with --audit
 """
 
 from __future__ import annotations
 
 import argparse
+import contextlib
 import os
 import statistics
+import sys
 import tempfile
 import time
 from pathlib import Path
@@ -100,15 +103,73 @@ def main() -> None:
     parser.add_argument("--flood", type=int, default=20000)
     parser.add_argument("--encrypt", action="store_true", help="CurveZMQ on both paths")
     parser.add_argument(
-        "--audit", action="store_true", help="measure `krec record --audit` beside plain krec"
+        "--otlp",
+        action="store_true",
+        help="also measure a krec recording with --otlp (spans to a local OTLP/HTTP receiver)",
+    )
+    parser.add_argument(
+        "--audit", action="store_true", help="also measure a krec recording with --audit"
     )
     args = parser.parse_args()
 
     tmp = Path(tempfile.mkdtemp(prefix="krec-bench-"))
     log, cf = tmp / "bench.krec", tmp / "frontend.json"
     krec = start_recording(log, cf, *(["--encrypt"] if args.encrypt else []))
-    audit_log, audit_cf = tmp / "audit.krec", tmp / "audit.json"
-    audited = start_recording(audit_log, audit_cf, "--audit") if args.audit else None
+    with contextlib.ExitStack() as stack:
+        otlp = stack.enter_context(_OtlpPath(tmp, args.encrypt)) if args.otlp else None
+        audit = stack.enter_context(_AuditPath(tmp, args.encrypt)) if args.audit else None
+        _measure(args, log, cf, krec, otlp, audit)
+
+
+class _AuditPath:
+    """Another `krec record --kernel`, with --audit (outputs dropped, chain sealed)."""
+
+    def __init__(self, tmp: Path, encrypt: bool) -> None:
+        self.log, self.cf = tmp / "audit.krec", tmp / "audit-frontend.json"
+        self._encrypt = encrypt
+        self.rows: list[tuple[float, ...]] = []
+
+    def __enter__(self) -> _AuditPath:
+        extra = ["--audit", *(["--encrypt"] if self._encrypt else [])]
+        self.proc = start_recording(self.log, self.cf, *extra)
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        if self.proc.poll() is None:
+            stop_recording(self.proc)
+
+
+class _OtlpPath:
+    """A second `krec record --kernel` exporting spans to a receiver in this process."""
+
+    def __init__(self, tmp: Path, encrypt: bool) -> None:
+        sys.path.insert(0, str(Path(__file__).resolve().parent.parent / "tests"))
+        from otlpreceiver import Receiver
+
+        self.receiver = Receiver()
+        self.log, self.cf = tmp / "otlp.krec", tmp / "otlp-frontend.json"
+        self._encrypt = encrypt
+
+    def __enter__(self) -> _OtlpPath:
+        self.receiver.__enter__()
+        extra = ["--otlp", self.receiver.url, *(["--encrypt"] if self._encrypt else [])]
+        self.proc = start_recording(self.log, self.cf, *extra)
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        if self.proc.poll() is None:
+            stop_recording(self.proc)
+        self.receiver.__exit__()
+
+
+def _measure(
+    args: argparse.Namespace,
+    log: Path,
+    cf: Path,
+    krec,
+    otlp: _OtlpPath | None,
+    audit: _AuditPath | None = None,
+) -> None:
     km = KernelManager(
         kernel_name="python3", transport_encryption="required" if args.encrypt else "disabled"
     )
@@ -118,15 +179,18 @@ def main() -> None:
         direct.start_channels()
         direct.wait_for_ready(timeout=60)
         through = attach(cf)
-        audit_kc = attach(audit_cf) if audited is not None else None
+        traced = attach(otlp.cf) if otlp is not None else None
+        audited = attach(audit.cf) if audit is not None else None
+        if audited is not None:
+            round_trip(audited, 20)
         # warm up both paths
         round_trip(direct, 20)
         round_trip(through, 20)
-        if audit_kc is not None:
-            round_trip(audit_kc, 20)
-        audit_rows: list[tuple[float, float, float, float]] = []
+        if traced is not None:
+            round_trip(traced, 20)
 
         rt_ratios, flood_ratios, rows = [], [], []
+        otlp_rows: list[tuple[float, float, float, float]] = []  # rt, flood, their ratios, cpu
         lost_frontend = 0
         cpu_per_msg = []
         for r in range(args.rounds):
@@ -148,26 +212,31 @@ def main() -> None:
             rows.append(
                 (r + 1, rt_d * 1e3, rt_k * 1e3, fl_d, fl_k, lines_d, lines_k, cpu_per_msg[-1])
             )
-            if audit_kc is not None and audited is not None:
-                rt_a = round_trip(audit_kc, args.executes)
-                with LogReader(audit_log) as reader:
-                    before = len(reader)
-                cpu0 = cpu_seconds(audited.pid)
-                fl_a, _, _ = flood(audit_kc, args.flood)
-                cpu1 = cpu_seconds(audited.pid)
-                time.sleep(0.3)
-                with LogReader(audit_log) as reader:
-                    n = len(reader) - before
-                audit_rows.append((rt_a / rt_d, fl_a / fl_d, rt_a / rt_k, fl_a / fl_k))
-                audit_rows[-1] += ((cpu1 - cpu0) / max(n, 1) * 1e6,)  # type: ignore[assignment]
-        if audit_kc is not None:
-            audit_kc.stop_channels()
+            if traced is not None and otlp is not None:
+                rt_o = round_trip(traced, args.executes)
+                cpu0 = cpu_seconds(otlp.proc.pid)
+                fl_o, _, lines_o = flood(traced, args.flood)
+                cpu1 = cpu_seconds(otlp.proc.pid)
+                lost_frontend += args.flood - lines_o
+                # same number of forwarded messages as the plain krec path's flood
+                cpu_o = (cpu1 - cpu0) / max(forwarded, 1) * 1e6
+                otlp_rows.append((rt_o / rt_d, fl_o / fl_d, rt_o / rt_k, fl_o / fl_k, cpu_o))
+            if audited is not None and audit is not None:
+                rt_a = round_trip(audited, args.executes)
+                cpu0 = cpu_seconds(audit.proc.pid)
+                fl_a, _, lines_a = flood(audited, args.flood)
+                cpu1 = cpu_seconds(audit.proc.pid)
+                lost_frontend += args.flood - lines_a
+                cpu_a = (cpu1 - cpu0) / max(forwarded, 1) * 1e6
+                audit.rows.append((rt_a / rt_d, fl_a / fl_d, rt_a / rt_k, fl_a / fl_k, cpu_a))
+        if audited is not None:
+            audited.stop_channels()
+        if traced is not None:
+            traced.stop_channels()
         through.stop_channels()
         direct.stop_channels()
     finally:
         stop_recording(krec)
-        if audited is not None:
-            stop_recording(audited)
         km.shutdown_kernel(now=True)
 
     # every flood line must be in the log too
@@ -202,15 +271,39 @@ def main() -> None:
         "   target <= 10 us"
     )
     print(f"(log: {log}, {log.stat().st_size / 1e6:.1f} MB)")
-    if audit_rows:
-        med = [statistics.median(col) for col in zip(*audit_rows, strict=True)]
+    if otlp is not None and otlp_rows:
+        stop_recording(otlp.proc)
+        spans = len(otlp.receiver.spans())
+        with LogReader(otlp.log) as reader:
+            requests = sum(1 for r in reader if r.source == "client" and r.ch == "shell")
+
+        def med(i: int) -> float:
+            return statistics.median(row[i] for row in otlp_rows)
+
         print()
-        print(f"--audit round trip ratio audit/direct (median):  {med[0]:.3f}   target <= 1.05")
-        print(f"--audit flood ratio audit/direct (median):       {med[1]:.3f}   target >= 0.95")
-        print(f"--audit round trip ratio audit/plain krec:       {med[2]:.3f}")
-        print(f"--audit flood ratio audit/plain krec:            {med[3]:.3f}")
-        print(f"--audit krec CPU per forwarded message (median): {med[4]:.1f} us")
-        print(f"(audit log: {audit_log}, {audit_log.stat().st_size / 1e6:.1f} MB)")
+        print("with --otlp (spans to a local OTLP/HTTP receiver), same rounds:")
+        print(f"round trip ratio krec+otlp/direct (median):      {med(0):.3f}")
+        print(f"flood throughput ratio krec+otlp/direct (median): {med(1):.3f}")
+        print(f"round trip ratio krec+otlp/krec (median):        {med(2):.3f}")
+        print(f"flood throughput ratio krec+otlp/krec (median):  {med(3):.3f}")
+        print(f"krec+otlp CPU per forwarded message (median):    {med(4):.1f} us")
+        print(f"spans received / shell requests logged:          {spans} / {requests}")
+
+    if audit is not None and audit.rows:
+        stop_recording(audit.proc)
+        rows_a = audit.rows
+
+        def med_a(i: int) -> float:
+            return statistics.median(row[i] for row in rows_a)
+
+        print()
+        print("with --audit (outputs dropped, chain sealed), same rounds:")
+        print(f"round trip ratio krec+audit/direct (median):      {med_a(0):.3f}")
+        print(f"flood throughput ratio krec+audit/direct (median): {med_a(1):.3f}")
+        print(f"round trip ratio krec+audit/krec (median):        {med_a(2):.3f}")
+        print(f"flood throughput ratio krec+audit/krec (median):  {med_a(3):.3f}")
+        print(f"krec+audit CPU per forwarded message (median):    {med_a(4):.1f} us")
+        print(f"(audit log: {audit.log}, {audit.log.stat().st_size / 1e6:.1f} MB)")
 
 
 if __name__ == "__main__":

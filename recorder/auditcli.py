@@ -11,6 +11,7 @@ import argparse
 import os
 
 from .audit import AUDIT_ENV
+from .errors import KrecError
 from .seal import KEY_ENV, load_key
 
 
@@ -30,6 +31,8 @@ def add_audit_options(p: argparse.ArgumentParser) -> None:
 def audit_env(args: argparse.Namespace) -> dict[str, str]:
     """The options as the environment log writers read; a bad key file: exit 2, now."""
     env = {}
+    if args.audit and getattr(args, "otlp_content", False):
+        raise KrecError("--otlp-content cannot be used with --audit (an audit keeps no outputs)")
     if args.audit:
         env[AUDIT_ENV] = "1"
     if args.seal_key:

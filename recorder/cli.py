@@ -81,6 +81,7 @@ def _add_record(sub: Any) -> None:
     )
     _add_segment_options(p)
     add_audit_options(p)
+    _add_otlp_options(p)
     p.add_argument("cmd", nargs=argparse.REMAINDER, help=argparse.SUPPRESS)
     p.set_defaults(func=_record)
 
@@ -98,6 +99,27 @@ def _add_segment_options(p: argparse.ArgumentParser) -> None:
         type=float,
         help="... and at least every S seconds (default 300; env KREC_SEGMENT_SECONDS)",
     )
+
+
+def _add_otlp_options(p: argparse.ArgumentParser) -> None:
+    p.add_argument(
+        "--otlp",
+        metavar="URL",
+        help="also export kernel activity live as OpenTelemetry traces to this OTLP/HTTP "
+        "collector (e.g. http://localhost:4318; needs krec[otel]; see docs/otel.md)",
+    )
+    p.add_argument(
+        "--otlp-content",
+        action="store_true",
+        help="with --otlp: spans carry code, outputs and error values (default: types "
+        "and sizes only)",
+    )
+
+
+def _otlp(args: argparse.Namespace) -> Any:
+    from .otlp import OtlpSettings
+
+    return OtlpSettings.from_options(args.otlp, args.otlp_content)
 
 
 def _segment_env(args: argparse.Namespace) -> dict[str, str]:
@@ -130,6 +152,7 @@ def _record(args: argparse.Namespace) -> int:
             file=sys.stderr,
         )
     segment_env = _segment_env(args)
+    otlp = _otlp(args)
     os.environ.update(segment_env)
     os.environ.update(audit_env(args))
     if cmd:
@@ -138,6 +161,7 @@ def _record(args: argparse.Namespace) -> int:
             log_dir=args.output or "krec-logs",
             record_passwords=args.record_passwords,
             segment_env=segment_env,
+            otlp=otlp,
         )
     if args.kernel:
         return record.run_owned(
@@ -147,6 +171,7 @@ def _record(args: argparse.Namespace) -> int:
             ip=args.ip,
             record_passwords=args.record_passwords,
             encryption=args.encrypt,
+            otlp=otlp,
         )
     return record.run_existing(
         args.existing,
@@ -154,6 +179,7 @@ def _record(args: argparse.Namespace) -> int:
         connection_file=args.connection_file,
         ip=args.ip,
         record_passwords=args.record_passwords,
+        otlp=otlp,
     )
 
 
@@ -197,6 +223,7 @@ examples:
     )
     _add_segment_options(p)
     add_audit_options(p)
+    _add_otlp_options(p)
     p.add_argument("names", nargs="*", metavar="NAME", help="kernelspecs to wrap (default: all)")
     p.set_defaults(func=_install)
 
@@ -215,6 +242,7 @@ def _install(args: argparse.Namespace) -> int:
     if args.inner_provisioner and not args.provisioner:
         raise KrecError("--inner-provisioner needs --provisioner")
     segment_env = {**_segment_env(args), **audit_env(args)}
+    otlp = _otlp(args)
     names = args.names or sorted(
         n for n, e in all_specs().items() if not recorded_by_krec(e["spec"])
     )
@@ -232,10 +260,16 @@ def _install(args: argparse.Namespace) -> int:
                 segment_env=segment_env,
                 user=args.user,
                 prefix=prefix,
+                otlp=otlp,
             )
         else:
             wrapper, dest = install_wrapper(
-                name, log_dir, user=args.user, prefix=prefix, env=segment_env
+                name,
+                log_dir,
+                user=args.user,
+                prefix=prefix,
+                env=segment_env,
+                extra_args=otlp.wrapper_args() if otlp else (),
             )
         print(f"installed {wrapper} in {dest} (logs go to {redact_url(log_dir)})")
     return 0
@@ -256,6 +290,8 @@ def _add_wrap(sub: Any) -> None:
     p.add_argument("--shadow-dir")
     p.add_argument("--record-passwords", action="store_true")
     add_audit_options(p)
+    p.add_argument("--otlp", metavar="URL")
+    p.add_argument("--otlp-content", action="store_true")
     p.add_argument("-f", "--connection-file", required=True)
     p.set_defaults(func=_wrap)
 
@@ -273,6 +309,7 @@ def _wrap(args: argparse.Namespace) -> int:
         shadow_dir=args.shadow_dir,
         record_passwords=args.record_passwords,
         extra_arguments=args.extra_arguments,
+        otlp=_otlp(args),
     )
 
 

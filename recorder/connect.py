@@ -8,6 +8,7 @@ import random
 import secrets
 import socket
 import tempfile
+import time
 from dataclasses import dataclass, field, replace
 from typing import Any
 
@@ -184,7 +185,7 @@ def free_ports(ip: str, count: int, transport: str = "tcp") -> list[int]:
         if len(ports) == count:
             break
         port = rng.randrange(low, high)
-        if port not in ports and _can_bind(ip, port):
+        if port not in ports and _can_bind(ip, port) and _reserve(port):
             ports.append(port)
     while len(ports) < count:  # no luck below the ephemeral range: let the OS choose
         port = _any_port(ip)
@@ -202,6 +203,31 @@ def _quiet_range() -> tuple[int, int]:
         first = 32768
     high = max(2048, first)
     return max(1024, high - 10000), high
+
+
+# A port chosen here is bound by a kernel only a second or more later; meanwhile another krec
+# process (a concurrent replay, a batch worker) could find it free and choose it too. Each
+# choice leaves a reservation file that other krec processes respect for this long.
+_RESERVATION_SECONDS = 120.0
+
+
+def _reserve(port: int) -> bool:
+    """Claim ``port`` for this process unless another krec process claimed it recently."""
+    folder = os.path.join(tempfile.gettempdir(), f"krec-ports-{os.getuid()}")
+    path = os.path.join(folder, str(port))
+    try:
+        os.makedirs(folder, mode=0o700, exist_ok=True)
+        try:
+            fd = os.open(path, os.O_CREAT | os.O_EXCL | os.O_WRONLY, 0o600)
+        except FileExistsError:
+            if time.time() - os.stat(path).st_mtime < _RESERVATION_SECONDS:
+                return False
+            os.utime(path)  # a stale claim: take it over
+            return True
+        os.close(fd)
+    except OSError:
+        return True  # no shared temporary directory: the bind check alone decides
+    return True
 
 
 def _can_bind(ip: str, port: int) -> bool:

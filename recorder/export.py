@@ -6,6 +6,8 @@ notebook.py) and checks it with nbformat's validator before writing it.
 ``--redact PATTERN`` replaces every match of a regular expression in the
 exported strings with a marker, so a log can be shared without its secrets.
 ``--to pytest`` writes a regression test that replays the log (see regression.py).
+``--to otlp`` writes the session's spans as OTLP JSON, the same spans ``--otlp`` exports
+live (see otel.py, otlp.py and docs/otel.md).
 """
 
 from __future__ import annotations
@@ -34,8 +36,10 @@ examples:
   krec export session.krec -o share.jsonl --redact 'sk-[A-Za-z0-9]+' --redact '/home/\\w+'
   krec export session.krec --to ipynb -f 't>10m' -o late.ipynb   cells run after 10 minutes
   krec export session.krec --to pytest -o test_session.py   a regression test replaying it
+  krec export session.krec --to otlp -o spans.json          OpenTelemetry spans, OTLP JSON
 
 With --to ipynb the filter selects cells (execute_requests); their outputs follow them.
+With --to otlp it selects requests: one span each; --redact applies to span attributes.
 Without --to, the format is taken from the -o file name (.ipynb, .jsonl or .py).
 """
 
@@ -45,7 +49,7 @@ def add_arguments(sub: argparse._SubParsersAction) -> None:  # type: ignore[type
         sub, "export", "export a log as JSON lines, a notebook or a regression test", EXAMPLES
     )
     p.add_argument("log", metavar="LOG", help="a .krec log")
-    p.add_argument("--to", choices=("jsonl", "ipynb", "pytest"), help="output format")
+    p.add_argument("--to", choices=("jsonl", "ipynb", "pytest", "otlp"), help="output format")
     p.add_argument("-f", "--filter", default="", metavar="FILTER", help="only matching records")
     p.add_argument("-o", "--output", metavar="OUT", help="output file (default: stdout)")
     p.add_argument(
@@ -54,6 +58,11 @@ def add_arguments(sub: argparse._SubParsersAction) -> None:  # type: ignore[type
         default=[],
         metavar="PATTERN",
         help=f"replace matches of this regex with {REDACTED} (repeatable)",
+    )
+    p.add_argument(
+        "--otlp-content",
+        action="store_true",
+        help="with --to otlp: spans carry code, outputs and error values (never for an audit log)",
     )
     p.set_defaults(func=run)
 
@@ -97,6 +106,12 @@ def run(args: argparse.Namespace) -> int:
     from .logfile import LogReader
 
     fmt = _format(args)
+    if getattr(args, "otlp_content", False) and fmt != "otlp":
+        raise KrecError("--otlp-content needs --to otlp")
+    if fmt == "otlp":
+        from .otlp import require_sdk
+
+        require_sdk()
     if fmt == "pytest":
         from .regression import export_pytest
 
@@ -109,6 +124,8 @@ def run(args: argparse.Namespace) -> int:
                 progress.update(len(reader))
         if fmt == "jsonl":
             out.writelines(_jsonl(reader, flt, redact))
+        elif fmt == "otlp":
+            out.write(_otlp(reader, flt, redact, args.otlp_content))
         else:
             out.write(_ipynb(reader, flt, redact))
         out.flush()
@@ -173,3 +190,28 @@ def _ipynb(reader: LogReader, flt: Filter, redact: Callable[[Any], Any]) -> str:
     except nbformat.ValidationError as e:  # a bug in krec, not in the user's input
         raise RuntimeError(f"the rebuilt notebook is not valid: {e.message}") from e
     return nbformat.writes(nb) + "\n"
+
+
+def _otlp(reader: LogReader, flt: Filter, redact: Callable[[Any], Any], content: bool) -> str:
+    from .otlp import otlp_json, spans_of_log
+
+    selected: set[int] | None = None
+    if not flt.matches_all:
+        with Progress("filtering") as progress:
+            selected = set(flt.scan(reader, progress=progress.update))
+    total = len(reader)
+
+    def records() -> Iterator[Record]:
+        with Progress("building spans", total) as progress:
+            for record in reader.records():
+                if record.index % 4096 == 0:
+                    progress.update(record.index, total)
+                yield record
+
+    spans = spans_of_log(records(), reader.header, include_content=content)
+    if selected is not None:
+        spans = [s for s in spans if s.request_index in selected]
+    for span in spans:
+        span.attributes = redact(span.attributes)
+        span.events = [(name, t, redact(attrs)) for name, t, attrs in span.events]
+    return json.dumps(otlp_json(spans, reader.header), ensure_ascii=False) + "\n"

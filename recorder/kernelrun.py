@@ -186,6 +186,7 @@ class KernelRecording:
         extra_arguments: Sequence[str] = (),
         kernel_output: IO[bytes] | None = None,
         cwd: str | None = None,
+        traces: Any = None,
     ) -> None:
         self.entry = entry
         self.cwd = cwd  # the kernel's working directory (None: krec's own)
@@ -207,6 +208,7 @@ class KernelRecording:
             writer,
             record_passwords=record_passwords,
             on_control=self._on_control,
+            traces=traces,
         )
 
     def _on_control(self, msg_type: str, content: dict[str, Any]) -> None:

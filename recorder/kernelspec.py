@@ -15,6 +15,7 @@ import re
 import shutil
 import subprocess
 import sys
+from collections.abc import Sequence
 from string import Template
 from typing import IO, Any
 
@@ -80,9 +81,15 @@ def _copy_resources(src: str, dst: str) -> None:
 
 
 def write_shadow_specs(
-    shadow_dir: str, log_dir: str, *, record_passwords: bool = False
+    shadow_dir: str,
+    log_dir: str,
+    *,
+    record_passwords: bool = False,
+    extra_args: Sequence[str] = (),
 ) -> list[str]:
-    """Write one wrapper per installed kernelspec under ``shadow_dir/kernels``; return names."""
+    """Write one wrapper per installed kernelspec under ``shadow_dir/kernels``; return names.
+
+    ``extra_args``: more ``krec wrap`` options (e.g. ``--otlp URL``)."""
     names = []
     for name, entry in sorted(all_specs().items()):
         spec = entry["spec"]
@@ -104,6 +111,7 @@ def write_shadow_specs(
             log_dir,
             "--shadow-dir",
             shadow_dir,
+            *extra_args,
             "-f",
             "{connection_file}",
         ]
@@ -129,8 +137,11 @@ def install_wrapper(
     user: bool = False,
     prefix: str | None = None,
     env: dict[str, str] | None = None,
+    extra_args: Sequence[str] = (),
 ) -> tuple[str, str]:
-    """Install the kernelspec ``NAME-krec``; return (its name, where it went)."""
+    """Install the kernelspec ``NAME-krec``; return (its name, where it went).
+
+    ``extra_args``: more ``krec wrap`` options (e.g. ``--otlp URL``)."""
     entry = find_spec(name)
     spec = entry["spec"]
     if spec.get("metadata", {}).get(WRAPPER_MARK):
@@ -144,6 +155,7 @@ def install_wrapper(
         name,
         "--log-dir",
         log_dir,
+        *extra_args,
         "-f",
         "{connection_file}",
     ]

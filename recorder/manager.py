@@ -31,6 +31,7 @@ from .errors import KernelSpecError, KrecError
 from .kernelrun import log_name
 from .kernelspec import INNER_SPEC_FILE, WRAPPER_MARK, load_inner_spec, wrapped_spec
 from .logfile import LogWriteError
+from .otlp import OtlpSettings
 
 __all__ = ["AsyncRecordingKernelManager", "Recording", "RecordingKernelManager", "recording"]
 
@@ -99,6 +100,10 @@ def wrapper_kernel_spec(entry: dict[str, Any]) -> KernelSpec:
     return KernelSpec(name=entry["name"], resource_dir=entry["resource_dir"], **data)
 
 
+# seconds a wrapper recording to a URL gets to exit at shutdown (jupyter_client's default: 5)
+UPLOAD_SHUTDOWN_WAIT = 30.0
+
+
 class _Recording(HasTraits):
     """What both recording managers add to their jupyter_client base class."""
 
@@ -114,6 +119,14 @@ class _Recording(HasTraits):
         config=True
     )
     seal_key = Unicode(help="File whose bytes key the log's seals (HMAC-SHA-256).").tag(config=True)
+    otlp = Unicode(
+        "",
+        help="Also export the kernel's activity live as OpenTelemetry traces to this OTLP/HTTP "
+        "collector URL (e.g. http://localhost:4318; needs krec[otel]). Empty: no export.",
+    ).tag(config=True)
+    otlp_content = Bool(
+        False, help="With otlp: spans carry code, outputs and error values, not only types."
+    ).tag(config=True)
 
     _default_log_path: str = ""
     _session_log: str | None = None  # the log of the running session; None between sessions
@@ -143,6 +156,9 @@ class _Recording(HasTraits):
             log.append("--audit")
         if self.seal_key:
             log += ["--seal-key", os.path.abspath(os.path.expanduser(self.seal_key))]
+        otlp = OtlpSettings.from_options(self.otlp, self.otlp_content)
+        if otlp is not None:
+            log += otlp.wrapper_args()
         return [a for arg in cmd for a in (log if arg == _LOG_ARG else [arg])]
 
     def _begin_session_log(self) -> str:
@@ -164,6 +180,20 @@ class _Recording(HasTraits):
             ) from None
         self._session_log = path
         return path
+
+    async def _async_finish_shutdown(
+        self, waittime: float | None = None, pollinterval: float = 0.1, restart: bool = False
+    ) -> None:
+        # a wrapper that records to a URL uploads its last segment as it exits: give it
+        # time before SIGTERM and SIGKILL (a killed one leaves its log to the next krec)
+        from .storage import is_url
+
+        if waittime is None and self._session_log and is_url(self._session_log):
+            km: Any = self
+            waittime = max(km.shutdown_wait_time, UPLOAD_SHUTDOWN_WAIT)
+        await super()._async_finish_shutdown(  # type: ignore[misc]
+            waittime=waittime, pollinterval=pollinterval, restart=restart
+        )
 
     async def _async_cleanup_resources(self, restart: bool = False) -> None:
         # a restart keeps the session (the new wrapper appends); a full shutdown ends it
@@ -204,7 +234,11 @@ class Recording:
 
 @contextlib.contextmanager
 def recording(
-    log_dir: str | os.PathLike[str] = DEFAULT_LOG_DIR, *, record_passwords: bool = False
+    log_dir: str | os.PathLike[str] = DEFAULT_LOG_DIR,
+    *,
+    record_passwords: bool = False,
+    otlp: str | None = None,
+    otlp_content: bool = False,
 ) -> Iterator[Recording]:
     """Record every kernel started in this process inside the block to its own log in ``log_dir``.
 
@@ -213,7 +247,8 @@ def recording(
     ``start_new_kernel``, subprocesses such as ``jupyter nbconvert``) starts a
     recorded kernel; logs are named ``KERNEL-YYYYmmdd-HHMMSS-ID.krec``. Kernel
     managers created before the block are not affected. Kernels started inside
-    keep being recorded (restarts too) after it ends.
+    keep being recorded (restarts too) after it ends. ``otlp``: also export each
+    kernel's activity as OpenTelemetry traces to this OTLP/HTTP URL (docs/otel.md).
     """
     from .kernelspec import write_shadow_specs
 
@@ -223,7 +258,13 @@ def recording(
     except OSError as e:
         raise KrecError(f"cannot write logs to {directory}: {e.strerror}") from None
     shadow = tempfile.mkdtemp(prefix="recording-", dir=scratch_dir())
-    write_shadow_specs(shadow, directory, record_passwords=record_passwords)
+    settings = OtlpSettings.from_options(otlp, otlp_content)
+    write_shadow_specs(
+        shadow,
+        directory,
+        record_passwords=record_passwords,
+        extra_args=settings.wrapper_args() if settings else (),
+    )
     rec = Recording(directory)
     _prepend_jupyter_path(shadow)
     try:

@@ -33,6 +33,7 @@ from .identity import IdentityListener
 from .kernelrun import kernel_fields
 from .kernelspec import WRAPPER_MARK, find_spec, install_spec, recorded_display_name
 from .logfile import make_header
+from .otlp import OtlpSettings, live_traces
 from .proxy import Proxy
 from .seal import load_key
 from .upload import SpooledLog, leftovers_in_background, open_new_log
@@ -95,6 +96,12 @@ class KrecProvisioner(KernelProvisionerBase):  # type: ignore[misc]
     seal_key = Unicode("", help="File whose bytes key the logs' seals (HMAC-SHA-256)").tag(
         config=True
     )
+    otlp = Unicode(
+        "", help="Export kernel activity live as OpenTelemetry traces to this OTLP/HTTP URL"
+    ).tag(config=True)
+    otlp_content = Bool(False, help="With otlp: spans carry code, outputs and error values").tag(
+        config=True
+    )
 
     def __init__(self, **kwargs: Any) -> None:
         super().__init__(**kwargs)
@@ -112,6 +119,8 @@ class KrecProvisioner(KernelProvisionerBase):  # type: ignore[misc]
         self._kernel_file = ""
         self._front_ports: dict[str, int] = {}
         self._launched_at = 0.0
+        self._header: dict[str, Any] = {}
+        self._otlp = OtlpSettings.from_options(self.otlp, self.otlp_content)
 
     # -- launching ----------------------------------------------------------------
 
@@ -198,6 +207,7 @@ class KrecProvisioner(KernelProvisionerBase):  # type: ignore[misc]
                 kernel_id=self.kernel_id,
                 **({"audit": True} if self.audit else {}),
             )
+            self._header = header
             _upload_leftovers_once(self.log_dir)
             self._log = open_new_log(
                 self.log_dir,
@@ -217,6 +227,9 @@ class KrecProvisioner(KernelProvisionerBase):  # type: ignore[misc]
             self._log.writer,
             record_passwords=self.record_passwords,
             warn=lambda text: self.log.warning("krec: %s", text),
+            traces=live_traces(
+                self._otlp, self._header, warn=lambda text: self.log.warning("krec: %s", text)
+            ),
         )
         try:
             self._proxy.start()
@@ -319,6 +332,7 @@ def provisioner_spec(
     segment_seconds: float = 0.0,
     audit: bool = False,
     seal_key: str = "",
+    otlp: OtlpSettings | None = None,
 ) -> dict[str, Any]:
     """The kernel.json of ``entry``'s kernel recorded through krec-provisioner."""
     spec = dict(entry["spec"])
@@ -340,6 +354,10 @@ def provisioner_spec(
         config["audit"] = True
     if seal_key:
         config["seal_key"] = seal_key
+    if otlp is not None:
+        config["otlp"] = otlp.url
+        if otlp.include_content:
+            config["otlp_content"] = True
     metadata["kernel_provisioner"] = {"provisioner_name": NAME, "config": config}
     spec["metadata"] = metadata
     spec["display_name"] = recorded_display_name(spec.get("display_name", entry["name"]))
@@ -354,6 +372,7 @@ def install_provisioner_spec(
     segment_env: dict[str, str] | None = None,
     user: bool = False,
     prefix: str | None = None,
+    otlp: OtlpSettings | None = None,
 ) -> tuple[str, str]:
     """Install ``NAME-krec``, kernel ``name`` recorded through krec-provisioner."""
     from .audit import AUDIT_ENV
@@ -370,5 +389,6 @@ def install_provisioner_spec(
         segment_seconds=float(env.get(SEGMENT_SECONDS_ENV, 0)),
         audit=env.get(AUDIT_ENV) == "1",
         seal_key=env.get(KEY_ENV, ""),
+        otlp=otlp,
     )
     return install_spec(entry, f"{name}-krec", data, user=user, prefix=prefix)

@@ -20,7 +20,7 @@ import os
 import threading
 import time
 from collections.abc import Callable
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import zmq
 from zmq.devices import monitored_queue
@@ -31,6 +31,9 @@ from .connect import ConnectionInfo
 from .errors import ProxyError
 from .logfile import LogWriter
 from .wire import Signer
+
+if TYPE_CHECKING:
+    from .otlp import LiveTraces
 
 _MONITOR_EVENTS = zmq.EVENT_ACCEPTED | zmq.EVENT_DISCONNECTED
 _KERNEL_EVENTS = zmq.EVENT_CONNECTED | zmq.EVENT_DISCONNECTED
@@ -55,6 +58,7 @@ class Proxy:
         on_control: Callable[[str, dict[str, Any]], None] | None = None,
         heartbeat_interval: float = 3.0,
         warn: Callable[[str], None] | None = None,
+        traces: LiveTraces | None = None,
     ) -> None:
         if frontend.key != kernel.key:
             raise ProxyError("frontend and kernel must share one HMAC key")
@@ -66,8 +70,10 @@ class Proxy:
         self.identity = b"krec-" + os.urandom(8).hex().encode()
         self._fctx = zmq.Context()
         self._cctx = zmq.Context()
+        # spans (--otlp): the capture thread's records are also queued to the span thread
+        self.traces = traces
         self.capture = CaptureThread(
-            writer=writer,
+            writer=traces.tee(writer) if traces is not None else writer,
             capture_ctx=self._cctx,
             forward_ctx=self._fctx,
             capture_addr=f"inproc://krec-capture-{self._tag}",
@@ -89,6 +95,8 @@ class Proxy:
 
     def start(self, timeout: float = 10.0) -> None:
         """Bind and connect every socket; raise ProxyError if one cannot be bound."""
+        if self.traces is not None:
+            self.traces.start()
         self.capture.start()
         self.capture.ready.wait(timeout)
         capture_addr = f"inproc://krec-capture-{self._tag}"
@@ -177,6 +185,8 @@ class Proxy:
         if self.capture.is_alive():
             self.capture.drain_and_stop(reason, **fields)
         _in_background(self._cctx.term, 10)
+        if self.traces is not None:
+            self.traces.close()
 
 
 def _in_background(func: Callable[[], object], timeout: float) -> None:

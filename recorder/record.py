@@ -26,6 +26,7 @@ from .errors import KrecError
 from .kernelrun import KernelRecording, StopSignals, existing_kernel_fields, kernel_fields, say
 from .kernelspec import find_spec, write_shadow_specs
 from .logfile import make_header
+from .otlp import OtlpSettings, live_traces
 from .proxy import Proxy
 from .storage import is_url, log_locations, redact_url
 from .upload import check_destination, leftovers_in_background, open_log_file
@@ -49,6 +50,7 @@ def run_owned(
     ip: str = "127.0.0.1",
     record_passwords: bool = False,
     encryption: bool = False,
+    otlp: OtlpSettings | None = None,
 ) -> int:
     """Start kernel NAME behind the proxy and record until Ctrl-C or the kernel exits."""
     entry = find_spec(kernel_name)
@@ -60,7 +62,13 @@ def run_owned(
     header = make_header(kernel=kernel_fields(entry), connection=frontend.public(), mode="kernel")
     leftovers = _prepare_destination(output)
     spooled = open_log_file(output, header)
-    recording = KernelRecording(entry, frontend, spooled.writer, record_passwords=record_passwords)
+    recording = KernelRecording(
+        entry,
+        frontend,
+        spooled.writer,
+        record_passwords=record_passwords,
+        traces=live_traces(otlp, header),
+    )
     signals = StopSignals(stop_on_int=True)
     try:
         recording.start_proxy()
@@ -107,6 +115,7 @@ def run_existing(
     connection_file: str | None,
     ip: str = "127.0.0.1",
     record_passwords: bool = False,
+    otlp: OtlpSettings | None = None,
 ) -> int:
     """Put the proxy in front of a kernel krec does not own; never stop that kernel."""
     kernel = ConnectionInfo.load(kernel_file)
@@ -139,7 +148,12 @@ def run_existing(
             shutdown.set()
 
     proxy = Proxy(
-        frontend, kernel, writer, record_passwords=record_passwords, on_control=on_control
+        frontend,
+        kernel,
+        writer,
+        record_passwords=record_passwords,
+        on_control=on_control,
+        traces=live_traces(otlp, header),
     )
     signals = StopSignals(stop_on_int=True)
     try:
@@ -228,6 +242,7 @@ def run_command(
     log_dir: str,
     record_passwords: bool = False,
     segment_env: dict[str, str] | None = None,
+    otlp: OtlpSettings | None = None,
 ) -> int:
     """Run CMD with wrapper kernelspecs first on JUPYTER_PATH; return CMD's exit status.
 
@@ -250,7 +265,12 @@ def run_command(
     leftovers = leftovers_in_background(log_dir)
     shadow = tempfile.mkdtemp(prefix="krec-specs-")
     try:
-        names = write_shadow_specs(shadow, log_dir, record_passwords=record_passwords)
+        names = write_shadow_specs(
+            shadow,
+            log_dir,
+            record_passwords=record_passwords,
+            extra_args=otlp.wrapper_args() if otlp else (),
+        )
         env = dict(os.environ)
         env.update(segment_env or {})
         env["JUPYTER_PATH"] = os.pathsep.join(p for p in (shadow, env.get("JUPYTER_PATH")) if p)

@@ -24,6 +24,7 @@ from .identity import IdentityListener
 from .kernelrun import KernelRecording, StopSignals, kernel_fields
 from .kernelspec import find_spec, load_inner_spec
 from .logfile import make_header
+from .otlp import OtlpSettings, live_traces
 from .storage import is_url
 from .upload import leftovers_in_background, open_log_file, open_new_log, resume_log
 
@@ -70,6 +71,7 @@ def run_wrapper(
     shadow_dir: str | None = None,
     record_passwords: bool = False,
     extra_arguments: Sequence[str] = (),
+    otlp: OtlpSettings | None = None,
 ) -> int:
     """Be the kernel a frontend launched: record the real kernel behind a proxy.
 
@@ -118,6 +120,7 @@ def run_wrapper(
         record_passwords=record_passwords,
         strip_path=shadow_dir,
         extra_arguments=extra_arguments,
+        traces=live_traces(otlp, header),
     )
     signals = StopSignals(on_interrupt=recording.interrupt)
     try:

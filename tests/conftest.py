@@ -104,6 +104,38 @@ def no_leftover_processes(request: pytest.FixtureRequest) -> Iterator[str]:
                 pytest.fail(f"test left processes running (killed now): {described}")
 
 
+def free_port() -> int:
+    """A port for a server a test starts (jupyter_server...): krec's choice, reserved
+    against other krec processes and below the range the OS hands out, so no kernel of a
+    concurrent test takes it before the server binds it."""
+    from krec.recorder.connect import free_ports
+
+    return free_ports("127.0.0.1", 1)[0]
+
+
+def ready_after_restart(kc, timeout: float = 60) -> dict:
+    """Wait for a kernel_info_reply from a restarted kernel, however long the restart takes.
+
+    jupyter_client's wait_for_ready gives up as soon as one heartbeat is missed when the
+    client has no kernel manager, and heartbeats pause while the kernel restarts; this
+    asks kernel_info again until an answer comes or ``timeout`` passes.
+    """
+    from queue import Empty
+
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        msg_id = kc.kernel_info()
+        step = time.monotonic() + 2
+        while time.monotonic() < min(step, deadline):
+            try:
+                reply = kc.get_shell_msg(timeout=0.5)
+            except Empty:
+                continue
+            if reply["parent_header"].get("msg_id") == msg_id:
+                return reply
+    pytest.fail(f"the restarted kernel did not answer kernel_info within {timeout:.0f} s")
+
+
 def attach(connection_file: Path | str, timeout: float = 60):
     """A started, ready BlockingKernelClient for a connection file."""
     from jupyter_client import BlockingKernelClient

@@ -6,7 +6,6 @@ from __future__ import annotations
 import json
 import os
 import signal
-import socket
 import subprocess
 import sys
 import textwrap
@@ -15,7 +14,7 @@ from pathlib import Path
 
 import nbformat
 import pytest
-from conftest import KREC, run_krec, wait_for
+from conftest import KREC, free_port, run_krec, wait_for
 from terminal import Pty
 
 from krec.recorder.logfile import LogReader
@@ -282,12 +281,6 @@ def test_jupyter_console_input_and_ctrl_c_through_krec(tmp_path: Path):
     assert any(r.event == "interrupt" and r.fields["mode"] == "signal" for r in records)
     assert any(r.msg_type == "input_reply" and r.content["value"] == "Grace" for r in records)
     assert any(r.msg_type == "error" and r.content["ename"] == "KeyboardInterrupt" for r in records)
-
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
 
 
 def test_jupyter_server_kernel_over_websocket_through_krec(tmp_path: Path):

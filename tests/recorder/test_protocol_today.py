@@ -156,15 +156,19 @@ def test_subshell_runs_concurrently_through_krec_and_replays(recorder, tmp_path:
         frames = client.session.serialize(msg)
         client.sockets["shell"].send_multipart(frames)
         client.sent.append(("shell", frames))
-        replies, main_out = set(), []
+        replies, main_out, main_idle = set(), [], False
         deadline = time.monotonic() + 90
-        while len(replies) < 2 and time.monotonic() < deadline:
+        # iopub and shell are separate sockets: the cell's output may arrive after its
+        # reply, but never after its status: idle on iopub
+        while (len(replies) < 2 or not main_idle) and time.monotonic() < deadline:
             for channel, m in client.poll(0.2):
                 if channel == "shell" and m["header"]["msg_type"] == "execute_reply":
                     replies.add(m["parent"]["msg_id"])
                 mine = m["parent"].get("msg_id") == main["header"]["msg_id"]
                 if m["header"]["msg_type"] == "stream" and mine:
                     main_out.append(m["content"]["text"])
+                if m["header"]["msg_type"] == "status" and mine:
+                    main_idle = main_idle or m["content"]["execution_state"] == "idle"
         assert replies == {msg["header"]["msg_id"], main["header"]["msg_id"]}
         assert main_out == ["subshell ran: True\n"], "the subshell did not run during the cell"
         client.drain(0.5)

@@ -8,7 +8,7 @@ import time
 from pathlib import Path
 
 import pytest
-from conftest import run_krec, wait_for
+from conftest import ready_after_restart, run_krec, wait_for
 from sessions import execute, interrupted_sleep
 
 from krec.recorder.diff import compare
@@ -75,7 +75,7 @@ def test_interrupt_restart_and_widget_comm_replay(recorder, tmp_path: Path):
     # a restart requested by the frontend: krec restarts the kernel itself
     kc.shutdown(restart=True)
     wait_for(lambda: _count_events(rec.log, "kernel_started") == 2, 60, "the restarted kernel")
-    kc.wait_for_ready(timeout=60)
+    ready_after_restart(kc)
     reply = execute(kc, "before")
     assert reply["content"]["ename"] == "NameError"
     assert rec.stop() == 0

@@ -8,7 +8,6 @@ import asyncio
 import json
 import os
 import signal
-import socket
 import subprocess
 import sys
 import urllib.request
@@ -17,7 +16,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from conftest import KREC, wait_for
+from conftest import KREC, free_port, wait_for
 
 from krec.recorder.kernelspec import find_spec
 from krec.recorder.logfile import LogReader
@@ -28,19 +27,13 @@ pytestmark = pytest.mark.timeout(240)
 TESTS = Path(__file__).resolve().parent.parent
 
 
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
-
-
 class Server:
     """A Jupyter Server with token authentication for alice and bob, started either under
     `krec record --` (krec.server on automatically, wrapper kernelspecs) or plainly with
     krec.server enabled by hand and a kernelspec recorded through krec-provisioner."""
 
     def __init__(self, tmp: Path, mode: str, destination: str = "") -> None:
-        self.port = _free_port()
+        self.port = free_port()
         self.logs = tmp / "logs"
         self.destination = destination or str(self.logs)
         self.stderr = open(tmp / "server.stderr", "wb")  # noqa: SIM115

@@ -17,7 +17,7 @@ from pathlib import Path
 
 import pytest
 from checklog import violation_log
-from conftest import run_krec, wait_for
+from conftest import free_port, run_krec, wait_for
 
 from krec.recorder.catalog.batch import Outcome, replay_one, run_batch
 from krec.recorder.catalog.writer import build_catalog
@@ -166,11 +166,7 @@ def test_batch_picks_logs_from_the_catalog_and_rejects_bad_sql(tmp_path: Path):
 
 
 def test_unreachable_scheduler_is_one_line_exit_2(tmp_path: Path):
-    import socket
-
-    with socket.socket() as s:  # a port nobody listens on
-        s.bind(("127.0.0.1", 0))
-        port = s.getsockname()[1]
+    port = free_port()  # a port nobody listens on
     address = f"tcp://127.0.0.1:{port}"
     proc = run_krec("check", str(SAMPLES / "basics.krec"), "--scheduler", address, timeout=60)
     assert proc.returncode == 2 and proc.stdout == ""
