@@ -13,6 +13,7 @@ and prints the median of the per-pair ratios, as DESIGN.md section 7 asks:
     python benchmarks/proxy.py --encrypt       # the same with CurveZMQ on every hop
     python benchmarks/proxy.py --otlp          # plus a krec recording with --otlp to a local
                                                # OTLP/HTTP receiver (tests/otlpreceiver.py)
+    python benchmarks/proxy.py --audit         # plus a krec recording with --audit
 """
 
 from __future__ import annotations
@@ -106,6 +107,9 @@ def main() -> None:
         action="store_true",
         help="also measure a krec recording with --otlp (spans to a local OTLP/HTTP receiver)",
     )
+    parser.add_argument(
+        "--audit", action="store_true", help="also measure a krec recording with --audit"
+    )
     args = parser.parse_args()
 
     tmp = Path(tempfile.mkdtemp(prefix="krec-bench-"))
@@ -113,7 +117,26 @@ def main() -> None:
     krec = start_recording(log, cf, *(["--encrypt"] if args.encrypt else []))
     with contextlib.ExitStack() as stack:
         otlp = stack.enter_context(_OtlpPath(tmp, args.encrypt)) if args.otlp else None
-        _measure(args, log, cf, krec, otlp)
+        audit = stack.enter_context(_AuditPath(tmp, args.encrypt)) if args.audit else None
+        _measure(args, log, cf, krec, otlp, audit)
+
+
+class _AuditPath:
+    """Another `krec record --kernel`, with --audit (outputs dropped, chain sealed)."""
+
+    def __init__(self, tmp: Path, encrypt: bool) -> None:
+        self.log, self.cf = tmp / "audit.krec", tmp / "audit-frontend.json"
+        self._encrypt = encrypt
+        self.rows: list[tuple[float, ...]] = []
+
+    def __enter__(self) -> _AuditPath:
+        extra = ["--audit", *(["--encrypt"] if self._encrypt else [])]
+        self.proc = start_recording(self.log, self.cf, *extra)
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        if self.proc.poll() is None:
+            stop_recording(self.proc)
 
 
 class _OtlpPath:
@@ -139,7 +162,14 @@ class _OtlpPath:
         self.receiver.__exit__()
 
 
-def _measure(args: argparse.Namespace, log: Path, cf: Path, krec, otlp: _OtlpPath | None) -> None:
+def _measure(
+    args: argparse.Namespace,
+    log: Path,
+    cf: Path,
+    krec,
+    otlp: _OtlpPath | None,
+    audit: _AuditPath | None = None,
+) -> None:
     km = KernelManager(
         kernel_name="python3", transport_encryption="required" if args.encrypt else "disabled"
     )
@@ -150,6 +180,9 @@ def _measure(args: argparse.Namespace, log: Path, cf: Path, krec, otlp: _OtlpPat
         direct.wait_for_ready(timeout=60)
         through = attach(cf)
         traced = attach(otlp.cf) if otlp is not None else None
+        audited = attach(audit.cf) if audit is not None else None
+        if audited is not None:
+            round_trip(audited, 20)
         # warm up both paths
         round_trip(direct, 20)
         round_trip(through, 20)
@@ -188,6 +221,16 @@ def _measure(args: argparse.Namespace, log: Path, cf: Path, krec, otlp: _OtlpPat
                 # same number of forwarded messages as the plain krec path's flood
                 cpu_o = (cpu1 - cpu0) / max(forwarded, 1) * 1e6
                 otlp_rows.append((rt_o / rt_d, fl_o / fl_d, rt_o / rt_k, fl_o / fl_k, cpu_o))
+            if audited is not None and audit is not None:
+                rt_a = round_trip(audited, args.executes)
+                cpu0 = cpu_seconds(audit.proc.pid)
+                fl_a, _, lines_a = flood(audited, args.flood)
+                cpu1 = cpu_seconds(audit.proc.pid)
+                lost_frontend += args.flood - lines_a
+                cpu_a = (cpu1 - cpu0) / max(forwarded, 1) * 1e6
+                audit.rows.append((rt_a / rt_d, fl_a / fl_d, rt_a / rt_k, fl_a / fl_k, cpu_a))
+        if audited is not None:
+            audited.stop_channels()
         if traced is not None:
             traced.stop_channels()
         through.stop_channels()
@@ -245,6 +288,22 @@ def _measure(args: argparse.Namespace, log: Path, cf: Path, krec, otlp: _OtlpPat
         print(f"flood throughput ratio krec+otlp/krec (median):  {med(3):.3f}")
         print(f"krec+otlp CPU per forwarded message (median):    {med(4):.1f} us")
         print(f"spans received / shell requests logged:          {spans} / {requests}")
+
+    if audit is not None and audit.rows:
+        stop_recording(audit.proc)
+        rows_a = audit.rows
+
+        def med_a(i: int) -> float:
+            return statistics.median(row[i] for row in rows_a)
+
+        print()
+        print("with --audit (outputs dropped, chain sealed), same rounds:")
+        print(f"round trip ratio krec+audit/direct (median):      {med_a(0):.3f}")
+        print(f"flood throughput ratio krec+audit/direct (median): {med_a(1):.3f}")
+        print(f"round trip ratio krec+audit/krec (median):        {med_a(2):.3f}")
+        print(f"flood throughput ratio krec+audit/krec (median):  {med_a(3):.3f}")
+        print(f"krec+audit CPU per forwarded message (median):    {med_a(4):.1f} us")
+        print(f"(audit log: {audit.log}, {audit.log.stat().st_size / 1e6:.1f} MB)")
 
 
 if __name__ == "__main__":

@@ -16,6 +16,7 @@ from collections.abc import Callable, Sequence
 from typing import Any, NoReturn
 
 from . import __version__
+from .auditcli import add_audit_options, audit_env
 from .cliutil import Parser, add_command, formatter
 from .errors import KrecError
 
@@ -26,6 +27,7 @@ examples:
   krec record -o logs -- python -m pytest tests/
   krec record --kernel python3 --connection-file cf.json    then: jupyter console --existing cf.json
   krec record --existing kernel-1234.json -o s.krec         attach to a running kernel
+  krec record --audit --seal-key /etc/krec/seal.key -- jupyter lab    no outputs kept, keyed seals
 """
 
 
@@ -78,6 +80,7 @@ def _add_record(sub: Any) -> None:
         help="store getpass() answers instead of redacting them",
     )
     _add_segment_options(p)
+    add_audit_options(p)
     _add_otlp_options(p)
     p.add_argument("cmd", nargs=argparse.REMAINDER, help=argparse.SUPPRESS)
     p.set_defaults(func=_record)
@@ -151,6 +154,7 @@ def _record(args: argparse.Namespace) -> int:
     segment_env = _segment_env(args)
     otlp = _otlp(args)
     os.environ.update(segment_env)
+    os.environ.update(audit_env(args))
     if cmd:
         return record.run_command(
             cmd,
@@ -191,6 +195,7 @@ examples:
   krec install --sys-prefix python3
   krec install --user --provisioner python3 --log-dir s3://bucket/krec
                                       python3-krec through krec-provisioner, logs to a bucket
+  krec install --user --audit --seal-key ~/.krec/seal.key python3
 """,
     )
     where = p.add_mutually_exclusive_group()
@@ -217,6 +222,7 @@ examples:
         "one the kernelspec names, else local-provisioner)",
     )
     _add_segment_options(p)
+    add_audit_options(p)
     _add_otlp_options(p)
     p.add_argument("names", nargs="*", metavar="NAME", help="kernelspecs to wrap (default: all)")
     p.set_defaults(func=_install)
@@ -235,7 +241,7 @@ def _install(args: argparse.Namespace) -> int:
         log_dir = os.path.abspath(os.path.expanduser(args.log_dir.removeprefix("file://")))
     if args.inner_provisioner and not args.provisioner:
         raise KrecError("--inner-provisioner needs --provisioner")
-    segment_env = _segment_env(args)
+    segment_env = {**_segment_env(args), **audit_env(args)}
     otlp = _otlp(args)
     names = args.names or sorted(
         n for n, e in all_specs().items() if not recorded_by_krec(e["spec"])
@@ -283,6 +289,7 @@ def _add_wrap(sub: Any) -> None:
     where.add_argument("--log", metavar="FILE", help="record to FILE (a restart appends to it)")
     p.add_argument("--shadow-dir")
     p.add_argument("--record-passwords", action="store_true")
+    add_audit_options(p)
     p.add_argument("--otlp", metavar="URL")
     p.add_argument("--otlp-content", action="store_true")
     p.add_argument("-f", "--connection-file", required=True)
@@ -292,6 +299,7 @@ def _add_wrap(sub: Any) -> None:
 def _wrap(args: argparse.Namespace) -> int:
     from .wrapper import run_wrapper
 
+    os.environ.update(audit_env(args))
     return run_wrapper(
         args.connection_file,
         log_dir=args.log_dir,
@@ -319,13 +327,14 @@ COMMANDS: dict[str, str] = {
     "serve": "servecli",
     "catalog": "catalog.command",
     "query": "catalog.command",
+    "verify": "verifycli",
 }
 _BUILT_IN = ("record", "install", "wrap")
 
 
 #: the commands that read logs: each takes a URL (s3://..., a log in one object or in
 #: segments) wherever it takes a path
-_READERS = ("show", "stats", "export", "view", "replay", "diff", "check", "serve")
+_READERS = ("show", "stats", "export", "view", "replay", "diff", "check", "serve", "verify")
 
 
 def _fetch_urls(args: argparse.Namespace) -> None:

@@ -13,14 +13,21 @@ from typing import Any
 from .errors import LogFormatError
 
 FORMAT_NAME = "krec"
-CURRENT_VERSION = 1
+CURRENT_VERSION = 2
 
 Upgrade = tuple[
-    Callable[[dict[str, Any]], dict[str, Any]], Callable[[dict[str, Any]], dict[str, Any]]
+    Callable[[dict[str, Any]], dict[str, Any]], Callable[[dict[str, Any]], dict[str, Any]] | None
 ]
 
-#: version N -> (header upgrade, record upgrade) from N-1 to N.
-UPGRADES: dict[int, Upgrade] = {}
+
+def _header_1_to_2(header: dict[str, Any]) -> dict[str, Any]:
+    """Version 2 adds the hash chain (``seal`` parameters, None: unsealed) and audit logs."""
+    return {**header, "version": 2, "seal": None, "audit": bool(header.get("audit", False))}
+
+
+#: version N -> (header upgrade, record upgrade) from N-1 to N; a record upgrade of None
+#: leaves records as they are (version 2 only adds records, seal, and fields, dropped).
+UPGRADES: dict[int, Upgrade] = {2: (_header_1_to_2, None)}
 
 
 def check_header(header: object, path: str = "") -> int:
@@ -48,7 +55,11 @@ def upgrade_header(header: dict[str, Any], version: int) -> dict[str, Any]:
 
 def record_upgrader(version: int) -> Callable[[dict[str, Any]], dict[str, Any]] | None:
     """A function upgrading one record from ``version``, or None when it is current."""
-    steps = [UPGRADES[target][1] for target in range(version + 1, CURRENT_VERSION + 1)]
+    steps = [
+        step
+        for target in range(version + 1, CURRENT_VERSION + 1)
+        if (step := UPGRADES[target][1]) is not None
+    ]
     if not steps:
         return None
 

@@ -112,6 +112,13 @@ class Report:
         return render_report(self, color)
 
 
+#: what a report on an audit log says (outputs are compared by kind, not by content)
+AUDIT_NOTE = (
+    "audit log: outputs were not recorded; compared are the outcomes (status, ename, "
+    "evalue, execution order and counts) and the kinds of outputs, not their contents"
+)
+
+
 def _key(ex: Exchange) -> tuple[str, str, str]:
     return (ex.ch, ex.msg_type, ex.code or "")
 
@@ -245,7 +252,10 @@ def compare_sessions(
                 "diverged" if differing else "same",
             )
         )
-    return Report(a.path, b.path, rows, divergences, label_a=labels[0], label_b=labels[1])
+    report = Report(a.path, b.path, rows, divergences, label_a=labels[0], label_b=labels[1])
+    if a.header.get("audit") or b.header.get("audit"):
+        report.notes.append(AUDIT_NOTE)
+    return report
 
 
 def merge_runs(reports: Sequence[Report]) -> Report:

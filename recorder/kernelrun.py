@@ -41,18 +41,20 @@ def log_name(kernel_name: str) -> str:
 LOG_NAME_ENV = "KREC_LOG_NAME"
 
 
-def new_log(log_dir: str, kernel_name: str, header: dict[str, Any]) -> LogWriter:
+def new_log(
+    log_dir: str, kernel_name: str, header: dict[str, Any], seal_key: bytes | None = None
+) -> LogWriter:
     """A new log in ``log_dir``: ``$KREC_LOG_NAME.krec`` (``-2``, ``-3``... when taken)
     if that is set, else ``log_name(kernel_name)``."""
     stem = os.environ.get(LOG_NAME_ENV, "")
     if not stem or os.sep in stem or stem.startswith("."):
-        return LogWriter(os.path.join(log_dir, log_name(kernel_name)), header)
+        return LogWriter(os.path.join(log_dir, log_name(kernel_name)), header, seal_key=seal_key)
     for n in itertools.count(1):
         path = os.path.join(log_dir, f"{stem}.krec" if n == 1 else f"{stem}-{n}.krec")
         if os.path.lexists(path):
             continue
         try:
-            return LogWriter(path, header)
+            return LogWriter(path, header, seal_key=seal_key)
         except LogWriteError:
             if not os.path.lexists(path):  # not a race with another kernel of this test
                 raise

@@ -245,6 +245,7 @@ def kernel_env(entry: dict[str, Any], strip_path: str | None = None) -> dict[str
     for key, value in (entry["spec"].get("env") or {}).items():
         env[str(key)] = Template(str(value)).safe_substitute(env)
     env["JPY_PARENT_PID"] = str(os.getpid())
+    env.pop("KREC_SEAL_KEY", None)  # the recorder's secret; the kernel runs the user's code
     return env
 
 

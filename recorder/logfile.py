@@ -28,7 +28,7 @@ from typing import Any, overload
 import msgpack
 import orjson
 
-from . import __version__
+from . import __version__, audit, seal
 from .compat import CURRENT_VERSION, FORMAT_NAME, check_header, record_upgrader, upgrade_header
 from .errors import KrecError, LogFormatError
 
@@ -48,7 +48,8 @@ def make_header(
     connection: dict[str, Any] | None = None,
     **extra: Any,
 ) -> dict[str, Any]:
-    """A version-1 header map. ``connection`` must never carry the key (it is dropped here)."""
+    """A header map of the current version. ``connection`` must never carry the key (it is
+    dropped here); ``audit=True`` (or ``$KREC_AUDIT``) makes an audit log."""
     conn = {k: v for k, v in (connection or {}).items() if k in _CONNECTION_FIELDS}
     header: dict[str, Any] = {
         "format": FORMAT_NAME,
@@ -60,6 +61,7 @@ def make_header(
         "host": socket.gethostname(),
         "pid": os.getpid(),
         **recording_user(),
+        **audit.header_fields(),
     }
     header.update(extra)
     return header
@@ -91,6 +93,12 @@ class LogWriter:
     machine crash loses at most that). A failed write never
     raises into the owner: the records are counted as dropped, ``error`` is set,
     and a ``records_dropped`` event is written once writing works again.
+
+    A log of version 2 is sealed (seal.py): every record written goes through
+    ``flush``, which folds it into the log's hash chain and adds the ``seal`` records
+    (``seal_key``, else the key file ``$KREC_SEAL_KEY`` names, makes them keyed; ``clock``
+    and ``seal_every``/``seal_seconds`` are there for tests). A header with ``audit: true``
+    makes an audit log: output payloads are dropped before packing (audit.py).
     """
 
     def __init__(
@@ -100,10 +108,15 @@ class LogWriter:
         *,
         append: bool = False,
         lock_timeout: float = 10.0,
+        seal_key: bytes | None = None,
+        seal_every: int = seal.SEAL_RECORDS,
+        seal_seconds: float = seal.SEAL_SECONDS,
+        clock: Any = time.monotonic,
     ) -> None:
         self.path = os.fspath(path)
         self._pack = msgpack.Packer(use_bin_type=True).pack
         self._buf: list[bytes] = []
+        self._buf_t: list[int] = []  # each buffered record's t (a seal takes its last one's)
         self._buf_bytes = 0
         self._buf_records = 0
         self._last_sync = time.monotonic_ns()
@@ -112,16 +125,32 @@ class LogWriter:
         self.dropped = 0
         self.error: OSError | None = None
         self._closed = False
+        self._chain: seal.Chain | None = None
+        self._redact: Any = None
+        key = seal_key if seal_key is not None else seal.key_from_env()
+        self._chain_args = {"every": seal_every, "seconds": seal_seconds, "clock": clock}
         if append:
-            self._fd = self._open_existing(lock_timeout)
+            self._fd = self._open_existing(lock_timeout, key)
         else:
             if header is None:
                 raise ValueError("a new log needs a header")
-            self._fd = self._create(header)
+            self._fd = self._create(header, key)
+
+    def _start_chain(
+        self, header: dict[str, Any], key: bytes | None, header_bytes: bytes, resumed: Any = None
+    ) -> None:
+        if header.get("audit"):
+            self._redact = audit.redact_record
+        params = header.get("seal")
+        if resumed is not None:
+            self._chain = resumed
+        elif header.get("version", 1) >= 2 and isinstance(params, dict):
+            keyed = key if params.get("key_id") else None
+            self._chain = seal.Chain(header_bytes, keyed, **self._chain_args)
 
     # -- opening -------------------------------------------------------------
 
-    def _create(self, header: dict[str, Any]) -> int:
+    def _create(self, header: dict[str, Any], key: bytes | None) -> int:
         directory = os.path.dirname(self.path) or "."
         try:
             os.makedirs(directory, exist_ok=True)
@@ -133,12 +162,16 @@ class LogWriter:
         except OSError as e:
             raise LogWriteError(f"cannot create log {self.path}: {e.strerror}") from None
         fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        if header.get("version") == CURRENT_VERSION:
+            every, seconds = self._chain_args["every"], self._chain_args["seconds"]
+            header = {**header, **seal.header_fields(key, every, seconds)}
         data = self._pack(header)
         _write_all(fd, data)
         self._size = len(data)
+        self._start_chain(header, key, data)
         return fd
 
-    def _open_existing(self, lock_timeout: float) -> int:
+    def _open_existing(self, lock_timeout: float, key: bytes | None) -> int:
         try:
             fd = os.open(self.path, os.O_RDWR | os.O_CLOEXEC)
         except OSError as e:
@@ -161,6 +194,13 @@ class LogWriter:
             os.ftruncate(fd, end)
         os.lseek(fd, end, os.SEEK_SET)
         self._size = end
+        header, header_bytes = _read_header_bytes(fd)
+        try:
+            chain = seal.resume_chain(self.path, end, key, header, header_bytes, self._chain_args)
+        except KrecError:
+            os.close(fd)
+            raise
+        self._start_chain(header, key, header_bytes, chain)
         return fd
 
     # -- writing -------------------------------------------------------------
@@ -178,20 +218,22 @@ class LogWriter:
         buffers: Sequence[bytes] = (),
     ) -> None:
         """Append one message record; JSON frames are raw bytes exactly as on the wire."""
-        data = self._pack(
-            {
-                "t": t,
-                "ch": ch,
-                "from": source,
-                "ids": ids,
-                "header": header,
-                "parent": parent,
-                "metadata": metadata,
-                "content": content,
-                "buffers": buffers,
-            }
-        )
+        record = {
+            "t": t,
+            "ch": ch,
+            "from": source,
+            "ids": ids,
+            "header": header,
+            "parent": parent,
+            "metadata": metadata,
+            "content": content,
+            "buffers": buffers,
+        }
+        if self._redact is not None:
+            record = self._redact(record)
+        data = self._pack(record)
         self._buf.append(data)
+        self._buf_t.append(t)
         self._buf_bytes += len(data)
         self._buf_records += 1
         if self._buf_bytes >= _FLUSH_BYTES:
@@ -204,15 +246,23 @@ class LogWriter:
         self.write_record(record)
 
     def write_record(self, record: dict[str, Any]) -> None:
-        """Append a record map as it is (e.g. one read from another log)."""
+        """Append a record map as it is (e.g. one read from another log); an audit log
+        drops its payloads, and a seal copied from another log is not a seal of this one."""
+        if self._redact is not None:
+            record = self._redact(record)
+        if self._chain is not None and record.get("event") == seal.SEAL_EVENT:
+            return
         data = self._pack(record)
         self._buf.append(data)
+        t = record.get("t")
+        self._buf_t.append(t if isinstance(t, int) else 0)
         self._buf_bytes += len(data)
         self._buf_records += 1
 
     def write_through(self) -> None:
-        """Write what is buffered now, and fsync if the last fsync is 100 ms old or more."""
-        if self._buf:
+        """Write what is buffered now (with a seal when one is due), and fsync if the
+        last fsync is 100 ms old or more."""
+        if self._buf or (self._chain is not None and self._chain.time_due()):
             self.flush()
         if self._unsynced and time.monotonic_ns() - self._last_sync >= FSYNC_INTERVAL_NS:
             self.sync()
@@ -224,9 +274,16 @@ class LogWriter:
         with contextlib.suppress(OSError):
             os.fsync(self._fd)
 
-    def flush(self) -> None:
-        """Write the buffer to the file (not fsync); on failure count the records as dropped."""
-        if not self._buf or self._closed:
+    def flush(self, final: bool = False) -> None:
+        """Write the buffer to the file (not fsync); on failure count the records as dropped.
+
+        Every record on its way to the file goes through here: the chain folds it, and a
+        seal follows when 1,000 records or 5 s are unsealed, and at close (``final``).
+        """
+        if self._closed:
+            return
+        chain = self._chain
+        if not self._buf and (chain is None or not (final or chain.time_due())):
             return
         if self.error is not None and self.dropped:
             note = self._pack(
@@ -238,14 +295,27 @@ class LogWriter:
                 }
             )
             self._buf.insert(0, note)
-        data = b"".join(self._buf)
+            self._buf_t.insert(0, 0)
+        batch = self._buf
         count = self._buf_records
-        self._buf.clear()
+        state = None
+        if chain is not None:
+            state = chain.snapshot()
+            batch = chain.seal_batch(batch, self._buf_t, self._pack)
+            if final or chain.time_due():
+                batch.append(chain.seal(self._pack, final=final))
+        data = b"".join(batch)
+        written = len(batch)
+        self._buf = []
+        self._buf_t = []
         self._buf_bytes = 0
         self._buf_records = 0
         try:
             _write_all(self._fd, data)
         except OSError as e:
+            if state is not None:
+                assert chain is not None
+                chain.restore(state)  # the chain goes on from what the file holds
             self.error = e
             self.dropped += count
             try:  # never leave half a record behind: a reader would stop there
@@ -255,7 +325,7 @@ class LogWriter:
                 pass
             return
         self._size += len(data)
-        self.records += count
+        self.records += written
         self._unsynced = True
         if self.error is not None:
             self.error = None
@@ -272,7 +342,7 @@ class LogWriter:
         """Flush, fsync and close; safe to call twice."""
         if self._closed:
             return
-        self.flush()
+        self.flush(final=True)
         self._closed = True
         with contextlib.suppress(OSError):
             os.fsync(self._fd)
@@ -292,6 +362,18 @@ def _write_all(fd: int, data: bytes) -> None:
         if n <= 0:
             raise OSError(errno.EIO, "short write")
         view = view[n:]
+
+
+def _read_header_bytes(fd: int) -> tuple[dict[str, Any], bytes]:
+    """The header map of an open log and its bytes as stored ({} when unreadable)."""
+    unpacker = msgpack.Unpacker(raw=False, strict_map_key=False)
+    data = os.pread(fd, 1 << 16, 0)
+    unpacker.feed(data)
+    try:
+        header = unpacker.unpack()
+    except Exception:
+        return {}, b""
+    return (header if isinstance(header, dict) else {}), data[: unpacker.tell()]
 
 
 def being_written(path: str) -> bool:

@@ -115,6 +115,10 @@ class _Recording(HasTraits):
     record_passwords = Bool(False, help="Store getpass() answers instead of redacting them.").tag(
         config=True
     )
+    audit = Bool(False, help="Write an audit log: no output payloads (docs/audit.md).").tag(
+        config=True
+    )
+    seal_key = Unicode(help="File whose bytes key the log's seals (HMAC-SHA-256).").tag(config=True)
     otlp = Unicode(
         "",
         help="Also export the kernel's activity live as OpenTelemetry traces to this OTLP/HTTP "
@@ -148,6 +152,10 @@ class _Recording(HasTraits):
         log = [self._session_log or self._begin_session_log()]
         if self.record_passwords:
             log.append("--record-passwords")
+        if self.audit:
+            log.append("--audit")
+        if self.seal_key:
+            log += ["--seal-key", os.path.abspath(os.path.expanduser(self.seal_key))]
         otlp = OtlpSettings.from_options(self.otlp, self.otlp_content)
         if otlp is not None:
             log += otlp.wrapper_args()

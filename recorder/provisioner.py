@@ -35,6 +35,7 @@ from .kernelspec import WRAPPER_MARK, find_spec, install_spec, recorded_display_
 from .logfile import make_header
 from .otlp import OtlpSettings, live_traces
 from .proxy import Proxy
+from .seal import load_key
 from .upload import SpooledLog, leftovers_in_background, open_new_log
 
 GROUP = "jupyter_client.kernel_provisioners"
@@ -87,6 +88,12 @@ class KrecProvisioner(KernelProvisionerBase):  # type: ignore[misc]
         config=True
     )
     segment_seconds = Float(0.0, help="Upload a segment at least this often (0: default)").tag(
+        config=True
+    )
+    audit = Bool(False, help="Write audit logs: no output payloads (docs/audit.md)").tag(
+        config=True
+    )
+    seal_key = Unicode("", help="File whose bytes key the logs' seals (HMAC-SHA-256)").tag(
         config=True
     )
     otlp = Unicode(
@@ -199,6 +206,7 @@ class KrecProvisioner(KernelProvisionerBase):  # type: ignore[misc]
                 mode="provisioner",
                 provisioner=self.inner_name,
                 kernel_id=self.kernel_id,
+                **({"audit": True} if self.audit else {}),
             )
             self._header = header
             _upload_leftovers_once(self.log_dir)
@@ -209,9 +217,11 @@ class KrecProvisioner(KernelProvisionerBase):  # type: ignore[misc]
                 segment_size=self.segment_size or None,
                 segment_seconds=self.segment_seconds or None,
                 warn=lambda text: self.log.warning("krec: %s", text),
+                seal_key=load_key(self.seal_key) if self.seal_key else None,
             )
         else:
-            self._log.reopen().write_event("restart", reason="requested")
+            key = load_key(self.seal_key) if self.seal_key else None
+            self._log.reopen(seal_key=key).write_event("restart", reason="requested")
         self._proxy = Proxy(
             frontend,
             kernel,
@@ -321,6 +331,8 @@ def provisioner_spec(
     inner: str | None = None,
     segment_size: int = 0,
     segment_seconds: float = 0.0,
+    audit: bool = False,
+    seal_key: str = "",
     otlp: OtlpSettings | None = None,
 ) -> dict[str, Any]:
     """The kernel.json of ``entry``'s kernel recorded through krec-provisioner."""
@@ -339,6 +351,10 @@ def provisioner_spec(
         config["segment_size"] = segment_size
     if segment_seconds:
         config["segment_seconds"] = segment_seconds
+    if audit:
+        config["audit"] = True
+    if seal_key:
+        config["seal_key"] = seal_key
     if otlp is not None:
         config["otlp"] = otlp.url
         if otlp.include_content:
@@ -360,6 +376,8 @@ def install_provisioner_spec(
     otlp: OtlpSettings | None = None,
 ) -> tuple[str, str]:
     """Install ``NAME-krec``, kernel ``name`` recorded through krec-provisioner."""
+    from .audit import AUDIT_ENV
+    from .seal import KEY_ENV
     from .upload import SEGMENT_SECONDS_ENV, SEGMENT_SIZE_ENV
 
     env = segment_env or {}
@@ -370,6 +388,8 @@ def install_provisioner_spec(
         inner=inner,
         segment_size=int(env.get(SEGMENT_SIZE_ENV, 0)),
         segment_seconds=float(env.get(SEGMENT_SECONDS_ENV, 0)),
+        audit=env.get(AUDIT_ENV) == "1",
+        seal_key=env.get(KEY_ENV, ""),
         otlp=otlp,
     )
     return install_spec(entry, f"{name}-krec", data, user=user, prefix=prefix)

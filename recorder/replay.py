@@ -272,6 +272,8 @@ class Replayer:
             connection=frontend.public(),
             mode="replay",
             replay_of=os.path.abspath(session.path),
+            # the replay of an audit log is one too: both sides drop the same payloads
+            **({"audit": True} if session.header.get("audit") else {}),
         )
         self.writer = LogWriter(output, header)
         self.output = output

@@ -196,11 +196,24 @@ def summarize_event(fields: dict[str, Any]) -> str:
     return one_line(" ".join(parts))
 
 
+def _dropped_bytes(dropped: Any) -> int:
+    if isinstance(dropped, int):
+        return dropped
+    if isinstance(dropped, dict):
+        return sum(_dropped_bytes(v) for v in dropped.values())
+    if isinstance(dropped, list):
+        return sum(_dropped_bytes(v) for v in dropped)
+    return 0
+
+
 def summarize(record: Record) -> str:
     """The one-line summary of any record."""
     if record.is_event:
         return summarize_event(record.fields)
     text = summarize_message(record.msg_type, record.content)
+    dropped = record.raw.get("dropped")
+    if isinstance(dropped, dict):  # an audit log: say what is missing, not an empty output
+        text = f"{text} [{_dropped_bytes(dropped)} bytes not recorded]".lstrip()
     subshell = record.subshell_id
     return f"[subshell {subshell[:8]}] {text}" if subshell else text
 

@@ -265,9 +265,9 @@ class SpooledLog:
         if uploader is not None:
             uploader.start()
 
-    def reopen(self) -> LogWriter:
+    def reopen(self, seal_key: bytes | None = None) -> LogWriter:
         """After ``finish(keep=True)``: append to the same log again (a restarted kernel)."""
-        self.writer = LogWriter(self.path, append=True)
+        self.writer = LogWriter(self.path, append=True, seal_key=seal_key)
         if self.entry is not None and self._uploader is not None:
             m = self._uploader.manifest
             m.state = "recording"
@@ -326,20 +326,28 @@ def open_new_log(
     segment_size: int | None = None,
     segment_seconds: float | None = None,
     warn: Warn = _warn,
+    seal_key: bytes | None = None,
 ) -> SpooledLog:
-    """A new log named as kernelrun.new_log names it, in a local ``directory`` or for a URL."""
+    """A new log named as kernelrun.new_log names it, in a local ``directory`` or for a URL
+    (``seal_key``: else the key file ``$KREC_SEAL_KEY`` names, if any)."""
     from .kernelrun import log_name, new_log
 
     local = local_path(directory)
     if local is not None:
-        writer = new_log(local, kernel_name, header)
+        writer = new_log(local, kernel_name, header, seal_key=seal_key)
         return SpooledLog(writer, writer.path)
     name = log_name(kernel_name)
     stem = os.environ.get("KREC_LOG_NAME", "")
     if stem and "/" not in stem and not stem.startswith("."):
         name = f"{stem}.krec"
     return _spooled(
-        f"{directory.rstrip('/')}/{name}", name, header, segment_size, segment_seconds, warn
+        f"{directory.rstrip('/')}/{name}",
+        name,
+        header,
+        segment_size,
+        segment_seconds,
+        warn,
+        seal_key,
     )
 
 
@@ -366,10 +374,11 @@ def _spooled(
     segment_size: int | None,
     segment_seconds: float | None,
     warn: Warn,
+    seal_key: bytes | None = None,
 ) -> SpooledLog:
     size, seconds = segment_settings(segment_size, segment_seconds)
     entry, fd, manifest = _new_entry(destination, name)
-    writer = LogWriter(os.path.join(entry, name), header)
+    writer = LogWriter(os.path.join(entry, name), header, seal_key=seal_key)
     uploader = Uploader(entry, manifest, segment_size=size, segment_seconds=seconds, warn=warn)
     return SpooledLog(writer, destination, entry, uploader, fd)
 

@@ -53,9 +53,9 @@ def route(msg_type: str) -> tuple[str, str]:
 class LogBuilder:
     """Writes a log record by record; times advance 1 ms per record unless told."""
 
-    def __init__(self, path: Path, header: dict[str, Any] | None = None) -> None:
+    def __init__(self, path: Path, header: dict[str, Any] | None = None, **writer: Any) -> None:
         self.path = Path(path)
-        self.writer = LogWriter(self.path, header or log_header())
+        self.writer = LogWriter(self.path, header or log_header(), **writer)
         self.t = T0
         self.counts = {"client": 0, "kernel": 0}
         self.records = 0

@@ -73,7 +73,7 @@ class ErrorOutput(Rule):
                 f"#{req.index}",
                 related=(req.index,),
             )
-        elif isinstance(ename, str) and ename not in req.error_enames:
+        elif isinstance(ename, str) and req.error_enames and ename not in req.error_enames:
             shown = ", ".join(repr(e) for e in req.error_enames)
             self.report(
                 reply,

@@ -61,9 +61,12 @@ def run_capture(tmp_path: Path, messages: list[list[bytes]]) -> list:
 def test_everything_queued_is_written_before_recording_stopped(tmp_path: Path):
     messages = [frames(b"O", f"out{i}", "", "stream") for i in range(3000)]
     records = run_capture(tmp_path, messages)
-    assert [r.msg_id for r in records[:-1]] == [f"out{i}" for i in range(3000)]
-    assert records[-1].event == "recording_stopped"
-    assert records[-1].fields["reason"] == "test over"
+    messages_written = [r.msg_id for r in records if not r.is_event]
+    assert messages_written == [f"out{i}" for i in range(3000)]
+    # a seal after every 1,000 records, then recording_stopped and the final seal
+    assert [r.index for r in records if r.event == "seal"] == [1000, 2001, 3002, 3004]
+    assert records[-2].event == "recording_stopped" and records[-1].event == "seal"
+    assert records[-2].fields["reason"] == "test over"
 
 
 def test_outputs_that_overtake_their_request_follow_it(tmp_path: Path):

@@ -64,7 +64,8 @@ def test_records_written_by_logwriter_read_back_identical(tmp_path, records):
                 writer.write_message(**r)
     with LogReader(path) as reader:
         assert reader.warnings == []
-        assert len(reader) == len(records)
+        assert len(reader) == len(records) + 1  # and the final seal
+        assert reader[-1].event == "seal" and reader[-1].raw["final"] is True
         streamed = list(reader)
         for i, r in enumerate(records):
             for record in (reader[i], streamed[i]):
@@ -81,7 +82,7 @@ def test_records_written_by_logwriter_read_back_identical(tmp_path, records):
                 parsed = json.loads(r["header"])
                 assert record.msg_id == (parsed.get("msg_id") or "")
                 assert record.header == parsed
-        assert [r.index for r in reader[1:4]] == list(range(1, min(4, len(records))))
+        assert [r.index for r in reader[1:4]] == list(range(1, min(4, len(records) + 1)))
 
 
 def test_golden_v1_log_stays_readable():
@@ -112,6 +113,34 @@ def test_golden_v1_log_stays_readable():
         assert reader[0].fields["argv"] == ["python", "-m", "ipykernel_launcher"]
         assert reader[14].t - reader.start_ns == 20_000_000
         assert reader[9].to_json(reader.start_ns)["rel"] == 0.011
+
+
+def test_golden_v2_log_stays_readable():
+    with LogReader(GOLDEN / "v2.krec") as reader:
+        assert reader.version == 2 and reader.warnings == []
+        assert reader.header["audit"] is True
+        assert reader.header["seal"] == {
+            "alg": "sha256", "records": 4, "seconds": 5.0, "fp_bytes": 4
+        }  # fmt: skip
+        kinds = [r.event if r.is_event else r.msg_type for r in reader]
+        assert kinds == [
+            "kernel_started", "client_identity", "execute_request", "status", "seal", "stream",
+            "display_data", "execute_reply", "status", "seal", "recording_stopped", "seal",
+        ]  # fmt: skip
+        assert reader[2].content["code"] == "print('héllo')"
+        assert reader[5].content == {"name": "stdout", "text": ""}
+        assert reader[5].raw["dropped"] == {"text": 6}
+        assert reader[6].raw["dropped"]["data"]["image/png"] == 4000
+        assert reader[7].content["ename"] == "NameError"
+        seal = reader[11]
+        assert (seal.raw["seq"], seal.raw["n"], seal.raw["final"]) == (2, 11, True)
+        assert len(seal.raw["fp"]) == 4 and len(seal.raw["digest"]) == 32
+
+
+def test_a_v1_header_upgrades_to_unsealed():
+    with LogReader(GOLDEN / "v1.krec") as reader:
+        assert reader.header["version"] == 2
+        assert reader.header["seal"] is None and reader.header["audit"] is False
 
 
 # -- damaged and foreign files --------------------------------------------------
@@ -173,7 +202,7 @@ def test_index_in_steps(tmp_path):
         assert len(reader) == 3
         while reader.index_more(2):
             pass
-        assert len(reader) == 8
+        assert len(reader) == 9  # 8 and the final seal
         assert [r.index for r in reader.records(2, 5)] == [2, 3, 4]
 
 
@@ -189,7 +218,7 @@ def test_index_in_steps(tmp_path):
         (msgpack.packb({"format": "krec", "version": "1"}), "invalid version '1'"),
         (
             msgpack.packb({"format": "krec", "version": 7}),
-            "log format version 7 is newer than this krec understands (version 1)",
+            "log format version 7 is newer than this krec understands (version 2)",
         ),
     ],
 )
@@ -305,30 +334,31 @@ def test_random_access_matches_streaming_on_a_real_session(rich_log):
         streamed = [r.raw for r in reader]
         assert [reader.raw_record(i) for i in range(len(reader))] == streamed
         assert [r.raw for r in reader[::-1]] == streamed[::-1]
-        assert reader[-1].event == "recording_stopped"
+        assert reader[-2].event == "recording_stopped" and reader[-1].event == "seal"
         with pytest.raises(IndexError):
             reader[len(reader)]
 
 
 def test_an_upgrade_chain_reads_older_logs(monkeypatch):
-    """What version 2 will do: v1 headers and records pass through its upgrade functions."""
+    """What version 3 will do: v1 headers and records pass through every upgrade function."""
     from krec.recorder import compat
     from krec.recorder.filter import compile_filter
 
-    def header_to_v2(header: dict) -> dict:
-        return {**header, "version": 2, "clock": "wall"}
+    def header_to_v3(header: dict) -> dict:
+        return {**header, "version": 3, "clock": "wall"}
 
-    def record_to_v2(record: dict) -> dict:
+    def record_to_v3(record: dict) -> dict:
         record = dict(record)
         if "from" in record:
             record["sender"] = record["from"]
         return record
 
-    monkeypatch.setattr(compat, "CURRENT_VERSION", 2)
-    monkeypatch.setitem(compat.UPGRADES, 2, (header_to_v2, record_to_v2))
+    monkeypatch.setattr(compat, "CURRENT_VERSION", 3)
+    monkeypatch.setitem(compat.UPGRADES, 3, (header_to_v3, record_to_v3))
     with LogReader(GOLDEN / "v1.krec") as reader:
         assert reader.version == 1
-        assert reader.header["version"] == 2 and reader.header["clock"] == "wall"
+        assert reader.header["version"] == 3 and reader.header["clock"] == "wall"
+        assert reader.header["seal"] is None  # through the real 1 -> 2 step
         assert reader[3].raw["sender"] == "client"
         assert all("sender" in r.raw for r in reader if not r.is_event)
         # scans of an upgraded log decode through the chain too

@@ -72,7 +72,7 @@ def test_nbclient_same_outputs_and_one_valid_log(tmp_path: Path, monkeypatch: py
     (log,) = (tmp_path / "krec-logs").glob("python3-*.krec")
     records = read(log)
     assert codes(records) == CELLS
-    assert records[-1].event == "recording_stopped"
+    assert records[-2].event == "recording_stopped" and records[-1].event == "seal"
     with LogReader(log) as reader:
         assert reader.header["kernel"]["name"] == "python3"
         assert "ipykernel_launcher" in reader.header["kernel"]["argv"]
@@ -104,7 +104,8 @@ def test_restart_and_interrupt_are_recorded_events(tmp_path: Path):
     restart = events.index("restart")
     assert events.index("interrupt") < restart < len(events) - events[::-1].index("kernel_started")
     assert any(r.event == "interrupt" and r.fields["mode"] == "signal" for r in records)
-    assert events[-1] == "recording_stopped"
+    assert events[-1] == "seal"  # the final seal, after recording_stopped
+    assert [e for e in events if e != "seal"][-1] == "recording_stopped"
     assert codes(records) == ["state = 41", SLEEP, "state"]
 
 

@@ -204,7 +204,7 @@ def test_a_collector_that_is_down_costs_one_warning_not_the_session(recorder):
         records = list(reader)
     replies = [r for r in records if r.msg_type == "execute_reply"]
     assert [r.content["status"] for r in replies] == ["ok"] * 5
-    assert records[-1].event == "recording_stopped"
+    assert records[-2].event == "recording_stopped" and records[-1].event == "seal"
 
 
 def test_provisioner_exports_spans_with_the_kernel_id(

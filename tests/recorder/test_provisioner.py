@@ -89,7 +89,7 @@ def test_kernel_manager_records_through_local_provisioner_and_restarts_into_one_
     (restart,) = events(records, "restart")
     first_stop = events(records, "recording_stopped")[0]
     assert first_stop.index < restart.index  # the second kernel's records follow the restart
-    assert records[-1].event == "recording_stopped"
+    assert records[-2].event == "recording_stopped" and records[-1].event == "seal"
     shutdowns = [r for r in records[1:] if r.msg_type == "shutdown_request"]
     assert [r.content["restart"] for r in shutdowns] == [True, False]
 
@@ -187,7 +187,7 @@ def test_jupyter_server_multikernelmanager_records_and_restarts_into_one_log(
     assert records[0]["jupyterhub_user"] == "ada" and records[0]["user"]
     assert codes(records) == ["a = 1", "b = 2"]
     assert len(events(records, "restart")) == 1
-    assert records[-1].event == "recording_stopped"
+    assert records[-2].event == "recording_stopped" and records[-1].event == "seal"
 
 
 def test_unknown_inner_provisioner_is_one_line_and_exit_2(tmp_path: Path) -> None:
@@ -237,8 +237,8 @@ def test_a_kernel_that_dies_ends_its_recording_at_cleanup(specs: Path) -> None:
     finally:
         km.shutdown_kernel(now=True)
     records = one_log(specs)
-    assert records[-1].event == "recording_stopped"
-    assert records[-1].fields["reason"] == "kernel shut down"
+    assert records[-2].event == "recording_stopped" and records[-1].event == "seal"
+    assert records[-2].fields["reason"] == "kernel shut down"
 
 
 def test_a_fresh_home_without_a_runtime_dir_records(

@@ -99,7 +99,7 @@ def test_failing_tests_show_their_logs_and_passing_tests_logs_are_deleted(
     assert codes(pytester.path / fails) == ["1 / 0"]
     records = read(pytester.path / fails)
     assert any(r.msg_type == "error" and r.content["ename"] == "ZeroDivisionError" for r in records)
-    assert records[-1].event == "recording_stopped"
+    assert records[-2].event == "recording_stopped" and records[-1].event == "seal"
     assert codes(pytester.path / shared) == ["x = 1", "x + 'one'"]
     properties = {
         case.get("name"): [p.get("value") for p in case.iter("property")]

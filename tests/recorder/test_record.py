@@ -87,7 +87,8 @@ def test_wrapper_interrupt_restart_shutdown_one_log(manager):
     assert events.index("restart") < len(events) - 1 - events[::-1].index("kernel_started")
     assert any(r.event == "interrupt" and r.fields["mode"] == "signal" for r in records)
     assert any(r.event == "kernel_exited" and r.fields["restart"] for r in records)
-    assert events[-1] == "recording_stopped"
+    assert events[-1] == "seal"  # the final seal, after recording_stopped
+    assert [e for e in events if e != "seal"][-1] == "recording_stopped"
     codes = [r.content.get("code") for r in records if r.msg_type == "execute_request"]
     assert codes == ["state = 41", SLEEP, "state"]
 
@@ -124,7 +125,7 @@ def test_kernel_death_makes_the_wrapper_exit_and_is_logged(manager):
     records = read(only_log(logs))
     died = [r for r in records if r.event == "kernel_died"]
     assert died and died[0].fields["exit_code"] == 3
-    assert records[-1].event == "recording_stopped"
+    assert records[-2].event == "recording_stopped" and records[-1].event == "seal"
 
 
 def test_sigkill_of_krec_record_kernel(recorder):
@@ -174,7 +175,7 @@ def test_record_command_with_a_kernel_manager_script(tmp_path: Path):
     assert "recorded 1 kernel session" in proc.stderr
     records = read(only_log(logs))
     assert any(r.msg_type == "stream" and r.content["text"] == "through krec\n" for r in records)
-    assert records[-1].event == "recording_stopped"
+    assert records[-2].event == "recording_stopped" and records[-1].event == "seal"
 
 
 @pytest.mark.parametrize(

@@ -365,7 +365,7 @@ def test_strict_stops_at_the_first_unmatched_request(rich_log: Path, serve):
     assert of_type(got, "execute_reply")["content"]["ename"] == "KrecNoRecording"
     assert srv.wait() == 1
     assert "no recording for execute_request" in srv.stderr
-    assert srv.records()[-1].fields["reason"] == "unmatched request (--strict)"
+    assert srv.records()[-2].fields["reason"] == "unmatched request (--strict)"
 
 
 def test_loose_answers_an_edited_cell_with_the_next_recorded_one(tmp_path: Path, serve):
@@ -587,7 +587,7 @@ def test_interrupt_hurries_the_running_cell_and_shutdown_ends_serve(tmp_path: Pa
     assert replies[0][1]["content"] == {"status": "ok", "restart": False}
     assert srv.wait() == 0
     assert srv.events("interrupt") == [{"mode": "message"}]
-    assert srv.records()[-1].fields["reason"] == "shutdown requested"
+    assert srv.records()[-2].fields["reason"] == "shutdown requested"
 
 
 def test_a_kernel_manager_restart_goes_on_after_the_recorded_restart(
@@ -753,4 +753,4 @@ def test_nbclient_reproduces_the_exported_notebook_through_an_installed_spec(
     with LogReader(log) as reader:
         records = list(reader)
     assert not [r for r in records if r.event == "no_recording"]
-    assert records[-1].fields["reason"] == "shutdown requested"
+    assert records[-2].fields["reason"] == "shutdown requested"

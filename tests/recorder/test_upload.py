@@ -102,7 +102,9 @@ def test_a_session_recorded_to_a_bucket_reads_back_everywhere(
     with LogReader(local_log(log_url)) as reader:
         assert not reader.warnings
         assert reader.header["user"]
-        assert reader[len(reader) - 1].event == "recording_stopped"
+        assert reader[len(reader) - 2].event == "recording_stopped"
+        assert reader[len(reader) - 1].event == "seal"  # closed: the final seal
+    assert run_krec("verify", "--strict", log_url).returncode == 0  # one chain over segments
     assert not any(spool.rglob("*.krec"))  # uploaded: the spool is emptied
     _no_secret(done.stderr, shown.stdout, spool, Path(local_log(log_url)))
 
@@ -313,4 +315,4 @@ def test_a_log_left_for_a_restart_is_not_taken_for_a_leftover_until_it_is_stale(
     assert upload_leftovers() == [url]
     assert not Path(log.entry or "").exists()
     with LogReader(local_log(url)) as reader:
-        assert [r.event for r in reader] == ["kernel_started"]
+        assert [r.event for r in reader] == ["kernel_started", "seal"]

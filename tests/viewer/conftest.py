@@ -14,7 +14,7 @@ import struct
 from pathlib import Path
 
 import pytest
-from factories import LogBuilder, stream
+from factories import LogBuilder, log_header, stream
 
 TRACEBACK = [
     "\x1b[0;31m---------------------------------------------------------------------------\x1b[0m",
@@ -31,8 +31,9 @@ def png_bytes(width: int, height: int) -> bytes:
 
 
 def write_sample_session(path: Path) -> int:
-    """The fixed sample session; returns how many records it has."""
-    b = LogBuilder(path)
+    """The fixed sample session; returns how many records it has. A version-1 log (no
+    seals): the viewer's snapshots and counts do not depend on the hash chain."""
+    b = LogBuilder(path, log_header(version=1))
     b.event("kernel_started", pid=4343, argv=["python", "-m", "ipykernel_launcher"])
     b.event("client_connected", ch="shell")
     b.event("client_subscribed", topic="")

@@ -39,7 +39,8 @@ def test_exit_status_follows_severity(tmp_path: Path, capsys: Any) -> None:
     clean = _log(tmp_path, "clean.krec")
     code, out, _ = krec(capsys, "check", str(clean))
     assert code == 0
-    assert out.splitlines() == [f"no findings in 13 records ({len(all_rules())} rules; "
+    # 13 records and the final seal
+    assert out.splitlines() == [f"no findings in 14 records ({len(all_rules())} rules; "
                                 "protocol: client 5.3, kernel 5.3)"]  # fmt: skip
 
     warned = _log(tmp_path, "warned.krec", warning=True)
@@ -53,7 +54,7 @@ def test_exit_status_follows_severity(tmp_path: Path, capsys: Any) -> None:
     assert code == 1 and len(lines) == 2
     assert lines[0].startswith("#10 ") and "error error-output:" in lines[0]
     assert "#execution-errors>" in lines[0]
-    assert lines[1].startswith("1 error, 0 warnings in 12 records")
+    assert lines[1].startswith("1 error, 0 warnings in 13 records")
 
 
 def test_rule_choice(tmp_path: Path, capsys: Any) -> None:
@@ -72,7 +73,7 @@ def test_json_document(tmp_path: Path, capsys: Any) -> None:
     code, out, _ = krec(capsys, "check", "--json", str(broken))
     doc = json.loads(out)
     assert code == 1
-    assert doc["log"] == str(broken) and doc["records"] == 13
+    assert doc["log"] == str(broken) and doc["records"] == 14
     assert (doc["errors"], doc["warnings"]) == (1, 1)
     assert doc["protocol"] == {"client": "5.3", "kernel": "5.3", "kernelspec": None}
     assert doc["log_warnings"] == []
@@ -106,7 +107,7 @@ def test_a_truncated_log_is_checked_up_to_the_damage(tmp_path: Path, capsys: Any
     with open(log, "ab") as f:
         f.write(b"\x89\xa1t")  # the start of a record, cut short
     code, out, err = krec(capsys, "check", str(log))
-    assert code == 0 and "no findings in 13 records" in out
+    assert code == 0 and "no findings in 14 records" in out
     assert "warning" in err and "truncated last record" in err
 
 
