@@ -38,6 +38,8 @@ from .kernelspec import all_specs, find_spec
 from .logfile import LogReader, LogWriter, Record, make_header
 
 Progress = Callable[[int, int], None]
+INTERRUPT_SETTLE = 10.0  # seconds an interrupted hung request gets to send its error reply
+ABORT_WINDOW = 0.5  # and then quiet, as a person would leave, before the next request
 SHUTDOWN_EXIT_WAIT = 10.0  # seconds a replayed kernel gets to exit after its shutdown_reply
 
 
@@ -417,6 +419,16 @@ class Replayer:
                 "the kernel was interrupted"
             )
         self.recording.interrupt()
+        # let the interrupted request end (its error reply and idle) before anything else
+        # is sent: ipykernel aborts the requests that reach it just after an error
+        end = time.monotonic() + INTERRUPT_SETTLE
+        while time.monotonic() < end and not all(w.replied and w.idle for w in hung):
+            if not self._check_kernel():
+                break
+            self._pump(0.05)
+        end = time.monotonic() + ABORT_WINDOW
+        while time.monotonic() < end:
+            self._pump(0.05)
         return True
 
     def _kernel_gone(self) -> None:
