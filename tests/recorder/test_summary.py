@@ -79,6 +79,8 @@ def test_tone_and_subshell(tmp_path) -> None:
         log.message("execute_request", {"code": "x"}, subshell_id="abcdef123")
         log.event("kernel_died", exit_code=-9)
     with LogReader(log.path) as reader:
-        assert [tone(r) for r in reader] == ["warning", "warning", "error", "", "error"]
+        # the seal written at close (format 2) is an event with no tone
+        assert [tone(r) for r in reader] == ["warning", "warning", "error", "", "error", ""]
+        assert reader[5].event == "seal"
         assert summarize(reader[3]) == "[subshell abcdef12] x"
         assert summarize(reader[4]) == "exit_code=-9"
