@@ -49,9 +49,12 @@ class StdinOrder(Rule):
     summary = "each input_request is answered by one input_reply, before the request's reply"
     help = (
         "A kernel that sends input_request blocks until the input_reply arrives, so the "
-        "request's reply comes after it. Reported: a reply sent while an input_request "
-        "of its request is unanswered, and an input_reply with no pending input_request "
-        "(from that client). An interrupt in between excuses both: it cancels the prompt."
+        "request's reply comes after it. Reported: a reply to a request whose "
+        "input_request is never answered (by the end of the log, or before the kernel "
+        "asks that client again), and an input_reply with no input_request to answer "
+        "(from that client). Stdin and shell are separate sockets, so an answer captured "
+        "just after the request's reply still counts: only the stdin channel's own order "
+        "is judged. An interrupt in between excuses both: it cancels the prompt."
     )
     spec = "stdin-messages"
     where = frozenset({("stdin", "kernel"), ("stdin", "client"), *KERNEL_REPLIES})
@@ -60,20 +63,33 @@ class StdinOrder(Rule):
         super().__init__(ctx)
         #: client identity -> (input_request record, its request or None)
         self.pending: dict[tuple[bytes, ...], tuple[At, Request | None]] = {}
+        #: client identity -> (input_request record, the reply that came while it was
+        #: unanswered): judged when the client answers (no finding), when the kernel asks
+        #: that client again or at the end of the log (a finding at the reply)
+        self.replied: dict[tuple[bytes, ...], tuple[At, At, Request]] = {}
         #: identities whose last input_request was cancelled by an interrupt
         self.cancelled: set[tuple[bytes, ...]] = set()
 
     def restart(self) -> None:
         self.pending.clear()
+        self.replied.clear()
         self.cancelled.clear()
+
+    def finish(self) -> None:
+        for ids in list(self.replied):
+            self._unanswered(ids)
 
     def message(self, msg: Msg) -> None:
         ch = msg.ch
         if ch == "stdin":
             if msg.msg_type == "input_request" and msg.source == "kernel":
+                if msg.ids in self.replied:
+                    self._unanswered(msg.ids)
                 self.pending[msg.ids] = (At.of(msg), msg.request)
                 self.cancelled.discard(msg.ids)
             elif msg.msg_type == "input_reply" and msg.source == "client":
+                if self.replied.pop(msg.ids, None) is not None:
+                    return  # the answer, captured after the reply it preceded
                 prompt = self.pending.pop(msg.ids, None)
                 if prompt is not None and self._interrupted_since(prompt[0]):
                     return
@@ -92,12 +108,16 @@ class StdinOrder(Rule):
                 if self._interrupted_since(prompt):
                     self.cancelled.add(ids)
                 else:
-                    self.report(
-                        msg,
-                        f"reply to {req.msg_type} #{req.index} while its input_request "
-                        f"#{prompt.index} is unanswered",
-                        related=(req.index, prompt.index),
-                    )
+                    self.replied[ids] = (prompt, At.of(msg), req)
+
+    def _unanswered(self, ids: tuple[bytes, ...]) -> None:
+        prompt, reply, req = self.replied.pop(ids)
+        self.report(
+            reply,
+            f"reply to {req.msg_type} #{req.index} while its input_request "
+            f"#{prompt.index} is unanswered",
+            related=(req.index, prompt.index),
+        )
 
     def _interrupted_since(self, prompt: At) -> bool:
         return self.ctx.last_interrupt_index > prompt.index
