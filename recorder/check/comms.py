@@ -7,7 +7,7 @@ iopub, a client on shell). A kernel restart closes every comm.
 from __future__ import annotations
 
 from .base import PARTIAL, Rule
-from .messages import Msg
+from .messages import At, Msg
 from .model import Context
 from .protocol import COMMS
 
@@ -45,18 +45,45 @@ class CommUnknown(_CommRule):
     help = (
         "A comm exists from its comm_open until its comm_close, on either side. A comm_msg "
         "or comm_close for an id that was never opened, or already closed, reaches no one "
-        "(ipywidgets logs 'No such comm'). A restart closes every comm."
+        "(ipywidgets logs 'No such comm'). A restart closes every comm. A client's message "
+        "for a comm the kernel opens later in the log is not reported: the client saw the "
+        "comm_open on iopub, and krec captures iopub and shell on separate sockets."
     )
     spec = "comm-messages"
 
+    def __init__(self, ctx: Context) -> None:
+        super().__init__(ctx)
+        #: comm id -> a client's messages naming it before any comm_open for it was captured
+        self.early: dict[str, list[At]] = {}
+
+    def restart(self) -> None:
+        self.finish()
+        super().restart()
+
+    def finish(self) -> None:
+        for comm_id, places in self.early.items():
+            for at in places:
+                self._unknown(at, at.msg_type, comm_id)
+        self.early.clear()
+
     def judge(self, msg: Msg, comm_id: str) -> None:
-        if msg.msg_type == "comm_open" or comm_id in self.open:
+        if msg.msg_type == "comm_open":
+            if msg.source == "kernel":
+                self.early.pop(comm_id, None)
             return
-        text = f"{msg.msg_type} for comm {comm_id!r}, which is not open"
-        if self.ctx.partial:
-            self.report(msg, text + PARTIAL, severity="warning")
+        if comm_id in self.open:
+            return
+        if msg.source == "client":
+            self.early.setdefault(comm_id, []).append(At.of(msg))
         else:
-            self.report(msg, text)
+            self._unknown(msg, msg.msg_type, comm_id)
+
+    def _unknown(self, where: Msg | At, msg_type: str, comm_id: str) -> None:
+        text = f"{msg_type} for comm {comm_id!r}, which is not open"
+        if self.ctx.partial:
+            self.report(where, text + PARTIAL, severity="warning")
+        else:
+            self.report(where, text)
 
 
 class CommDuplicate(_CommRule):

@@ -449,6 +449,18 @@ def test_comms(conv: Conversation) -> None:
     ]
 
 
+def test_a_client_message_captured_before_the_kernels_comm_open(conv: Conversation) -> None:
+    # the client answered a comm_open it had seen on iopub; krec captured its shell
+    # message first (separate sockets): in order. One for a comm never opened is not.
+    req = conv.request("execute_request", {"code": "w", "silent": False})
+    conv.status(req, "busy")
+    conv.request("comm_msg", {"comm_id": "c1", "data": {"method": "request_state"}})
+    conv.iopub(req, "comm_open", {"comm_id": "c1", "target_name": "t", "data": {}})
+    ghost = conv.request("comm_msg", {"comm_id": "never", "data": {}})
+    found = check(conv.close(), rules=resolve_rule_ids(["comms"]))
+    assert summary(found) == [("comm-unknown", ghost.index)]
+
+
 def test_a_restart_closes_every_comm(conv: Conversation) -> None:
     conv.execute("w", [("comm_open", {"comm_id": "c1", "target_name": "t", "data": {}})])
     conv.event("restart", reason="requested")
