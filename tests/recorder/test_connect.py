@@ -17,8 +17,9 @@ def test_ports_chosen_by_other_processes_are_not_chosen_again() -> None:
     # each process chooses ports that no kernel has bound yet; the reservations keep the
     # others away from them (the replay kernels of a batch start side by side)
     procs = [
-        subprocess.run([sys.executable, "-c", CHOOSE], capture_output=True, text=True,
-                       timeout=60, check=True)  # fmt: skip
+        subprocess.run(
+            [sys.executable, "-c", CHOOSE], capture_output=True, text=True, timeout=60, check=True
+        )  # fmt: skip
         for _ in range(3)
     ]
     chosen = [set(map(int, p.stdout.split())) for p in procs]
