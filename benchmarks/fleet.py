@@ -93,8 +93,8 @@ async def server(kernel: str, cells: int, starts: int) -> dict[str, float]:
 
 
 def _spec_dir(log_dir: str) -> str:
+    from krec.recorder.capture.provisioner import provisioner_spec
     from krec.recorder.kernelspec import find_spec
-    from krec.recorder.provisioner import provisioner_spec
 
     root = tempfile.mkdtemp(prefix="krec-bench-specs-")
     folder = os.path.join(root, "kernels", "python3-krec")

@@ -20,7 +20,7 @@ from pathlib import Path
 
 from recording import attach, start_recording, stop_recording
 
-from krec.recorder.replay import replay
+from krec.recorder.replay.replayer import replay
 
 CELLS = [
     "x = sum(i * i for i in range(20000))",

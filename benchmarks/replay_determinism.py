@@ -21,7 +21,7 @@ import time
 from collections import Counter
 from pathlib import Path
 
-from krec.recorder.replay import replay
+from krec.recorder.replay.replayer import replay
 
 ROOT = Path(__file__).resolve().parent.parent
 NOTEBOOKS = ROOT / "tests" / "notebooks"

@@ -32,7 +32,7 @@ from jupyter_client.manager import start_new_kernel
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 from replay import record  # noqa: E402  (a sibling script, not a package)
 
-from krec.recorder.exchange import load_session  # noqa: E402
+from krec.recorder.log.exchange import load_session  # noqa: E402
 
 
 def run_cells(kc: BlockingKernelClient, codes: list[str]) -> tuple[list[float], float]:

@@ -1,7 +1,7 @@
 """Regenerate docs/cli.md from the argument parsers, so the reference never drifts.
 
-    python docs/make_cli.py            # rewrite docs/cli.md
-    python docs/make_cli.py --check    # exit 1 if docs/cli.md is out of date (used by a test)
+python docs/make_cli.py            # rewrite docs/cli.md
+python docs/make_cli.py --check    # exit 1 if docs/cli.md is out of date (used by a test)
 """
 
 from __future__ import annotations
@@ -29,8 +29,7 @@ def render() -> str:
     sub = next(a for a in parser._actions if isinstance(a, argparse._SubParsersAction))
     for action in sub._choices_actions:
         name = action.dest
-        parts += [f"## krec {name}\n", "```text", sub.choices[name].format_help().rstrip(),
-                  "```\n"]
+        parts += [f"## krec {name}\n", "```text", sub.choices[name].format_help().rstrip(), "```\n"]
     return "\n".join(parts)
 
 

@@ -12,10 +12,14 @@ __version__ = "0.1.0.dev0"
 
 from typing import TYPE_CHECKING, Any
 
-from .errors import KrecError
+from krec.recorder.errors import KrecError
 
 if TYPE_CHECKING:
-    from .manager import AsyncRecordingKernelManager, RecordingKernelManager, recording
+    from krec.recorder.capture.manager import (
+        AsyncRecordingKernelManager,
+        RecordingKernelManager,
+        recording,
+    )
 
 __all__ = [
     "AsyncRecordingKernelManager",
@@ -26,9 +30,9 @@ __all__ = [
 ]
 
 _LAZY = {
-    "AsyncRecordingKernelManager": "manager",
-    "RecordingKernelManager": "manager",
-    "recording": "manager",
+    "AsyncRecordingKernelManager": "capture.manager",
+    "RecordingKernelManager": "capture.manager",
+    "recording": "capture.manager",
 }
 
 

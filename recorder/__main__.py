@@ -1,6 +1,6 @@
 """``python -m krec.recorder`` runs the krec command line (used by wrapper kernelspecs)."""
 
-from .cli import main
+from krec.recorder.cli import main
 
 if __name__ == "__main__":
     main()

@@ -12,7 +12,7 @@ import time
 from dataclasses import dataclass, field, replace
 from typing import Any
 
-from .errors import ConnectionFileError
+from krec.recorder.errors import ConnectionFileError
 
 CHANNELS = ("shell", "iopub", "stdin", "control", "hb")
 _KNOWN = {

@@ -19,7 +19,7 @@ from collections.abc import Sequence
 from string import Template
 from typing import IO, Any
 
-from .errors import KernelSpecError
+from krec.recorder.errors import KernelSpecError
 
 INNER_SPEC_FILE = "krec-inner.json"
 WRAPPER_MARK = "krec_wrapper"

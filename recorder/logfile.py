@@ -28,9 +28,16 @@ from typing import Any, overload
 import msgpack
 import orjson
 
-from . import __version__, audit, seal
-from .compat import CURRENT_VERSION, FORMAT_NAME, check_header, record_upgrader, upgrade_header
-from .errors import KrecError, LogFormatError
+from krec.recorder import __version__
+from krec.recorder.log import audit, seal
+from krec.recorder.errors import KrecError, LogFormatError
+from krec.recorder.log.compat import (
+    CURRENT_VERSION,
+    FORMAT_NAME,
+    check_header,
+    record_upgrader,
+    upgrade_header,
+)
 
 CHANNELS = ("shell", "control", "stdin", "iopub")
 SOURCES = ("client", "kernel", "krec")

@@ -20,10 +20,10 @@ from collections.abc import Iterator
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
-from .cliutil import Progress, add_command
+from krec.recorder.cli.util import Progress, add_command
 
 if TYPE_CHECKING:
-    from .logfile import LogReader
+    from krec.recorder.logfile import LogReader
 
 EXAMPLES = """\
 examples:
@@ -178,7 +178,7 @@ def _count(
 ) -> tuple[int | None, int | None]:
     """Count ``records`` into ``s``; return the first and last time seen (what the
     Record accessors would give, read straight from the raw maps: this is the hot loop)."""
-    from .logfile import peek_field as peek
+    from krec.recorder.logfile import peek_field as peek
 
     first = last = None
     events, messages, sizes, requests = s.events, s.messages, s.bytes_by_channel, s.requests
@@ -257,7 +257,7 @@ def _count(
 
 
 def _worth_a_helper(reader: LogReader) -> bool:
-    from .filter.scan import HELPER_BYTES
+    from krec.recorder.filter.scan import HELPER_BYTES
 
     n = len(reader)
     if n < 2 or reader.upgrade_record is not None or (os.cpu_count() or 1) < 2:
@@ -315,9 +315,8 @@ class _StatsHelper:
 
 def _helper_main() -> None:
     # this file runs as __main__ here: what is pickled back must name its real module
+    from krec.recorder.logfile import LogReader
     from krec.recorder.stats import Stats, _count, _Ops
-
-    from .logfile import LogReader
 
     path, lo, offsets, end = pickle.loads(sys.stdin.buffer.read())
     with LogReader.part(path, offsets, end) as reader:
@@ -348,7 +347,7 @@ def percentile(sorted_values: list[int], p: float) -> int:
 
 
 def to_json(s: Stats, reader: LogReader) -> dict[str, Any]:
-    from .summary import short_id, summarize
+    from krec.recorder.log.oneline import short_id, summarize
 
     latency = {}
     for mt, values in sorted(s.latencies.items()):
@@ -458,7 +457,7 @@ def render(data: dict[str, Any]) -> str:
 
 
 def run(args: argparse.Namespace) -> int:
-    from .logfile import LogReader
+    from krec.recorder.logfile import LogReader
 
     with LogReader(args.log, index=False) as reader:
         with Progress("indexing") as progress:

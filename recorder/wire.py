@@ -18,7 +18,7 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Any
 
-from .errors import KrecError
+from krec.recorder.errors import KrecError
 
 DELIM = b"<IDS|MSG>"
 PROTOCOL_VERSION = "5.4"

@@ -2,7 +2,7 @@
 
 For every websocket connection to a kernel, before the connection is let through
 (and so before its first request reaches the kernel), it tells the kernel's
-recording (krec.recorder.identity) the user jupyter_server's IdentityProvider
+recording (krec.recorder.capture.identity) the user jupyter_server's IdentityProvider
 authenticated (``/api/me``'s ``username``), the notebook path of the kernel's
 session and the kernel id; the recording writes a ``client_identity`` event. Kernels
 that are not recorded are left alone. ``krec record -- jupyter lab|server`` enables
@@ -43,7 +43,7 @@ def identity_connection_class(base: type) -> type:
 
 
 async def _announce(connection: Any) -> None:
-    from krec.recorder.identity import send_identity
+    from krec.recorder.capture.identity import send_identity
     from krec.recorder.kernelspec import recorded_by_krec
 
     km = connection.kernel_manager

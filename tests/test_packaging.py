@@ -35,10 +35,10 @@ def test_krec_provisioner_and_the_server_extension_are_installed():
 
     project = tomllib.loads((ROOT / "pyproject.toml").read_text())["project"]
     declared = project["entry-points"]["jupyter_client.kernel_provisioners"]
-    assert declared == {"krec-provisioner": "krec.recorder.provisioner:KrecProvisioner"}
+    assert declared == {"krec-provisioner": "krec.recorder.capture.provisioner:KrecProvisioner"}
     found = entry_points(group="jupyter_client.kernel_provisioners", name="krec-provisioner")
     assert found, "the entry point is not installed: pip install -e . --no-deps"
-    from krec.recorder.provisioner import KrecProvisioner
+    from krec.recorder.capture.provisioner import KrecProvisioner
 
     assert next(iter(found)).load() is KrecProvisioner
     import krec.server

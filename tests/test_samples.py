@@ -14,10 +14,10 @@ import pytest
 from conftest import ROOT
 
 from krec.recorder.check import ERROR, run_checks
-from krec.recorder.diff import compare
-from krec.recorder.exchange import load_session
+from krec.recorder.log.exchange import load_session
 from krec.recorder.logfile import LogReader
-from krec.recorder.replay import replay
+from krec.recorder.replay.diff import compare
+from krec.recorder.replay.replayer import replay
 
 SAMPLES = ROOT / "sample_sessions"
 README = SAMPLES / "README.md"

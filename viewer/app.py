@@ -23,8 +23,8 @@ from textual.worker import get_current_worker
 
 from krec.recorder.errors import FilterError, KrecError
 from krec.recorder.logfile import LogReader
-
-from .messages import (
+from krec.viewer.exchanges import ThreadIndex
+from krec.viewer.messages import (
     ChecksDone,
     ChecksProgress,
     FilterDone,
@@ -36,8 +36,7 @@ from .messages import (
     ThreadsProgress,
     ThreadsReady,
 )
-from .model import LogModel
-from .threads import ThreadIndex
+from krec.viewer.model import LogModel
 
 #: records indexed before the first screen, then per step (seconds after the first frame)
 FIRST_STEP = 2_000
@@ -119,7 +118,7 @@ class KrecViewer(App[None]):
         self._checking = False
         self._checked = -1  # records covered by the last check
         self._check_asked = False
-        #: the last replay (a krec.recorder.replay.ReplayResult) or why it failed
+        #: the last replay (a krec.recorder.replay.replayer.ReplayResult) or why it failed
         self.replaying = False
         self.replay_result: Any = None
         self.replay_error = ""
@@ -127,7 +126,7 @@ class KrecViewer(App[None]):
     # -- screens ----------------------------------------------------------------
 
     def get_default_screen(self) -> Screen:
-        from .screens.main import MainScreen
+        from krec.viewer.screens.main import MainScreen
 
         return MainScreen(self.model, follow=self.follow_on_start)
 
@@ -401,7 +400,7 @@ class KrecViewer(App[None]):
     # -- actions ------------------------------------------------------------------------
 
     def action_help(self) -> None:
-        from .screens.help import HelpScreen
+        from krec.viewer.screens.help import HelpScreen
 
         if isinstance(self.screen, HelpScreen):
             self.pop_screen()
@@ -410,7 +409,7 @@ class KrecViewer(App[None]):
 
     def action_threads(self, index: int | None = None) -> None:
         """Open the thread view on record ``index`` (default: the one under the cursor)."""
-        from .screens.threads import ThreadScreen
+        from krec.viewer.screens.threads import ThreadScreen
 
         if isinstance(self.screen, ThreadScreen):
             return
@@ -424,7 +423,7 @@ class KrecViewer(App[None]):
         self.with_threads(open_view, upto=index if index is not None else 0)
 
     def action_timeline(self) -> None:
-        from .screens.timeline import TimelineScreen
+        from krec.viewer.screens.timeline import TimelineScreen
 
         if isinstance(self.screen, TimelineScreen):
             return
@@ -436,7 +435,7 @@ class KrecViewer(App[None]):
         self.with_threads(open_view, upto=0)
 
     def action_replay(self) -> None:
-        from .screens.replay import ReplayScreen
+        from krec.viewer.screens.replay import ReplayScreen
 
         if not isinstance(self.screen, ReplayScreen):
             self.push_screen(ReplayScreen(self.model))
@@ -444,7 +443,7 @@ class KrecViewer(App[None]):
     # -- replay ---------------------------------------------------------------------------
 
     def start_replay(self) -> None:
-        """Replay the log against a fresh kernel in a worker (krec.recorder.replay)."""
+        """Replay the log against a fresh kernel in a worker (krec.recorder.replay.replayer)."""
         if self.replaying:
             return
         self.replaying = True
@@ -455,7 +454,7 @@ class KrecViewer(App[None]):
 
     @work(thread=True, group="replay")
     def _replay(self) -> None:
-        from krec.recorder.replay import replay
+        from krec.recorder.replay.replayer import replay
 
         cancel = get_current_worker().cancelled_event
 

@@ -17,8 +17,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from krec.recorder.logfile import Record
-
-from .model import format_rel
+from krec.viewer.model import format_rel
 
 
 @dataclass(frozen=True, slots=True)

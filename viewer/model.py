@@ -19,8 +19,8 @@ from typing import Any
 
 import msgpack
 
+from krec.recorder.log.oneline import short_id, summarize_event, summarize_message, tone
 from krec.recorder.logfile import LogReader, Record
-from krec.recorder.summary import short_id, summarize_event, summarize_message, tone
 
 #: decoded rows kept; a screen shows ~50, scrolling back and forth reuses them
 ROW_CACHE = 4096

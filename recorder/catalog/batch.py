@@ -22,8 +22,8 @@ from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
-from ..errors import KrecError
-from ..storage import is_url, local_log, redact_url
+from krec.recorder.errors import KrecError
+from krec.recorder.log.storage import is_url, local_log, redact_url
 
 #: how often a task may lose its worker before its log is reported as an error
 ALLOWED_FAILURES = 2
@@ -79,9 +79,9 @@ def check_one(
     """Run krec check on one log (a worker task)."""
     path = location
     try:
-        from ..check import CheckOptions, resolve_rule_ids
-        from ..check.runner import check_log
-        from ..logfile import LogReader
+        from krec.recorder.check import CheckOptions, resolve_rule_ids
+        from krec.recorder.check.runner import check_log
+        from krec.recorder.logfile import LogReader
 
         rules = resolve_rule_ids(select, ignore)
         path = local_log(location)
@@ -126,7 +126,7 @@ def replay_one(
     """Replay one log against a fresh kernel on the worker (a worker task)."""
     path = location
     try:
-        from ..replay import replay
+        from krec.recorder.replay.replayer import replay
 
         path = local_log(location)
         stem = os.path.splitext(os.path.basename(location.rstrip("/")))[0] or "log"

@@ -20,11 +20,11 @@ from typing import Any
 import orjson
 import pyarrow as pa
 
-from ..check.base import Finding
-from ..check.runner import Checker, check_log
-from ..logfile import LogReader, peek_field
-from ..stats import _union_length
-from .schema import FINDINGS, SESSIONS, arrow_schema
+from krec.recorder.catalog.schema import FINDINGS, SESSIONS, arrow_schema
+from krec.recorder.check.base import Finding
+from krec.recorder.check.runner import Checker, check_log
+from krec.recorder.logfile import LogReader, peek_field
+from krec.recorder.stats import _union_length
 
 DAY_NS = 86_400 * 1_000_000_000
 BATCH_ROWS = 131_072

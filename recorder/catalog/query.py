@@ -13,10 +13,10 @@ from typing import Any
 import duckdb
 import pyarrow as pa
 
-from ..errors import KrecError
-from ..storage import StorageError, describe_error, redact_url
-from .schema import DATASETS, PARTITION, arrow_schema
-from .writer import STATE_FILE, Catalog
+from krec.recorder.catalog.schema import DATASETS, PARTITION, arrow_schema
+from krec.recorder.catalog.writer import STATE_FILE, Catalog
+from krec.recorder.errors import KrecError
+from krec.recorder.log.storage import StorageError, describe_error, redact_url
 
 
 class QueryError(KrecError):

@@ -26,9 +26,10 @@ from typing import Any
 import pyarrow as pa
 import pyarrow.parquet as pq
 
-from ..errors import KrecError
-from ..logfile import LogReader
-from ..storage import (
+from krec.recorder.catalog.extract import LogExtract, check_findings
+from krec.recorder.catalog.schema import DATASETS, METADATA_KEY, SCHEMA_VERSION, arrow_schema
+from krec.recorder.errors import KrecError
+from krec.recorder.log.storage import (
     StorageError,
     describe_error,
     filesystem,
@@ -38,8 +39,7 @@ from ..storage import (
     redact_url,
     segments,
 )
-from .extract import LogExtract, check_findings
-from .schema import DATASETS, METADATA_KEY, SCHEMA_VERSION, arrow_schema
+from krec.recorder.logfile import LogReader
 
 STATE_FILE = "_krec_catalog.json"
 #: logs from this size on are checked in a second process while the messages are written

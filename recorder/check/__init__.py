@@ -10,7 +10,7 @@ and ``findings_by_record``; ``Checker`` is the incremental form.
 
 from __future__ import annotations
 
-from .base import (
+from krec.recorder.check.base import (
     ERROR,
     SPEC_URL,
     WARNING,
@@ -20,7 +20,7 @@ from .base import (
     Rule,
     findings_by_record,
 )
-from .runner import (
+from krec.recorder.check.runner import (
     Checker,
     all_rules,
     check_log,

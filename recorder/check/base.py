@@ -7,8 +7,8 @@ from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any, ClassVar
 
 if TYPE_CHECKING:
-    from .messages import At, Msg
-    from .model import Context, Request
+    from krec.recorder.check.messages import At, Msg
+    from krec.recorder.check.model import Context, Request
 
 ERROR = "error"
 WARNING = "warning"

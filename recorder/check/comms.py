@@ -6,10 +6,10 @@ iopub, a client on shell). A kernel restart closes every comm.
 
 from __future__ import annotations
 
-from .base import PARTIAL, Rule
-from .messages import At, Msg
-from .model import Context
-from .protocol import COMMS
+from krec.recorder.check.base import PARTIAL, Rule
+from krec.recorder.check.messages import At, Msg
+from krec.recorder.check.model import Context
+from krec.recorder.check.protocol import COMMS
 
 
 class _CommRule(Rule):

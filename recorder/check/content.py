@@ -4,10 +4,10 @@ from __future__ import annotations
 
 from typing import Any
 
-from .base import Rule
-from .messages import Msg
-from .model import Context
-from .schemas import REPLIES_WITH_STATUS, check_content, known_types
+from krec.recorder.check.base import Rule
+from krec.recorder.check.messages import Msg
+from krec.recorder.check.model import Context
+from krec.recorder.check.schemas import REPLIES_WITH_STATUS, check_content, known_types
 
 _UNSEEN: Any = object()
 

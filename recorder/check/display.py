@@ -2,9 +2,9 @@
 
 from __future__ import annotations
 
-from .base import PARTIAL, Rule
-from .messages import Msg
-from .model import Context
+from krec.recorder.check.base import PARTIAL, Rule
+from krec.recorder.check.messages import Msg
+from krec.recorder.check.model import Context
 
 
 class DisplayId(Rule):

@@ -8,9 +8,9 @@ from __future__ import annotations
 
 import sys
 
-from .base import SPEC_URL, Finding, Rule
-from .runner import all_rules
-from .schemas import PATCHES
+from krec.recorder.check.base import SPEC_URL, Finding, Rule
+from krec.recorder.check.runner import all_rules
+from krec.recorder.check.schemas import PATCHES
 
 INTRO = """\
 # krec check
@@ -188,7 +188,7 @@ def _rule_section(rule: type[Rule]) -> str:
 
 def render() -> str:
     """The whole of docs/check.md."""
-    from .command import _summary_line
+    from krec.recorder.cli.check import _summary_line
 
     rules = all_rules()
     example = Finding(

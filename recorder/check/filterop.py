@@ -4,12 +4,12 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING, Any
 
-from ..errors import KrecError
-from ..filter import Fields, Operator, Predicate, register
-from .runner import findings_for, resolve_rule_ids
+from krec.recorder.check.runner import findings_for, resolve_rule_ids
+from krec.recorder.errors import KrecError
+from krec.recorder.filter import Fields, Operator, Predicate, register
 
 if TYPE_CHECKING:
-    from ..logfile import LogReader
+    from krec.recorder.logfile import LogReader
 
 _SEVERITIES = ("error", "warning")
 

@@ -10,10 +10,10 @@ from __future__ import annotations
 from collections import deque
 from typing import Any
 
-from .base import KERNEL_IOPUB, Rule
-from .messages import At, Msg
-from .model import Context, Request
-from .protocol import BRACKETED
+from krec.recorder.check.base import KERNEL_IOPUB, Rule
+from krec.recorder.check.messages import At, Msg
+from krec.recorder.check.model import Context, Request
+from krec.recorder.check.protocol import BRACKETED
 
 
 def _bracketed(req: Request) -> bool:

@@ -4,8 +4,8 @@ from __future__ import annotations
 
 from typing import Any
 
-from .base import Rule
-from .messages import At
+from krec.recorder.check.base import Rule
+from krec.recorder.check.messages import At
 
 
 class BadMessage(Rule):

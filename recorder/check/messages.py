@@ -14,10 +14,10 @@ from typing import TYPE_CHECKING, Any
 
 import orjson
 
-from ..logfile import orjson_agrees
+from krec.recorder.logfile import orjson_agrees
 
 if TYPE_CHECKING:
-    from .model import Request
+    from krec.recorder.check.model import Request
 
 _PARENT_CACHE = 512
 #: content frames up to this size are parsed once per distinct value

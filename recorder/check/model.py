@@ -14,11 +14,11 @@ from collections import OrderedDict
 from collections.abc import Callable
 from typing import TYPE_CHECKING, Any
 
-from .base import CheckOptions, Finding, spec_link
-from .messages import At, Msg, Parser
+from krec.recorder.check.base import CheckOptions, Finding, spec_link
+from krec.recorder.check.messages import At, Msg, Parser
 
 if TYPE_CHECKING:
-    from .base import Rule
+    from krec.recorder.check.base import Rule
 
 _RECENT = 4096
 

@@ -4,9 +4,9 @@ from __future__ import annotations
 
 import re
 
-from .base import CLIENT_REQUESTS, KERNEL_REPLIES, PARTIAL, Deviation, Rule
-from .messages import Msg
-from .protocol import REQUESTS
+from krec.recorder.check.base import CLIENT_REQUESTS, KERNEL_REPLIES, PARTIAL, Deviation, Rule
+from krec.recorder.check.messages import Msg
+from krec.recorder.check.protocol import REQUESTS
 
 
 def _short(msg_id: str) -> str:

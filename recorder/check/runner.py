@@ -15,13 +15,13 @@ from collections import deque
 from collections.abc import Callable, Iterable, Sequence
 from typing import TYPE_CHECKING, Any
 
-from ..errors import KrecError
-from .base import CheckOptions, Finding, Rule
-from .messages import Msg
-from .model import Context, Request
+from krec.recorder.check.base import CheckOptions, Finding, Rule
+from krec.recorder.check.messages import Msg
+from krec.recorder.check.model import Context, Request
+from krec.recorder.errors import KrecError
 
 if TYPE_CHECKING:
-    from ..logfile import LogReader
+    from krec.recorder.logfile import LogReader
 
 #: rule modules, in the order their families are listed and run
 FAMILY_MODULES = (

@@ -20,7 +20,7 @@ from typing import Any
 
 import fastjsonschema
 
-from ..errors import KrecError
+from krec.recorder.errors import KrecError
 
 #: replies whose content has a status "ok" / "error" / "aborted" (the ok form is the schema)
 REPLIES_WITH_STATUS = frozenset(

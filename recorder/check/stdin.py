@@ -2,9 +2,9 @@
 
 from __future__ import annotations
 
-from .base import KERNEL_REPLIES, Deviation, Rule
-from .messages import At, Msg
-from .model import Context, Request
+from krec.recorder.check.base import KERNEL_REPLIES, Deviation, Rule
+from krec.recorder.check.messages import At, Msg
+from krec.recorder.check.model import Context, Request
 
 
 class StdinAllowed(Rule):

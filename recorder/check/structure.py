@@ -5,9 +5,9 @@ from __future__ import annotations
 import re
 from typing import Any
 
-from .base import Deviation, Rule
-from .messages import Msg
-from .protocol import REPLIES, allowed_places, describe_places
+from krec.recorder.check.base import Deviation, Rule
+from krec.recorder.check.messages import Msg
+from krec.recorder.check.protocol import REPLIES, allowed_places, describe_places
 
 _DATE = re.compile(r"\d{4}-\d\d-\d\d[Tt]\d\d:\d\d(:\d\d(\.\d+)?)?([Zz]|[+-]\d\d(:?\d\d)?)\Z")
 _VERSION = re.compile(r"(\d+)\.(\d+)(\.\d+)?\Z")

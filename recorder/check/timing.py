@@ -4,9 +4,9 @@ from __future__ import annotations
 
 from typing import Any
 
-from .base import Rule
-from .messages import At, Msg
-from .model import Context, Request
+from krec.recorder.check.base import Rule
+from krec.recorder.check.messages import At, Msg
+from krec.recorder.check.model import Context, Request
 
 
 class NoReply(Rule):

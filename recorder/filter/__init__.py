@@ -13,8 +13,7 @@ that needs the whole log overrides ``prepare(reader)``, called before a scan.
 from __future__ import annotations
 
 from krec.recorder.errors import FilterError
-
-from .operators import (
+from krec.recorder.filter.operators import (
     Channel,
     Event,
     Msg,
@@ -26,10 +25,10 @@ from .operators import (
     Type,
     parse_duration,
 )
-from .parser import parse
-from .scan import Filter
-from .text import Regex, Text, message_text
-from .tree import (
+from krec.recorder.filter.parser import parse
+from krec.recorder.filter.scan import Filter
+from krec.recorder.filter.text import Regex, Text, message_text
+from krec.recorder.filter.tree import (
     All,
     And,
     Fields,

@@ -15,7 +15,7 @@ import sys
 
 
 def main() -> None:
-    from .scan import scan_part
+    from krec.recorder.filter.scan import scan_part
 
     path, lo, offsets, end, tree = pickle.loads(sys.stdin.buffer.read())
     local: array.array[int] = array.array("Q")

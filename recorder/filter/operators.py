@@ -13,9 +13,8 @@ import fnmatch
 import re
 from typing import TYPE_CHECKING, Any, ClassVar
 
+from krec.recorder.filter.tree import Fields, Needle, Node, Operator, Predicate, frame_bytes
 from krec.recorder.logfile import CHANNELS, SOURCES, UNREADABLE, peek_field
-
-from .tree import Fields, Needle, Node, Operator, Predicate, frame_bytes
 
 if TYPE_CHECKING:
     from krec.recorder.logfile import LogReader

@@ -21,10 +21,9 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 from krec.recorder.errors import FilterError
-
-from .operators import Time, parse_duration
-from .text import Text
-from .tree import (
+from krec.recorder.filter.operators import Time, parse_duration
+from krec.recorder.filter.text import Text
+from krec.recorder.filter.tree import (
     KEYWORDS,
     OPERATOR_NAME,
     TIME_PREFIX,

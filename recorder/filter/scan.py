@@ -24,7 +24,7 @@ from typing import TYPE_CHECKING, Any
 
 import msgpack
 
-from .tree import RAW_FIELDS, STR_FIELDS, All, Needle, Node, Predicate
+from krec.recorder.filter.tree import RAW_FIELDS, STR_FIELDS, All, Needle, Node, Predicate
 
 if TYPE_CHECKING:
     from krec.recorder.logfile import LogReader, Record

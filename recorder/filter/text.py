@@ -14,7 +14,15 @@ import json
 import re
 from typing import Any, ClassVar
 
-from .tree import Fields, Needle, Node, Operator, Predicate, frame_bytes, word_text
+from krec.recorder.filter.tree import (
+    Fields,
+    Needle,
+    Node,
+    Operator,
+    Predicate,
+    frame_bytes,
+    word_text,
+)
 
 _TEXT_KEYS = ("code", "text", "ename", "evalue", "prompt", "value")
 

@@ -14,7 +14,8 @@ from pathlib import Path
 import pytest
 from conftest import KREC
 
-from krec.recorder import show, stats
+from krec.recorder import stats
+from krec.recorder.cli import show
 from krec.recorder.filter import scan
 from krec.recorder.logfile import LogReader, loads_json
 

@@ -8,7 +8,7 @@ from pathlib import Path
 
 import zmq
 
-from krec.recorder.capture import CaptureThread
+from krec.recorder.capture.thread import CaptureThread
 from krec.recorder.logfile import LogReader, LogWriter, make_header
 from krec.recorder.wire import DELIM, Signer
 

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import io
 
-from krec.recorder.cliutil import Progress
+from krec.recorder.cli.util import Progress
 
 
 class Terminal(io.StringIO):

@@ -9,8 +9,8 @@ import pytest
 from conftest import run_krec
 from factories import LogBuilder, display, error, stream
 
-from krec.recorder.export import REDACTED
-from krec.recorder.notebook import fix_console
+from krec.recorder.cli.export import REDACTED
+from krec.recorder.export.notebook import fix_console
 
 
 def _notebook(path) -> nbformat.NotebookNode:

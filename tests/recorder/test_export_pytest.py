@@ -13,7 +13,7 @@ from conftest import run_krec
 from factories import LogBuilder, stream
 from sessions import execute
 
-from krec.recorder.regression import pytest_module
+from krec.recorder.export.pytest import pytest_module
 
 pytestmark = pytest.mark.timeout(240)
 

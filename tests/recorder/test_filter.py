@@ -32,8 +32,8 @@ from krec.recorder.filter import (
     tree,
 )
 from krec.recorder.filter import scan as scan_module
+from krec.recorder.log.oneline import short_id
 from krec.recorder.logfile import LogReader, Record
-from krec.recorder.summary import short_id
 
 ROOT = Path(__file__).resolve().parent.parent.parent
 DOCS = ROOT / "docs" / "filter.md"

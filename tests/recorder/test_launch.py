@@ -11,8 +11,8 @@ import pytest
 from conftest import run_krec
 from jupyter_client import KernelManager
 
+from krec.recorder.capture.manager import RecordingKernelManager
 from krec.recorder.logfile import LogReader
-from krec.recorder.manager import RecordingKernelManager
 
 pytestmark = pytest.mark.timeout(240)
 

@@ -341,8 +341,8 @@ def test_random_access_matches_streaming_on_a_real_session(rich_log):
 
 def test_an_upgrade_chain_reads_older_logs(monkeypatch):
     """What version 3 will do: v1 headers and records pass through every upgrade function."""
-    from krec.recorder import compat
     from krec.recorder.filter import compile_filter
+    from krec.recorder.log import compat
 
     def header_to_v3(header: dict) -> dict:
         return {**header, "version": 3, "clock": "wall"}

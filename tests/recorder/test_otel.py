@@ -212,9 +212,9 @@ def test_provisioner_exports_spans_with_the_kernel_id(
 ):
     from jupyter_client import KernelManager
 
+    from krec.recorder.capture.provisioner import provisioner_spec
+    from krec.recorder.export.otlp import OtlpSettings
     from krec.recorder.kernelspec import find_spec
-    from krec.recorder.otlp import OtlpSettings
-    from krec.recorder.provisioner import provisioner_spec
 
     with Receiver() as rx:
         folder = tmp_path / "jupyter" / "kernels" / "py-krec"

@@ -9,9 +9,9 @@ import pytest
 from conftest import run_krec
 from factories import LogBuilder, error, log_header, stream
 
+from krec.recorder.capture.otel import SpanBuilder, parse_traceparent
+from krec.recorder.export.otlp import OtlpSettings, spans_of_log, traces_endpoint
 from krec.recorder.logfile import LogReader
-from krec.recorder.otel import SpanBuilder, parse_traceparent
-from krec.recorder.otlp import OtlpSettings, spans_of_log, traces_endpoint
 
 TRACE = "4bf92f3577b34da6a3ce929d0e0e4736"
 PARENT = "00f067aa0ba902b7"
@@ -169,8 +169,8 @@ def test_otlp_urls_and_option_errors(tmp_path: Path):
 
 
 def test_install_and_provisioner_specs_carry_otlp(tmp_path: Path):
+    from krec.recorder.capture.provisioner import provisioner_spec
     from krec.recorder.kernelspec import find_spec
-    from krec.recorder.provisioner import provisioner_spec
 
     proc = run_krec(
         "install", "--prefix", str(tmp_path), "--log-dir", str(tmp_path / "logs"),

@@ -14,7 +14,7 @@ from conftest import run_krec
 from rawclient import RawClient
 
 from krec.recorder.logfile import LogReader
-from krec.recorder.replay import replay
+from krec.recorder.replay.replayer import replay
 
 pytestmark = pytest.mark.timeout(240)
 

@@ -18,9 +18,9 @@ from remote_provisioner import NAME as REMOTE
 from remote_provisioner import REMOTE_IP, register
 from sessions import execute
 
+from krec.recorder.capture.provisioner import ProvisionerError, provisioner_spec
 from krec.recorder.kernelspec import find_spec
 from krec.recorder.logfile import LogReader
-from krec.recorder.provisioner import ProvisionerError, provisioner_spec
 
 pytestmark = pytest.mark.timeout(240)
 

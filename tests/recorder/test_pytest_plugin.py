@@ -9,9 +9,9 @@ from pathlib import Path
 import pytest
 from factories import log_header
 
-from krec.recorder.kernelrun import LOG_NAME_ENV, new_log
+from krec.recorder.capture.kernel import LOG_NAME_ENV, new_log
+from krec.recorder.capture.pytest_plugin import log_stem
 from krec.recorder.logfile import LogReader
-from krec.recorder.pytest_plugin import log_stem
 
 pytest_plugins = ["pytester"]
 pytestmark = pytest.mark.timeout(240)

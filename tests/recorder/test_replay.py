@@ -11,10 +11,10 @@ import pytest
 from conftest import ready_after_restart, run_krec, wait_for
 from sessions import execute, interrupted_sleep
 
-from krec.recorder.diff import compare
-from krec.recorder.exchange import load_session
+from krec.recorder.log.exchange import load_session
 from krec.recorder.logfile import LogReader, LogWriter
-from krec.recorder.replay import plan, replay
+from krec.recorder.replay.diff import compare
+from krec.recorder.replay.replayer import plan, replay
 
 pytestmark = pytest.mark.timeout(240)
 

@@ -18,11 +18,11 @@ from typing import Any
 import pytest
 from conftest import KREC, ROOT, run_krec
 
-from krec.recorder import replay as replay_module
-from krec.recorder.exchange import load_session
+from krec.recorder.log.exchange import load_session
 from krec.recorder.logfile import LogReader
-from krec.recorder.normalize import Normalizer
-from krec.recorder.replay import hung_bound, plan, replay
+from krec.recorder.replay import replayer as replay_module
+from krec.recorder.replay.normalize import Normalizer
+from krec.recorder.replay.replayer import hung_bound, plan, replay
 
 pytestmark = pytest.mark.timeout(600)
 

@@ -12,9 +12,9 @@ import pytest
 from conftest import run_krec
 from factories import LogBuilder, log_header, stream
 
+from krec.recorder.log.seal import SEAL_EVENT, SealKeyError, load_key, verify_log
+from krec.recorder.log.storage import segment_name
 from krec.recorder.logfile import LogReader, LogWriter
-from krec.recorder.seal import SEAL_EVENT, SealKeyError, load_key, verify_log
-from krec.recorder.storage import segment_name
 
 GOLDEN = Path(__file__).resolve().parent.parent / "golden"
 KEY = b"0123456789abcdef0123456789abcdef"

@@ -28,12 +28,12 @@ from rawclient import RawClient
 from sessions import drive_rich_session, execute
 from terminal import Pty
 
+from krec.recorder.cli.serve import spec_name
 from krec.recorder.connect import CHANNELS, free_ports
-from krec.recorder.diff import compare_sessions
-from krec.recorder.exchange import Session, load_session
+from krec.recorder.log.exchange import Session, load_session
 from krec.recorder.logfile import LogReader, Record
-from krec.recorder.match import LOOSE, NORMAL, STRICT, Matcher, normalize_code
-from krec.recorder.servecli import spec_name
+from krec.recorder.replay.diff import compare_sessions
+from krec.recorder.serve.match import LOOSE, NORMAL, STRICT, Matcher, normalize_code
 
 # -- helpers ----------------------------------------------------------------------------
 

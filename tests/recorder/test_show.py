@@ -11,8 +11,8 @@ import pytest
 from conftest import KREC, run_krec, wait_for
 from factories import LogBuilder, stream, synthetic_log
 
+from krec.recorder.log.oneline import short_id
 from krec.recorder.logfile import LogReader
-from krec.recorder.summary import short_id
 
 
 @pytest.fixture(scope="module")

@@ -9,8 +9,7 @@ import pytest
 from factories import LogBuilder
 from s3server import Bucket
 
-from krec.recorder.logfile import LogReader
-from krec.recorder.storage import (
+from krec.recorder.log.storage import (
     StorageError,
     is_url,
     local_log,
@@ -18,6 +17,7 @@ from krec.recorder.storage import (
     redact_url,
     segment_name,
 )
+from krec.recorder.logfile import LogReader
 
 
 def _a_log(path: Path) -> bytes:

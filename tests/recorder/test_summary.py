@@ -4,8 +4,7 @@ from __future__ import annotations
 
 from factories import LogBuilder, error, stream
 
-from krec.recorder.logfile import LogReader
-from krec.recorder.summary import (
+from krec.recorder.log.oneline import (
     one_line,
     short_id,
     summarize,
@@ -13,6 +12,7 @@ from krec.recorder.summary import (
     summarize_message,
     tone,
 )
+from krec.recorder.logfile import LogReader
 
 
 def test_one_line_marks_newlines_and_cuts() -> None:

@@ -15,8 +15,8 @@ from conftest import Recorder, run_krec
 from s3server import CREDENTIALS, Bucket
 from sessions import execute
 
+from krec.recorder.log.storage import local_log
 from krec.recorder.logfile import LogReader, complete_length
-from krec.recorder.storage import local_log
 
 pytestmark = pytest.mark.timeout(240)
 
@@ -268,8 +268,8 @@ def test_krec_provisioner_delivers_its_logs_to_a_bucket(
 
     from jupyter_client.manager import KernelManager
 
+    from krec.recorder.capture.provisioner import provisioner_spec
     from krec.recorder.kernelspec import find_spec
-    from krec.recorder.provisioner import provisioner_spec
 
     folder = tmp_path / "jupyter" / "kernels" / "py-krec"
     folder.mkdir(parents=True)
@@ -301,8 +301,13 @@ def test_krec_provisioner_delivers_its_logs_to_a_bucket(
 def test_a_log_left_for_a_restart_is_not_taken_for_a_leftover_until_it_is_stale(
     tmp_path: Path, s3_bucket: Bucket, spool: Path
 ) -> None:
+    from krec.recorder.capture.upload import (
+        MANIFEST,
+        RESTART_GRACE,
+        open_log_file,
+        upload_leftovers,
+    )
     from krec.recorder.logfile import make_header
-    from krec.recorder.upload import MANIFEST, RESTART_GRACE, open_log_file, upload_leftovers
 
     url = f"{s3_bucket.url}/restarting/session.krec"
     log = open_log_file(url, make_header(kernel={"name": "python3"}))

@@ -18,11 +18,11 @@ from textual.widgets import Static
 from krec.recorder.logfile import LogReader
 from krec.viewer import app as app_module
 from krec.viewer.app import KrecViewer
+from krec.viewer.exchanges import ThreadIndex
 from krec.viewer.screens.help import HelpScreen
 from krec.viewer.screens.main import MainScreen
 from krec.viewer.screens.threads import ThreadScreen
 from krec.viewer.screens.timeline import TimelineScreen
-from krec.viewer.threads import ThreadIndex
 from krec.viewer.widgets.detail_view import JsonTree
 
 Body = Callable[[KrecViewer, Pilot], Awaitable[None]]

@@ -6,8 +6,8 @@ from pathlib import Path
 
 import pytest
 
+from krec.recorder.log.oneline import short_id
 from krec.recorder.logfile import LogReader, LogWriter
-from krec.recorder.summary import short_id
 from krec.viewer.model import (
     LogModel,
     format_duration,

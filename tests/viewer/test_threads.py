@@ -5,8 +5,8 @@ from __future__ import annotations
 from pathlib import Path
 
 from krec.recorder.logfile import LogReader
+from krec.viewer.exchanges import ERROR, OK, ThreadIndex, json_value
 from krec.viewer.model import LogModel
-from krec.viewer.threads import ERROR, OK, ThreadIndex, json_value
 
 
 def build(path: Path, split: int | None = None) -> tuple[LogReader, ThreadIndex]:

@@ -16,15 +16,15 @@ from textual.binding import Binding, BindingType
 from textual.screen import Screen
 from textual.widgets import Static
 
-from ..detail import describe
-from ..messages import RecordChosen, RecordHighlighted
-from ..model import LogModel
-from ..widgets.detail_view import DetailView
-from ..widgets.keybar import KeyBar
-from ..widgets.records import RecordRows
+from krec.viewer.detail import describe
+from krec.viewer.messages import RecordChosen, RecordHighlighted
+from krec.viewer.model import LogModel
+from krec.viewer.widgets.detail_view import DetailView
+from krec.viewer.widgets.keybar import KeyBar
+from krec.viewer.widgets.records import RecordRows
 
 if TYPE_CHECKING:
-    from ..app import KrecViewer
+    from krec.viewer.app import KrecViewer
 
 
 class RecordScreen(Screen[None]):

@@ -16,13 +16,12 @@ from textual.binding import Binding, BindingType
 from textual.widgets import Static
 
 from krec.recorder.errors import FilterError
-
-from ..messages import FilterDone, FilterProgress, FilterSubmitted, GotoSubmitted
-from ..model import LogModel, parse_time
-from ..widgets.bars import FilterBar, GotoBar
-from ..widgets.keybar import KeyBar
-from ..widgets.records import MessageList, header_text
-from .base import RecordScreen
+from krec.viewer.messages import FilterDone, FilterProgress, FilterSubmitted, GotoSubmitted
+from krec.viewer.model import LogModel, parse_time
+from krec.viewer.screens.base import RecordScreen
+from krec.viewer.widgets.bars import FilterBar, GotoBar
+from krec.viewer.widgets.keybar import KeyBar
+from krec.viewer.widgets.records import MessageList, header_text
 
 KEYS = [
     ("⏎", "Detail", ""),

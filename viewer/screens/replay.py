@@ -1,7 +1,7 @@
 """ReplayScreen (``r``): replay the log against a fresh kernel, then show the divergences.
 
 Replaying runs the recorded code again, so it starts only when asked (Enter).
-The app runs it in a worker (krec.recorder.replay) with progress; it goes on
+The app runs it in a worker (krec.recorder.replay.replayer) with progress; it goes on
 if you leave this screen. The report lists every request pair; the panes below
 show the recorded and the replayed output of the request under the cursor side
 by side, the lines that differ coloured. Enter jumps to the recorded message.
@@ -21,13 +21,13 @@ from textual.containers import Horizontal, VerticalScroll
 from textual.screen import Screen
 from textual.widgets import ProgressBar, Static
 
-from ..messages import DivergenceHighlighted, RecordChosen
-from ..model import LogModel
-from ..widgets.keybar import KeyBar
-from ..widgets.report_list import ReportList
+from krec.viewer.messages import DivergenceHighlighted, RecordChosen
+from krec.viewer.model import LogModel
+from krec.viewer.widgets.keybar import KeyBar
+from krec.viewer.widgets.report_list import ReportList
 
 if TYPE_CHECKING:
-    from ..app import KrecViewer
+    from krec.viewer.app import KrecViewer
 
 
 KEYS = [

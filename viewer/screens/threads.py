@@ -13,12 +13,12 @@ from textual.app import ComposeResult
 from textual.binding import Binding, BindingType
 from textual.widgets import Static
 
-from ..model import LogModel
-from ..threads import ThreadIndex
-from ..widgets.keybar import KeyBar
-from ..widgets.records import header_text
-from ..widgets.thread_list import ThreadList
-from .base import RecordScreen
+from krec.viewer.exchanges import ThreadIndex
+from krec.viewer.model import LogModel
+from krec.viewer.screens.base import RecordScreen
+from krec.viewer.widgets.keybar import KeyBar
+from krec.viewer.widgets.records import header_text
+from krec.viewer.widgets.thread_list import ThreadList
 
 KEYS = [
     ("⏎", "Detail", ""),

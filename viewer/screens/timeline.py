@@ -13,11 +13,11 @@ from textual.binding import Binding, BindingType
 from textual.screen import Screen
 from textual.widgets import Static
 
-from ..messages import RequestChosen, TimelineWindow
-from ..model import LogModel, format_duration, format_rel
-from ..threads import ThreadIndex
-from ..widgets.keybar import KeyBar
-from ..widgets.timeline import W_LABEL, Timeline
+from krec.viewer.exchanges import ThreadIndex
+from krec.viewer.messages import RequestChosen, TimelineWindow
+from krec.viewer.model import LogModel, format_duration, format_rel
+from krec.viewer.widgets.keybar import KeyBar
+from krec.viewer.widgets.timeline import W_LABEL, Timeline
 
 #: seconds between updates of the timeline while the log grows
 UPDATE_EVERY = 1.0
@@ -121,7 +121,7 @@ class TimelineScreen(Screen[None]):
             self.status_changed()
 
     def on_request_chosen(self, message: RequestChosen) -> None:
-        from .threads import ThreadScreen
+        from krec.viewer.screens.threads import ThreadScreen
 
         self.app.push_screen(
             ThreadScreen(self.model, self.threads, self.threads.requests[message.request])

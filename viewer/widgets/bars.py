@@ -13,7 +13,7 @@ from textual.binding import Binding, BindingType
 from textual.containers import Vertical
 from textual.widgets import Input, Static
 
-from ..messages import FilterSubmitted, GotoSubmitted
+from krec.viewer.messages import FilterSubmitted, GotoSubmitted
 
 FILTER_HINT = "type:execute_request  ch:iopub  from:kernel  status:error  words  not/and/or  ( )"
 

@@ -20,7 +20,7 @@ from textual.containers import Horizontal, VerticalScroll
 from textual.widgets import Static, Tree
 from textual.widgets.tree import TreeNode
 
-from ..detail import Detail
+from krec.viewer.detail import Detail
 
 MAX_TEXT = 20_000
 MAX_CHILDREN = 100

@@ -16,9 +16,9 @@ from typing import Any
 from rich.text import Text
 from textual.message import Message
 
-from ..messages import RecordChosen, RecordHighlighted
-from ..model import LogModel, Row, format_rel
-from .rowlist import Piece, RowList
+from krec.viewer.messages import RecordChosen, RecordHighlighted
+from krec.viewer.model import LogModel, Row, format_rel
+from krec.viewer.widgets.rowlist import Piece, RowList
 
 ARROWS = {"client": "→", "kernel": "←", "krec": "•"}
 #: column widths: record number, time, channel, arrow, msg_type, parent

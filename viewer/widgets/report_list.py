@@ -13,16 +13,15 @@ from typing import Any
 
 from textual.message import Message
 
-from krec.recorder.summary import one_line
-
-from ..messages import DivergenceHighlighted, RecordChosen
-from .rowlist import Piece, RowList
+from krec.recorder.log.oneline import one_line
+from krec.viewer.messages import DivergenceHighlighted, RecordChosen
+from krec.viewer.widgets.rowlist import Piece, RowList
 
 MARKS = {"same": "✓", "diverged": "✗", "missing": "−", "extra": "+"}
 
 
 class ReportList(RowList):
-    """The report's rows; ``report`` is a krec.recorder.diff.Report."""
+    """The report's rows; ``report`` is a krec.recorder.replay.diff.Report."""
 
     COMPONENT_CLASSES = RowList.COMPONENT_CLASSES | {
         "report--same",

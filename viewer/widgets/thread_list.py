@@ -13,11 +13,11 @@ from typing import Any
 from textual.binding import Binding, BindingType
 from textual.message import Message
 
-from ..messages import RecordChosen, RecordHighlighted
-from ..model import LogModel, format_duration_short
-from ..threads import ABORTED, ERROR, OK, ThreadIndex
-from .records import RecordRows
-from .rowlist import Piece
+from krec.viewer.exchanges import ABORTED, ERROR, OK, ThreadIndex
+from krec.viewer.messages import RecordChosen, RecordHighlighted
+from krec.viewer.model import LogModel, format_duration_short
+from krec.viewer.widgets.records import RecordRows
+from krec.viewer.widgets.rowlist import Piece
 
 STATUS_MARKS = {OK: "✓", ERROR: "✗", ABORTED: "⊘"}
 

@@ -15,12 +15,11 @@ from textual.geometry import Region
 from textual.message import Message
 from textual.strip import Strip
 
-from krec.recorder.summary import one_line
-
-from ..messages import RecordHighlighted, RequestChosen, TimelineWindow
-from ..model import LogModel, format_duration, format_rel
-from ..threads import ABORTED, ERROR, ThreadIndex
-from .rowlist import Piece, RowList
+from krec.recorder.log.oneline import one_line
+from krec.viewer.exchanges import ABORTED, ERROR, ThreadIndex
+from krec.viewer.messages import RecordHighlighted, RequestChosen, TimelineWindow
+from krec.viewer.model import LogModel, format_duration, format_rel
+from krec.viewer.widgets.rowlist import Piece, RowList
 
 W_LABEL = 7 + 1 + 10 + 1 + 18 + 1 + 26 + 1 + 9 + 1
 
