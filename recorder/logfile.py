@@ -29,8 +29,8 @@ import msgpack
 import orjson
 
 from krec.recorder import __version__
-from krec.recorder.log import audit, seal
 from krec.recorder.errors import KrecError, LogFormatError
+from krec.recorder.log import audit, seal
 from krec.recorder.log.compat import (
     CURRENT_VERSION,
     FORMAT_NAME,
