@@ -23,18 +23,18 @@ from textual.worker import get_current_worker
 
 from krec.recorder.errors import FilterError, KrecError
 from krec.recorder.logfile import LogReader
-from krec.viewer.exchanges import ThreadIndex
+from krec.viewer.exchanges import ExchangeIndex
 from krec.viewer.messages import (
     ChecksDone,
     ChecksProgress,
+    ExchangesProgress,
+    ExchangesReady,
     FilterDone,
     FilterProgress,
     FilterSubmitted,
     IndexGrew,
     ReplayFinished,
     ReplayProgress,
-    ThreadsProgress,
-    ThreadsReady,
 )
 from krec.viewer.model import LogModel
 
@@ -106,7 +106,7 @@ class KrecViewer(App[None]):
         self.model = LogModel(reader)
         self.follow_on_start = follow
         self.initial_filter = filter_text
-        self.threads: ThreadIndex | None = None
+        self.threads: ExchangeIndex | None = None
         self.filter: FilterState | None = None
         self._filter_generation = 0
         self._threading = False
@@ -177,7 +177,7 @@ class KrecViewer(App[None]):
         if flt is not None and not flt.running and flt.scanned < len(self.model):
             self._start_scan(flt)
         if self.threads is None and message.complete and len(self.model) <= THREADS_AUTO_LIMIT:
-            self.threads = ThreadIndex()  # small enough to thread now: t, l and p are instant
+            self.threads = ExchangeIndex()  # small enough to thread now: t, l and p are instant
         if self.threads is not None and not self._threading:
             self._start_threading()
 
@@ -259,7 +259,7 @@ class KrecViewer(App[None]):
         n = len(self.model)
         target = n if upto is None else min(n, upto + THREAD_MARGIN)
         if self.threads is None:
-            self.threads = ThreadIndex()
+            self.threads = ExchangeIndex()
         if self.threads.done >= target and (upto is not None or not self._threading):
             then()
             return
@@ -294,10 +294,10 @@ class KrecViewer(App[None]):
                 break
             stop = min(total, threads.done + THREAD_STEP)
             threads.update(model.iter_packed(threads.done, stop))
-            self.post_message(ThreadsProgress(threads.done, total))
-        self.post_message(ThreadsReady(len(threads)))
+            self.post_message(ExchangesProgress(threads.done, total))
+        self.post_message(ExchangesReady(len(threads)))
 
-    def on_threads_progress(self, message: ThreadsProgress) -> None:
+    def on_exchanges_progress(self, message: ExchangesProgress) -> None:
         self._activity("threads", f"threading {100 * message.done // max(message.total, 1)}%")
         self._threads_reached(everything=False)
         self._tell_screens("threads_grew")
@@ -309,7 +309,7 @@ class KrecViewer(App[None]):
             self.activity.pop(name, None)
         self._tell_screens("status_changed")
 
-    def on_threads_ready(self, message: ThreadsReady) -> None:
+    def on_exchanges_ready(self, message: ExchangesReady) -> None:
         self._threading = False
         self._activity("threads", "")
         assert self.threads is not None

@@ -27,12 +27,12 @@ _STATUS_CODES = {b"ok": OK, b"error": ERROR, b"aborted": ABORTED}
 
 
 def _locked(
-    method: Callable[Concatenate[ThreadIndex, _P], _R],
-) -> Callable[Concatenate[ThreadIndex, _P], _R]:
+    method: Callable[Concatenate[ExchangeIndex, _P], _R],
+) -> Callable[Concatenate[ExchangeIndex, _P], _R]:
     """Run a reader method under the index's lock (a worker may be updating it)."""
 
     @functools.wraps(method)
-    def locked(self: ThreadIndex, *args: _P.args, **kwargs: _P.kwargs) -> _R:
+    def locked(self: ExchangeIndex, *args: _P.args, **kwargs: _P.kwargs) -> _R:
         with self.lock:
             return method(self, *args, **kwargs)
 
@@ -62,7 +62,7 @@ def json_value(frame: bytes, key: bytes) -> bytes:
     return frame[start + 1 : end] if end > 0 else b""
 
 
-class ThreadIndex:
+class ExchangeIndex:
     """Which request every record belongs to, the members of each request, and timings.
 
     Request ``r`` (numbered in log order) is record ``requests[r]``; ``owner[i]`` is

@@ -101,7 +101,7 @@ class FilterDone(Message):
 
 
 @dataclass
-class ThreadsProgress(Message):
+class ExchangesProgress(Message):
     """Threading has gone through ``done`` of ``total`` records."""
 
     done: int
@@ -109,7 +109,7 @@ class ThreadsProgress(Message):
 
 
 @dataclass
-class ThreadsReady(Message):
+class ExchangesReady(Message):
     """The thread index covers every record indexed so far."""
 
     count: int

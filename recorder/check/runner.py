@@ -32,7 +32,7 @@ FAMILY_MODULES = (
     "stdin",
     "comms",
     "display",
-    "errors",
+    "error_replies",
     "timing",
     "logrules",
 )

@@ -18,7 +18,7 @@ from textual.widgets import Static
 from krec.recorder.logfile import LogReader
 from krec.viewer import app as app_module
 from krec.viewer.app import KrecViewer
-from krec.viewer.exchanges import ThreadIndex
+from krec.viewer.exchanges import ExchangeIndex
 from krec.viewer.screens.help import HelpScreen
 from krec.viewer.screens.main import MainScreen
 from krec.viewer.screens.threads import ThreadScreen
@@ -345,17 +345,17 @@ def test_thread_view_opens_before_threading_ends(
     monkeypatch.setattr(app_module, "THREADS_AUTO_LIMIT", 0)
     monkeypatch.setattr(app_module, "THREAD_STEP", 4)
     monkeypatch.setattr(app_module, "THREAD_MARGIN", 6)
-    update = ThreadIndex.update
+    update = ExchangeIndex.update
     opened = threading.Event()
 
-    def paced(self: ThreadIndex, *args: Any, **kw: Any) -> None:
+    def paced(self: ExchangeIndex, *args: Any, **kw: Any) -> None:
         # threading stops past what the view needs (cursor 9 + margin 6) until the view has
         # opened: it opens before threading ends however the threads are scheduled
         if self.done >= 16:
             opened.wait(60)
         update(self, *args, **kw)
 
-    monkeypatch.setattr(ThreadIndex, "update", paced)
+    monkeypatch.setattr(ExchangeIndex, "update", paced)
 
     async def body(app: KrecViewer, pilot: Pilot) -> None:
         assert app.threads is None

@@ -13,7 +13,7 @@ from textual.app import ComposeResult
 from textual.binding import Binding, BindingType
 from textual.widgets import Static
 
-from krec.viewer.exchanges import ThreadIndex
+from krec.viewer.exchanges import ExchangeIndex
 from krec.viewer.model import LogModel
 from krec.viewer.screens.base import RecordScreen
 from krec.viewer.widgets.keybar import KeyBar
@@ -37,7 +37,7 @@ class ThreadScreen(RecordScreen):
         Binding("escape,t", "back", "Back to list"),
     ]
 
-    def __init__(self, model: LogModel, threads: ThreadIndex, index: int | None) -> None:
+    def __init__(self, model: LogModel, threads: ExchangeIndex, index: int | None) -> None:
         super().__init__(model)
         self.threads = threads
         self.start_index = index

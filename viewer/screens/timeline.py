@@ -13,7 +13,7 @@ from textual.binding import Binding, BindingType
 from textual.screen import Screen
 from textual.widgets import Static
 
-from krec.viewer.exchanges import ThreadIndex
+from krec.viewer.exchanges import ExchangeIndex
 from krec.viewer.messages import RequestChosen, TimelineWindow
 from krec.viewer.model import LogModel, format_duration, format_rel
 from krec.viewer.widgets.keybar import KeyBar
@@ -38,7 +38,7 @@ class TimelineScreen(Screen[None]):
         Binding("escape,l", "back", "Back to list"),
     ]
 
-    def __init__(self, model: LogModel, threads: ThreadIndex) -> None:
+    def __init__(self, model: LogModel, threads: ExchangeIndex) -> None:
         super().__init__()
         self.model = model
         self.threads = threads

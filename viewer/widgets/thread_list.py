@@ -1,6 +1,6 @@
 """ThreadList: every request followed by the records it caused, like a cell and its outputs.
 
-A virtual list over the ThreadIndex's flattened rows: a request row (with its
+A virtual list over the ExchangeIndex's flattened rows: a request row (with its
 reply status and duration in the parent column) then its replies, iopub output
 and stdin exchange, indented. ``[`` and ``]`` move between requests.
 """
@@ -13,7 +13,7 @@ from typing import Any
 from textual.binding import Binding, BindingType
 from textual.message import Message
 
-from krec.viewer.exchanges import ABORTED, ERROR, OK, ThreadIndex
+from krec.viewer.exchanges import ABORTED, ERROR, OK, ExchangeIndex
 from krec.viewer.messages import RecordChosen, RecordHighlighted
 from krec.viewer.model import LogModel, format_duration_short
 from krec.viewer.widgets.records import RecordRows
@@ -33,7 +33,7 @@ class ThreadList(RecordRows):
     def __init__(
         self,
         model: LogModel,
-        threads: ThreadIndex,
+        threads: ExchangeIndex,
         findings: Mapping[int, Sequence[Any]] | None = None,
         *,
         id: str | None = None,

@@ -16,7 +16,7 @@ from textual.message import Message
 from textual.strip import Strip
 
 from krec.recorder.log.oneline import one_line
-from krec.viewer.exchanges import ABORTED, ERROR, ThreadIndex
+from krec.viewer.exchanges import ABORTED, ERROR, ExchangeIndex
 from krec.viewer.messages import RecordHighlighted, RequestChosen, TimelineWindow
 from krec.viewer.model import LogModel, format_duration, format_rel
 from krec.viewer.widgets.rowlist import Piece, RowList
@@ -40,7 +40,7 @@ class Timeline(RowList):
         "timeline--error",
     }
 
-    def __init__(self, model: LogModel, threads: ThreadIndex, *, id: str | None = None) -> None:
+    def __init__(self, model: LogModel, threads: ExchangeIndex, *, id: str | None = None) -> None:
         super().__init__(id=id)
         self.model = model
         self.threads = threads

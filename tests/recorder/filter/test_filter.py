@@ -35,7 +35,7 @@ from krec.recorder.filter import scan as scan_module
 from krec.recorder.log.oneline import short_id
 from krec.recorder.logfile import LogReader, Record
 
-ROOT = Path(__file__).resolve().parent.parent.parent
+ROOT = Path(__file__).resolve().parents[3]
 DOCS = ROOT / "docs" / "filter.md"
 _TMP_OK = [HealthCheck.function_scoped_fixture, HealthCheck.too_slow]
 

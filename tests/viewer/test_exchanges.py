@@ -1,18 +1,18 @@
-"""ThreadIndex: which request each record answers, the flattened thread rows, and timings."""
+"""ExchangeIndex: which request each record answers, the flattened thread rows, and timings."""
 
 from __future__ import annotations
 
 from pathlib import Path
 
 from krec.recorder.logfile import LogReader
-from krec.viewer.exchanges import ERROR, OK, ThreadIndex, json_value
+from krec.viewer.exchanges import ERROR, OK, ExchangeIndex, json_value
 from krec.viewer.model import LogModel
 
 
-def build(path: Path, split: int | None = None) -> tuple[LogReader, ThreadIndex]:
+def build(path: Path, split: int | None = None) -> tuple[LogReader, ExchangeIndex]:
     reader = LogReader(path)
     model = LogModel(reader)
-    threads = ThreadIndex()
+    threads = ExchangeIndex()
     if split is None:
         threads.update(model.iter_packed(0, len(reader)))
     else:
