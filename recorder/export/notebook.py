@@ -66,6 +66,8 @@ class _Cell:
             self.clear_pending = False
 
     def finish(self) -> dict[str, Any]:
+        # a prompt nobody answered leaves no stdin output
+        self.outputs[:] = [o for o in self.outputs if o.get("text", "") is not None]
         for output in self.streams:
             output["text"] = fix_console(output["text"])
         return self.cell
@@ -100,7 +102,10 @@ class NotebookBuilder:
         self.cells: list[_Cell] = []
         self._by_request: dict[str, _Cell] = {}
         self._displays: dict[str, list[dict[str, Any]]] = {}
-        self._input: tuple[_Cell, bool] | None = None
+        #: the open prompt: its cell, whether it asked for a password, and the stdin output
+        #: that will hold the answer, placed where the prompt was (the input_reply and the
+        #: output it causes travel on different sockets and may be captured in either order)
+        self._input: tuple[_Cell, bool, dict[str, Any]] | None = None
         self.language_info: dict[str, Any] | None = None
 
     def feed(self, record: Record, wanted: bool = True) -> None:
@@ -130,7 +135,9 @@ class NotebookBuilder:
             return
         content = record.content
         if mt == "input_request":
-            self._input = (cell, bool(content.get("password")))
+            answer: dict[str, Any] = {"output_type": "stream", "name": "stdin", "text": None}
+            cell.add(answer)
+            self._input = (cell, bool(content.get("password")), answer)
         elif mt in ("execute_input", "execute_reply"):
             count = content.get("execution_count")
             if isinstance(count, int) and cell.cell["execution_count"] is None:
@@ -141,11 +148,11 @@ class NotebookBuilder:
     def _answer(self, content: dict[str, Any]) -> None:
         if self._input is None:
             return
-        cell, password = self._input
+        _cell, password, answer = self._input
         self._input = None
         value = content.get("value")
         text = _PASSWORD_ECHO if password else (value if isinstance(value, str) else "")
-        cell.add({"output_type": "stream", "name": "stdin", "text": text + "\n"})
+        answer["text"] = text + "\n"
 
     def _output(self, cell: _Cell, mt: str, content: dict[str, Any]) -> None:
         if mt == "stream":

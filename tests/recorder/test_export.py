@@ -117,6 +117,29 @@ def test_notebook_output_rules(tmp_path):
     assert [c.source for c in _notebook(picked).cells] == ["fail()"]
 
 
+def test_notebook_answer_sits_where_the_prompt_was(tmp_path):
+    # the input_reply (stdin socket) and the output it causes (iopub) are captured on
+    # different sockets: the log may hold the output first
+    with LogBuilder(tmp_path / "in.krec") as log:
+        req = log.message("execute_request", {"code": "name = input('name? ')"})
+        log.message("stream", {"name": "stdout", "text": "before\n"}, parent=req)
+        prompt = log.message("input_request", {"prompt": "name? ", "password": False}, parent=req)
+        log.message("stream", {"name": "stdout", "text": "hello Ada\n"}, parent=req)
+        log.message("input_reply", {"value": "Ada"}, parent=prompt)
+        log.message("execute_reply", {"status": "ok", "execution_count": 1}, parent=req)
+        again = log.message("execute_request", {"code": "input()"})
+        log.message("input_request", {"prompt": "", "password": False}, parent=again)
+        log.message("execute_reply", {"status": "ok", "execution_count": 2}, parent=again)
+    out = tmp_path / "in.ipynb"
+    result = run_krec("export", str(log.path), "--to", "ipynb", "-o", str(out))
+    assert result.returncode == 0, result.stderr
+    answered, unanswered = (c.outputs for c in _notebook(out).cells)
+    assert [(o.name, o.text) for o in answered] == [
+        ("stdout", "before\n"), ("stdin", "Ada\n"), ("stdout", "hello Ada\n"),
+    ]  # fmt: skip
+    assert unanswered == []  # a prompt nobody answered leaves no stdin output
+
+
 @pytest.mark.parametrize(
     ("text", "expected"),
     [
