@@ -31,7 +31,7 @@ def specs(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
     remote test provisioner registered for this process and its children."""
     dist = register(tmp_path / "dist")
     monkeypatch.syspath_prepend(str(dist))
-    paths = [str(dist), str(Path(__file__).parent.parent), os.environ.get("PYTHONPATH", "")]
+    paths = [str(dist), str(Path(__file__).parents[2]), os.environ.get("PYTHONPATH", "")]
     monkeypatch.setenv("PYTHONPATH", os.pathsep.join(p for p in paths if p))
     root = tmp_path / "jupyter"
     entry = find_spec("python3")
