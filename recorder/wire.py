@@ -172,17 +172,40 @@ def serialize(
     return [*ids, DELIM, signer.sign(parts), *parts, *buffers]
 
 
-_MSG_TYPE = re.compile(rb'(?<!\\)"msg_type"\s*:\s*"([^"\\]*)"')
-_MSG_ID = re.compile(rb'(?<!\\)"msg_id"\s*:\s*"([^"\\]*)"')
+_STR_VALUE = re.compile(rb'\s*:\s*(?:"([^"\\]*)"|null)')
 
 
-def peek_msg_type(header: bytes) -> str:
-    """The msg_type of a raw header frame without a full JSON parse ('' if absent)."""
-    m = _MSG_TYPE.search(header)
-    return m.group(1).decode("utf-8", "replace") if m else ""
+def peek_field(frame: bytes, key: bytes) -> str | None:
+    """The top-level string field ``key`` of a JSON object frame, without parsing all of it.
+
+    ``key`` is the quoted name (``b'"msg_type"'``). Jupyter headers are flat objects
+    of strings, so the first occurrence of the key is the field; anything unusual
+    (nested objects, an escape in the value, the key inside a string) falls back to
+    a full parse. None when the field is absent, null or not a string. The one JSON
+    peeker of krec: the log, the filter, the viewer and the capture thread all use it.
+    """
+    i = frame.find(key)
+    if i < 0:
+        return None
+    # one "{": no nested object can hold the key first; not \"key\" inside a string
+    if frame[i - 1] != 0x5C and frame.count(b"{") == 1:
+        m = _STR_VALUE.match(frame, i + len(key))
+        if m is not None:
+            value = m.group(1)
+            if value is None:
+                return None
+            try:
+                return value.decode()
+            except UnicodeDecodeError:
+                pass
+    try:
+        parsed = json.loads(frame)
+    except (ValueError, UnicodeDecodeError, RecursionError):
+        return None
+    value = parsed.get(key[1:-1].decode()) if isinstance(parsed, dict) else None
+    return value if isinstance(value, str) else None
 
 
 def peek_msg_id(header: bytes) -> str:
     """The msg_id of a raw header frame without a full JSON parse ('' if absent)."""
-    m = _MSG_ID.search(header)
-    return m.group(1).decode("utf-8", "replace") if m else ""
+    return peek_field(header, b'"msg_id"') or ""

@@ -1,8 +1,9 @@
-"""Threads: each client request with every record whose parent it is, and its timing.
+"""The viewer's index of exchanges: each client request with every record it owns, and timing.
 
 One pass over the raw records (no JSON parsing: msg_ids and types are peeked)
-assigns every record to the request it answers: replies, iopub output and
-status, stdin (an ``input_reply`` through its ``input_request``). Per record it
+assigns every record to the request that owns it by the one rule of
+recorder/log/owner.py: replies, iopub output and status, stdin (an ``input_reply``
+through its ``input_request``, or the prompt open on its client's stdin). Per record it
 keeps one int, per request a few, so a million-message log costs a few MB. The
 pass can be resumed, so a live log is threaded as it grows. No widget code.
 """
@@ -15,15 +16,20 @@ from array import array
 from bisect import bisect_right
 from collections import OrderedDict
 from collections.abc import Callable, Iterable, Iterator
-from typing import Any, Concatenate, ParamSpec, TypeVar
+from typing import Any, Concatenate, NamedTuple, ParamSpec, TypeVar
+
+from krec.recorder.log.owner import owner as owner_of
+from krec.recorder.wire import peek_field
 
 REQUEST_BYTES = (b"shell", b"control")
+_CHANNELS = {c.encode(): c for c in ("shell", "control", "stdin", "iopub")}
+_MSG_ID, _MSG_TYPE, _STATUS = b'"msg_id"', b'"msg_type"', b'"status"'
 _P = ParamSpec("_P")
 _R = TypeVar("_R")
 
 #: reply status codes kept per request
 UNKNOWN, OK, ERROR, ABORTED = 0, 1, 2, 3
-_STATUS_CODES = {b"ok": OK, b"error": ERROR, b"aborted": ABORTED}
+_STATUS_CODES = {"ok": OK, "error": ERROR, "aborted": ABORTED}
 
 
 def _locked(
@@ -44,22 +50,17 @@ def _frame(raw: dict[bytes, Any], name: bytes) -> bytes:
     return value if isinstance(value, bytes) else b""
 
 
-def json_value(frame: bytes, key: bytes) -> bytes:
-    """The string value of ``key`` (quoted, e.g. ``b'"msg_id"'``) in a JSON object's bytes,
-    found without parsing the JSON (b"" when absent or not a string)."""
-    i = frame.find(key)
-    if i < 0:
-        return b""
-    colon = frame.find(b":", i + len(key))
-    if colon < 0:
-        return b""
-    start = colon + 1
-    while start < len(frame) and frame[start] in b" \t\r\n":
-        start += 1
-    if frame[start : start + 1] != b'"':
-        return b""
-    end = frame.find(b'"', start + 1)
-    return frame[start + 1 : end] if end > 0 else b""
+def _peek(raw: dict[bytes, Any], frame: bytes, key: bytes) -> str:
+    return peek_field(_frame(raw, frame), key) or ""
+
+
+class _Request(NamedTuple):
+    """A request as the ownership rule sees it (owner.py), and its number here."""
+
+    index: int
+    ch: str
+    msg_type: str
+    number: int
 
 
 class ExchangeIndex:
@@ -83,7 +84,9 @@ class ExchangeIndex:
         self.t_reply = array("q")
         self.status = array("b")
         self.done = 0  # records processed
-        self._ids: dict[bytes, int] = {}
+        self._ids: dict[str, list[_Request]] = {}  # msg_id -> the requests with it
+        self._prompts: dict[str, _Request] = {}  # input_request msg_id -> its request
+        self._open_prompt: dict[tuple[bytes, ...], _Request] = {}  # client -> last prompt
         self._members: OrderedDict[int, tuple[int, array[int]]] = OrderedDict()
         self._row_start = array("q")
         self._dirty_from = 0  # first request whose row_start is stale
@@ -131,10 +134,11 @@ class ExchangeIndex:
                 last.append(i)
                 self.t_request.append(_t(raw))
                 owner.append(r)
-                ids[json_value(_frame(raw, b"header"), b'"msg_id"')] = r
+                req = _Request(i, _CHANNELS[ch], _peek(raw, b"header", _MSG_TYPE), r)
+                ids.setdefault(_peek(raw, b"header", _MSG_ID), []).append(req)
             else:
-                parent_id = json_value(_frame(raw, b"parent"), b'"msg_id"')
-                r = ids.get(parent_id, -1) if parent_id else -1
+                found = self._owner(i, ch, raw)
+                r = found.number if found is not None else -1
                 owner.append(r)
                 if r >= 0:
                     count[r] += 1
@@ -147,24 +151,55 @@ class ExchangeIndex:
         self._dirty_from = dirty
         return taken
 
+    def _owner(self, i: int, ch: bytes, raw: dict[bytes, Any]) -> _Request | None:
+        """The request record ``i`` belongs to (owner.py's rule); notes input_requests."""
+        parent_id = _peek(raw, b"parent", _MSG_ID)
+        channel = _CHANNELS.get(ch, "")
+        msg_type = _peek(raw, b"header", _MSG_TYPE)
+        if channel == "stdin" and msg_type == "input_reply":
+            asked = self._prompts.get(parent_id) if parent_id else None
+            who = tuple(raw.get(b"ids") or ())
+            found = owner_of(
+                [asked] if asked is not None else None,
+                index=i,
+                ch=channel,
+                msg_type=msg_type,
+                prompt=self._open_prompt.get(who),
+            )
+            if asked is None:
+                self._open_prompt.pop(who, None)
+            return found
+        named = self._ids.get(parent_id) if parent_id else None
+        if not named:
+            return None
+        found = owner_of(
+            named,
+            index=i,
+            ch=channel,
+            msg_type=msg_type,
+            parent_type=_peek(raw, b"parent", _MSG_TYPE) if len(named) > 1 else "",
+        )
+        if found is not None and channel == "stdin" and msg_type == "input_request":
+            # the frontend's input_reply names this as its parent, or nothing at all
+            self._prompts[_peek(raw, b"header", _MSG_ID)] = found
+            self._open_prompt[tuple(raw.get(b"ids") or ())] = found
+        return found
+
     def _answer(self, r: int, ch: bytes, raw: dict[bytes, Any]) -> None:
         """Note what a message answering request ``r`` says about its timing."""
-        msg_type = json_value(_frame(raw, b"header"), b'"msg_type"')
-        if msg_type == b"status":
+        msg_type = _peek(raw, b"header", _MSG_TYPE)
+        if msg_type == "status":
             content = _frame(raw, b"content")
             if b'"busy"' in content:
                 if not self.t_busy[r]:
                     self.t_busy[r] = _t(raw)
             elif b'"idle"' in content and not self.t_idle[r]:
                 self.t_idle[r] = _t(raw)
-        elif msg_type.endswith(b"_reply") and ch in REQUEST_BYTES:
+        elif msg_type.endswith("_reply") and ch in REQUEST_BYTES:
             if not self.t_reply[r]:
                 self.t_reply[r] = _t(raw)
-            status = json_value(_frame(raw, b"content"), b'"status"')
+            status = _peek(raw, b"content", _STATUS)
             self.status[r] = _STATUS_CODES.get(status, UNKNOWN)
-        elif msg_type == b"input_request":
-            # the frontend's input_reply names this as its parent
-            self._ids[json_value(_frame(raw, b"header"), b'"msg_id"')] = r
 
     # -- threads -------------------------------------------------------------
 

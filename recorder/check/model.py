@@ -16,6 +16,7 @@ from typing import TYPE_CHECKING, Any
 
 from krec.recorder.check.base import CheckOptions, Finding, spec_link
 from krec.recorder.check.messages import At, Msg, Parser
+from krec.recorder.log.owner import owner
 
 if TYPE_CHECKING:
     from krec.recorder.check.base import Rule
@@ -122,6 +123,10 @@ class Context:
         self.requests: dict[str, Request] = {}
         self.recent: OrderedDict[str, Request] = OrderedDict()
         self.routes: dict[tuple[str, tuple[bytes, ...]], list[Request]] = {}
+        #: input_request msg_id -> its request (the last few thousand), and per client
+        #: the request of the prompt open on its stdin: what an input_reply answers
+        self.prompts: OrderedDict[str, Request] = OrderedDict()
+        self.open_prompt: dict[tuple[bytes, ...], Request] = {}
         self.on_done: Callable[[Request, bool], None] = lambda req, at_end: None
         self.first_t: int | None = None
         self.last_t = 0
@@ -148,26 +153,52 @@ class Context:
         return req
 
     def before(self, msg: Msg) -> None:
-        """Resolve the request a message belongs to (rules then judge it)."""
+        """Resolve the request a message belongs to (rules then judge it), by owner.py."""
         if msg.ch in ("shell", "control"):
             if msg.source != "client":
                 self._resolve_reply(msg)
+        elif msg.ch == "stdin" and msg.msg_type == "input_reply":
+            asked = self.prompts.get(msg.parent_id) if msg.parent_id else None
+            msg.request = owner(
+                [asked] if asked is not None else None,
+                index=msg.index,
+                ch=msg.ch,
+                msg_type=msg.msg_type,
+                prompt=self.open_prompt.get(msg.ids),
+            )
+            if asked is None:
+                self.open_prompt.pop(msg.ids, None)
         elif msg.parent_id:
-            msg.request = self.lookup(msg.parent_id)
+            req = self.lookup(msg.parent_id)
+            msg.request = owner(
+                [req] if req is not None else None,
+                index=msg.index,
+                ch=msg.ch,
+                msg_type=msg.msg_type,
+            )
 
     def _resolve_reply(self, msg: Msg) -> None:
         req = self.lookup(msg.parent_id) if msg.parent_id else None
-        if req is not None:
-            msg.request = req
-            msg.how = "duplicate" if req.reply is not None else "parent"
-            return
         # the parent names no request: a reply still answers the oldest request of its
         # type from the same client on the same channel (kernels handle them in order)
-        for cand in self.routes.get((msg.ch, msg.ids), ()):
-            if cand.reply_type == msg.msg_type:
-                msg.request = cand
-                msg.how = "fallback"
-                return
+        waiting = None
+        if req is None:
+            routed = self.routes.get((msg.ch, msg.ids), ())
+            waiting = next((c for c in routed if c.reply_type == msg.msg_type), None)
+        found = owner(
+            [req] if req is not None else None,
+            index=msg.index,
+            ch=msg.ch,
+            msg_type=msg.msg_type,
+            waiting=waiting,
+        )
+        if found is None:
+            return
+        msg.request = found
+        if found is waiting:
+            msg.how = "fallback"
+        else:
+            msg.how = "duplicate" if found.reply is not None else "parent"
 
     def after(self, msg: Msg) -> None:
         """Update the model with a message the rules have judged."""
@@ -201,6 +232,13 @@ class Context:
                 pv = msg.content.get("protocol_version")
                 if isinstance(pv, str):
                     self.kernel_version = pv
+            return
+        if ch == "stdin":
+            if msg.msg_type == "input_request" and msg.request is not None:
+                self.prompts[msg.msg_id] = msg.request
+                if len(self.prompts) > _RECENT:
+                    self.prompts.popitem(last=False)
+                self.open_prompt[msg.ids] = msg.request
             return
         if ch != "iopub":
             return

@@ -18,10 +18,11 @@ from __future__ import annotations
 
 import json
 import os
-import re
 from typing import Any
 
 import orjson
+
+from krec.recorder.wire import peek_field
 
 #: environment variable that makes every log a recorder process writes an audit log
 AUDIT_ENV = "KREC_AUDIT"
@@ -65,15 +66,10 @@ _KERNEL_KEEPS = frozenset(
 )
 
 
-_MSG_TYPE = re.compile(rb'"msg_type"\s*:\s*"([^"\\]*)"')
-
-
 def _msg_type(header: Any) -> str:
     """The header's msg_type, read without parsing it when it is plain (the usual case)."""
-    if isinstance(header, bytes) and header.count(b"{") == 1:
-        m = _MSG_TYPE.search(header)
-        if m is not None:
-            return m.group(1).decode("utf-8", "replace")
+    if isinstance(header, bytes):
+        return peek_field(header, b'"msg_type"') or ""
     parsed = _loads(header)
     value = parsed.get("msg_type", "") if isinstance(parsed, dict) else ""
     return value if isinstance(value, str) else ""

@@ -12,7 +12,9 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import Any
 
-from krec.recorder.logfile import LogReader, Record
+from krec.recorder.log.owner import owner as owner_of
+from krec.recorder.log.reader import LogReader
+from krec.recorder.log.record import Record
 
 REQUEST_CHANNELS = ("shell", "control")
 
@@ -41,6 +43,11 @@ class Exchange:
     @property
     def ch(self) -> str:
         return self.request.ch
+
+    @property
+    def index(self) -> int:
+        """The request's record index (what owner.py needs of a candidate)."""
+        return self.request.index
 
     @property
     def t(self) -> int:
@@ -159,23 +166,10 @@ def build_session(reader: LogReader) -> Session:
 
 
 def _owner(rec: Record, candidates: list[Exchange] | None) -> Exchange | None:
-    """The request ``rec`` answers among those with its parent's msg_id.
-
-    msg_ids repeat in real logs: jupyter_client's manager and its clients share a
-    session id but count messages separately, so the manager's shutdown_request can
-    reuse the id of a client's first request. The parent's msg_type and channel
-    tell them apart; among equals, the latest request logged before ``rec`` wins.
-    """
-    if not candidates:
-        return None
-    if len(candidates) == 1:
-        return candidates[0]
-    parent_type = rec.parent_type
-    fitting = [e for e in candidates if not parent_type or e.msg_type == parent_type]
-    if rec.msg_type.endswith("_reply") and rec.ch != "iopub":
-        fitting = [e for e in fitting if e.ch == rec.ch] or fitting
-    before = [e for e in fitting or candidates if e.request.index < rec.index]
-    return (before or fitting or candidates)[-1]
+    """The exchange ``rec`` belongs to among those with its parent's msg_id (owner.py)."""
+    return owner_of(
+        candidates, index=rec.index, ch=rec.ch, msg_type=rec.msg_type, parent_type=rec.parent_type
+    )
 
 
 def _stdin_owner(
@@ -184,6 +178,8 @@ def _stdin_owner(
     prompts: dict[str, Exchange],
     pending: dict[tuple[bytes, ...], Exchange],
 ) -> Exchange | None:
+    """The exchange a stdin record belongs to; notes each input_request as the prompt open
+    on its client's stdin (``pending``) and by msg_id (``prompts``)."""
     who = tuple(rec.ids)
     if rec.msg_type == "input_request":
         owner = _owner(rec, by_id.get(rec.parent_id))
@@ -191,6 +187,14 @@ def _stdin_owner(
             prompts[rec.msg_id] = owner
             pending[who] = owner
         return owner
-    # jupyter_client sends input_reply with an empty parent: match it by client identity
-    owner = prompts.get(rec.parent_id) if rec.parent_id else None
-    return owner or pending.pop(who, None)
+    asked = prompts.get(rec.parent_id) if rec.parent_id else None
+    owner = owner_of(
+        [asked] if asked is not None else None,
+        index=rec.index,
+        ch=rec.ch,
+        msg_type=rec.msg_type,
+        prompt=pending.get(who),
+    )
+    if asked is None:
+        pending.pop(who, None)
+    return owner

@@ -15,7 +15,7 @@ import re
 from collections.abc import Callable
 from typing import Any
 
-from krec.recorder.logfile import Record
+from krec.recorder.log.record import Record
 
 MAX_SUMMARY = 240
 _SESSION_ID = re.compile(r"([0-9A-Za-z]{4})[0-9A-Za-z-]*_\d+_(\d+)")

@@ -303,7 +303,7 @@ class Verdict:
 
 def verify_log(path: str, key: bytes | None = None) -> Verdict:
     """Recompute the chain of the log at ``path``; raises LogFormatError if it is no log."""
-    from krec.recorder.logfile import LogReader
+    from krec.recorder.log.reader import LogReader
 
     with LogReader(path) as reader:
         verdict = Verdict(path=path, status="unsealed", records=len(reader))

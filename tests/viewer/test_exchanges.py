@@ -4,8 +4,8 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from krec.recorder.logfile import LogReader
-from krec.viewer.exchanges import ERROR, OK, ExchangeIndex, json_value
+from krec.recorder.log.reader import LogReader
+from krec.viewer.exchanges import ERROR, OK, ExchangeIndex
 from krec.viewer.model import LogModel
 
 
@@ -103,12 +103,17 @@ def test_resumed_threading_equals_one_pass(sample_log: Path) -> None:
         assert parts.row_count() == whole.row_count()
 
 
-def test_json_value_peeks_without_parsing() -> None:
-    frame = b'{"msg_id": "a1_2_3", "msg_type":"status", "n": 4, "empty": ""}'
-    assert json_value(frame, b'"msg_id"') == b"a1_2_3"
-    assert json_value(frame, b'"msg_type"') == b"status"
-    assert json_value(frame, b'"n"') == b""  # not a string
-    assert json_value(frame, b'"empty"') == b""
-    assert json_value(frame, b'"missing"') == b""
-    assert json_value(b'{"msg_id"', b'"msg_id"') == b""
-    assert json_value(b'{"msg_id": "unterminated', b'"msg_id"') == b""
+def test_an_input_reply_without_parent_belongs_to_its_prompts_request(tmp_path: Path) -> None:
+    # jupyter_client answers input() with an empty parent header: owner.py's rule
+    from factories import LogBuilder
+
+    path = tmp_path / "prompt.krec"
+    with LogBuilder(path) as b:
+        req = b.message("execute_request", {"code": "input()", "allow_stdin": True})
+        b.message("input_request", {"prompt": "", "password": False}, parent=req)
+        b.message("input_reply", {"value": "x"})
+        b.message("input_reply", {"value": "stray"})  # no prompt open any more
+        b.message("execute_reply", {"status": "ok"}, parent=req)
+    reader, threads = build(path)
+    with reader:
+        assert [threads.request_of(i) for i in range(5)] == [0, 0, 0, -1, 0]

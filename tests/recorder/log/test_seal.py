@@ -12,11 +12,12 @@ import pytest
 from conftest import run_krec
 from factories import LogBuilder, log_header, stream
 
+from krec.recorder.log.reader import LogReader
 from krec.recorder.log.seal import SEAL_EVENT, SealKeyError, load_key, verify_log
 from krec.recorder.log.storage import segment_name
-from krec.recorder.logfile import LogReader, LogWriter
+from krec.recorder.log.writer import LogWriter
 
-GOLDEN = Path(__file__).resolve().parent.parent / "golden"
+GOLDEN = Path(__file__).resolve().parent.parent.parent / "golden"
 KEY = b"0123456789abcdef0123456789abcdef"
 
 

@@ -9,6 +9,7 @@ import pytest
 from factories import LogBuilder
 from s3server import Bucket
 
+from krec.recorder.log.reader import LogReader
 from krec.recorder.log.storage import (
     StorageError,
     is_url,
@@ -17,7 +18,6 @@ from krec.recorder.log.storage import (
     redact_url,
     segment_name,
 )
-from krec.recorder.logfile import LogReader
 
 
 def _a_log(path: Path) -> bytes:

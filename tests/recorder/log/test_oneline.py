@@ -12,7 +12,7 @@ from krec.recorder.log.oneline import (
     summarize_message,
     tone,
 )
-from krec.recorder.logfile import LogReader
+from krec.recorder.log.reader import LogReader
 
 
 def test_one_line_marks_newlines_and_cuts() -> None:

@@ -10,8 +10,8 @@ from factories import LogBuilder, display, log_header, stream
 from sessions import execute
 
 from krec.recorder.log.audit import redact_record
+from krec.recorder.log.reader import LogReader
 from krec.recorder.log.seal import verify_log
-from krec.recorder.logfile import LogReader
 
 # every marker is built by the code at run time, so the code (which an audit log keeps)
 # never contains it: a marker in the file can only be an output that leaked
