@@ -160,6 +160,13 @@ class ConnectionInfo:
         return replace(self, **{f"{c}_port": p for c, p in zip(CHANNELS, ports, strict=True)})
 
 
+def default_connection_file(name: str) -> str:
+    """A new path in the Jupyter runtime directory: kernel-krec-NAME-<hex>.json."""
+    from jupyter_core.paths import jupyter_runtime_dir
+
+    return os.path.join(jupyter_runtime_dir(), f"kernel-krec-{name}-{os.urandom(4).hex()}.json")
+
+
 def new_key() -> bytes:
     return secrets.token_hex(32).encode()
 

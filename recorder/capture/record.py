@@ -30,7 +30,7 @@ from krec.recorder.capture.kernel import (
 )
 from krec.recorder.capture.proxy import Proxy
 from krec.recorder.capture.upload import check_destination, leftovers_in_background, open_log_file
-from krec.recorder.connect import ConnectionInfo, new_key
+from krec.recorder.connect import ConnectionInfo, default_connection_file, new_key
 from krec.recorder.errors import KrecError
 from krec.recorder.export.otlp import OtlpSettings, live_traces
 from krec.recorder.kernelspec import find_spec, write_shadow_specs
@@ -38,14 +38,6 @@ from krec.recorder.log.storage import is_url, log_locations, redact_url
 from krec.recorder.logfile import make_header
 
 # -- krec-owned kernel (`krec record --kernel NAME`) -----------------------------------
-
-
-def default_connection_file(kernel_name: str) -> str:
-    from jupyter_core.paths import jupyter_runtime_dir
-
-    return os.path.join(
-        jupyter_runtime_dir(), f"kernel-krec-{kernel_name}-{os.urandom(4).hex()}.json"
-    )
 
 
 def run_owned(

@@ -11,8 +11,6 @@ notebook session is one log.
 from __future__ import annotations
 
 import contextlib
-import hashlib
-import json
 import os
 import signal
 from collections.abc import Sequence
@@ -32,32 +30,15 @@ from krec.recorder.export.otlp import OtlpSettings, live_traces
 from krec.recorder.kernelspec import find_spec, load_inner_spec
 from krec.recorder.log.storage import is_url
 from krec.recorder.logfile import make_header
-
-
-def _session_file(connection_file: str) -> str:
-    from jupyter_core.paths import jupyter_runtime_dir
-
-    digest = hashlib.sha256(os.path.abspath(connection_file).encode()).hexdigest()[:32]
-    return os.path.join(jupyter_runtime_dir(), "krec-sessions", f"{digest}.json")
+from krec.recorder.restart import read_state, state_file, write_state
 
 
 def _read_session(path: str) -> dict[str, Any] | None:
-    try:
-        with open(path, encoding="utf-8") as f:
-            data = json.load(f)
-    except (OSError, ValueError):
-        return None
-    if isinstance(data, dict) and isinstance(data.get("log"), str) and os.path.exists(data["log"]):
+    """The previous wrapper's session, if its log is still there."""
+    data = read_state(path)
+    if data is not None and isinstance(data.get("log"), str) and os.path.exists(data["log"]):
         return data
     return None
-
-
-def _write_session(path: str, data: dict[str, Any]) -> None:
-    os.makedirs(os.path.dirname(path), mode=0o700, exist_ok=True)
-    tmp = f"{path}.{os.getpid()}"
-    with open(tmp, "w", encoding="utf-8") as f:
-        json.dump(data, f)
-    os.replace(tmp, path)
 
 
 def _same_log(previous: dict[str, Any], log: str) -> bool:
@@ -94,7 +75,7 @@ def run_wrapper(
         entry = find_spec(kernel_name)
     else:
         raise KrecError("wrap needs --inner-spec or --kernel")
-    session_path = _session_file(connection_file)
+    session_path = state_file(connection_file, "krec-sessions")
     previous = _read_session(session_path)
     if previous and log is not None and not _same_log(previous, log):
         previous = None  # a stale session file: this connection file now starts a new log
@@ -135,7 +116,7 @@ def run_wrapper(
         raise
     identities = IdentityListener(connection_file, frontend.key, recording.proxy)
     identities.start()
-    _write_session(session_path, {**session, "restart": False})
+    write_state(session_path, {**session, "restart": False})
     reason = "kernel exited"
     code: int | None = None
     try:
@@ -153,7 +134,7 @@ def run_wrapper(
             code is not None and not recording.shutdown_requested
         )
         if keep:
-            _write_session(session_path, {**session, "restart": recording.restart_requested})
+            write_state(session_path, {**session, "restart": recording.restart_requested})
         else:
             with contextlib.suppress(OSError):
                 os.unlink(session_path)

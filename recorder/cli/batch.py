@@ -1,9 +1,10 @@
-"""The command-line side of batch check and replay: the shared options, one line per log.
+"""Batch mode of `krec check` and `krec replay` (not a command): options, one line per log.
 
-`krec check` and `krec replay` call ``is_batch`` on their parsed arguments and,
-for many logs, hand over to ``run_check_batch`` / ``run_replay_batch``: lines as
-logs finish (progress on a terminal), or one JSON document; exit 0 all clean, 1
-any violations or divergence, 2 any log in error (the others still reported).
+Both add ``add_batch_arguments`` to their parser, call ``is_batch`` on the parsed
+arguments and, for many logs, hand their task (catalog/batch.py) to
+``run_batch_command``: lines as logs finish (progress on a terminal), or one JSON
+document; exit 0 all clean, 1 any violations or divergence, 2 any log in error
+(the others still reported).
 """
 
 from __future__ import annotations
@@ -83,7 +84,10 @@ def _locations(args: argparse.Namespace, logs: list[str]) -> list[str]:
     return list(dict.fromkeys(found))
 
 
-def _run(args: argparse.Namespace, task: Any, task_args: list[Any], label: str, bad: str) -> int:
+def run_batch_command(
+    args: argparse.Namespace, task: Any, task_args: list[Any], label: str, bad: str
+) -> int:
+    """Run ``task(location, *task_args)`` on every log; ``bad`` names a failed outcome."""
     from krec.recorder.catalog.batch import run_batch
 
     require_extra("distributed", "batch mode")
@@ -119,22 +123,3 @@ def _run(args: argparse.Namespace, task: Any, task_args: list[Any], label: str, 
     if counts["error"]:
         return 2
     return 1 if counts[bad] else 0
-
-
-def run_check_batch(args: argparse.Namespace, select: list[str], ignore: list[str]) -> int:
-    from krec.recorder.catalog.batch import check_one
-    from krec.recorder.check import resolve_rule_ids
-
-    resolve_rule_ids(select, ignore)  # a bad rule id is exit 2 before any cluster starts
-    options = {"kernel_info_timeout": args.kernel_info_timeout, "idle_grace": args.idle_grace}
-    return _run(args, check_one, [select, ignore, options, args.strict], "checking", "violations")
-
-
-def run_replay_batch(args: argparse.Namespace) -> int:
-    from krec.recorder.catalog.batch import replay_one
-
-    if args.timeout <= 0:
-        raise KrecError("--timeout must be positive")
-    output = os.path.abspath(args.output or "krec-logs")
-    task_args = [args.kernel, output, args.timeout, args.password, list(args.ignore)]
-    return _run(args, replay_one, task_args, "replaying", "diverged")

@@ -1,18 +1,15 @@
-"""`krec catalog` and `krec query`: parsing and printing over catalog.writer and catalog.query."""
+"""`krec catalog`: write logs into a Parquet catalog, incrementally (catalog/writer.py)."""
 
 from __future__ import annotations
 
 import argparse
-import csv
-import datetime
-import json
 import sys
-from typing import Any
 
 from krec.recorder.cli.batch import require_extra
-from krec.recorder.cli.util import Progress, add_command
+from krec.recorder.cli.util import Progress
 
-CATALOG_EPILOG = """\
+HELP = "write logs into a Parquet catalog (incremental)"
+EPILOG = """\
 examples:
   krec catalog krec-logs/ -o catalog/           every log under krec-logs, into ./catalog
   krec catalog s3://team/krec-logs/ -o s3://team/catalog/
@@ -23,36 +20,14 @@ DuckDB, Spark, Trino, Polars and pandas read it as it is (docs/catalog.md).
 exit status: 0 every log catalogued, 2 some log could not be read (the others are).
 """
 
-QUERY_EPILOG = """\
-examples:
-  krec query catalog/ "SELECT kernel_name, count(*) FROM sessions GROUP BY ALL"
-  krec query catalog/ "SELECT msg_type, median(latency_ms) FROM messages
-                       WHERE latency_ms IS NOT NULL GROUP BY ALL ORDER BY 2 DESC" --csv
-  krec query s3://team/catalog/ "SELECT rule, count(*) FROM findings GROUP BY ALL" --json
 
-views: sessions, messages, findings (columns: docs/catalog.md); DuckDB SQL.
-"""
+def add_arguments(p: argparse.ArgumentParser) -> None:
+    p.add_argument("logs", nargs="+", metavar="LOG", help="logs, folders of logs or URLs")
+    p.add_argument("-o", "--output", required=True, metavar="CATALOG", help="a folder or URL")
+    p.add_argument("-q", "--quiet", action="store_true", help="print only problems")
 
 
-def add_arguments(sub: Any) -> None:
-    c = add_command(
-        sub, "catalog", "write logs into a Parquet catalog (incremental)", CATALOG_EPILOG
-    )
-    c.add_argument("logs", nargs="+", metavar="LOG", help="logs, folders of logs or URLs")
-    c.add_argument("-o", "--output", required=True, metavar="CATALOG", help="a folder or URL")
-    c.add_argument("-q", "--quiet", action="store_true", help="print only problems")
-    c.set_defaults(func=run_catalog)
-
-    q = add_command(sub, "query", "run SQL (DuckDB) over a catalog", QUERY_EPILOG)
-    q.add_argument("catalog", metavar="CATALOG", help="the catalog folder or URL")
-    q.add_argument("sql", metavar="SQL", help="a query over sessions, messages, findings")
-    fmt = q.add_mutually_exclusive_group()
-    fmt.add_argument("--json", action="store_true", help="print a JSON array of rows")
-    fmt.add_argument("--csv", action="store_true", help="print CSV with a header line")
-    q.set_defaults(func=run_query)
-
-
-def run_catalog(args: argparse.Namespace) -> int:
+def run(args: argparse.Namespace) -> int:
     require_extra("pyarrow", "krec catalog")
     from krec.recorder.catalog.writer import build_catalog
 
@@ -76,60 +51,3 @@ def run_catalog(args: argparse.Namespace) -> int:
             file=sys.stderr,
         )
     return 2 if result.failed else 0
-
-
-def run_query(args: argparse.Namespace) -> int:
-    require_extra("duckdb", "krec query")
-    from krec.recorder.catalog.query import run_query as query
-
-    table = query(args.catalog, args.sql)
-    names = table.column_names
-    rows = table.to_pylist()
-    out = sys.stdout
-    if args.json:
-        json.dump(rows, out, indent=1, default=_jsonable)
-        out.write("\n")
-    elif args.csv:
-        writer = csv.writer(out, lineterminator="\n")
-        writer.writerow(names)
-        for row in rows:
-            writer.writerow([_text(row[n]) for n in names])
-    else:
-        out.write(render_table(names, rows))
-    return 0
-
-
-def _jsonable(value: Any) -> Any:
-    if isinstance(value, datetime.datetime | datetime.date | datetime.time):
-        return value.isoformat()
-    if isinstance(value, datetime.timedelta):
-        return value.total_seconds()
-    if isinstance(value, bytes):
-        return value.decode("utf-8", "replace")
-    return str(value)
-
-
-def _text(value: Any) -> str:
-    if value is None:
-        return ""
-    if isinstance(value, float):
-        return f"{value:.6g}"
-    if isinstance(value, datetime.datetime | datetime.date):
-        return value.isoformat()
-    if isinstance(value, list | dict):
-        return json.dumps(value, default=_jsonable)
-    return str(value)
-
-
-def render_table(names: list[str], rows: list[dict[str, Any]], limit: int = 60) -> str:
-    """An aligned text table; long cells are cut at ``limit`` characters."""
-    from krec.recorder.log.oneline import one_line
-
-    cells = [[one_line(_text(r[n]), limit) for n in names] for r in rows]
-    widths = [max([len(n)] + [len(c[i]) for c in cells]) for i, n in enumerate(names)]
-    lines = ["  ".join(n.ljust(w) for n, w in zip(names, widths, strict=True)).rstrip()]
-    lines.append("  ".join("-" * w for w in widths))
-    for c in cells:
-        lines.append("  ".join(v.ljust(w) for v, w in zip(c, widths, strict=True)).rstrip())
-    lines.append(f"({len(rows)} row{'' if len(rows) == 1 else 's'})")
-    return "\n".join(lines) + "\n"

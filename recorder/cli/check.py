@@ -7,10 +7,12 @@ import json
 import sys
 from typing import Any
 
-from krec.recorder.cli.batch import BATCH_HELP, add_batch_arguments, is_batch, run_check_batch
-from krec.recorder.cli.util import Progress, add_command
+from krec.recorder.cli.batch import BATCH_HELP, add_batch_arguments, is_batch, run_batch_command
+from krec.recorder.cli.util import Progress
 from krec.recorder.errors import KrecError
 
+HELP = "report every messaging-spec violation in a recording"
+READS_LOGS = True
 EPILOG = """\
 examples:
   krec check session.krec                      every violation, one line each
@@ -36,8 +38,7 @@ def _seconds(text: str) -> float:
     return value
 
 
-def add_arguments(sub: Any) -> None:
-    p = add_command(sub, "check", "report every messaging-spec violation in a recording", EPILOG)
+def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument(
         "logs", nargs="*", metavar="LOG", help="the .krec log to check (or many: batch mode)"
     )
@@ -73,7 +74,6 @@ def add_arguments(sub: Any) -> None:
         help="status-idle: how long the log must go on after a reply with no idle (default 1)",
     )
     add_batch_arguments(p)
-    p.set_defaults(func=run)
 
 
 def _split(values: list[str]) -> list[str]:
@@ -88,7 +88,7 @@ def run(args: argparse.Namespace) -> int:
     if args.list:
         return _list(rules, args.json)
     if is_batch(args, args.logs):
-        return run_check_batch(args, _split(args.rule), _split(args.ignore))
+        return _run_batch(args, _split(args.rule), _split(args.ignore))
     if not args.logs:
         raise KrecError("give a LOG to check (or --list to see the rules)")
     args.log = args.logs[0]
@@ -127,6 +127,16 @@ def run(args: argparse.Namespace) -> int:
     if errors or (warnings and args.strict):
         return 1
     return 0
+
+
+def _run_batch(args: argparse.Namespace, select: list[str], ignore: list[str]) -> int:
+    from krec.recorder.catalog.batch import check_one
+    from krec.recorder.check import resolve_rule_ids
+
+    resolve_rule_ids(select, ignore)  # a bad rule id is exit 2 before any cluster starts
+    options = {"kernel_info_timeout": args.kernel_info_timeout, "idle_grace": args.idle_grace}
+    task_args = [select, ignore, options, args.strict]
+    return run_batch_command(args, check_one, task_args, "checking", "violations")
 
 
 def _summary_line(summary: dict[str, Any]) -> str:

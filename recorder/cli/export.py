@@ -1,13 +1,13 @@
 """`krec export`: a log as JSON lines of decoded messages, a rebuilt notebook, or a pytest test.
 
 ``--to jsonl`` writes one decoded record per line (the same objects as
-``krec show --json``); ``--to ipynb`` rebuilds the session's notebook (see
-notebook.py) and checks it with nbformat's validator before writing it.
-``--redact PATTERN`` replaces every match of a regular expression in the
-exported strings with a marker, so a log can be shared without its secrets.
-``--to pytest`` writes a regression test that replays the log (see regression.py).
-``--to otlp`` writes the session's spans as OTLP JSON, the same spans ``--otlp`` exports
-live (see otel.py, otlp.py and docs/otel.md).
+``krec show --json``, see export/jsonl.py); ``--to ipynb`` rebuilds the session's
+notebook (see export/notebook.py) and checks it with nbformat's validator before
+writing it. ``--redact PATTERN`` replaces every match of a regular expression in the
+exported strings with a marker (export/jsonl.py), so a log can be shared without its
+secrets. ``--to pytest`` writes a regression test that replays the log (see
+export/pytest.py). ``--to otlp`` writes the session's spans as OTLP JSON, the same
+spans ``--otlp`` exports live (see capture/otel.py, export/otlp.py and docs/otel.md).
 """
 
 from __future__ import annotations
@@ -16,20 +16,21 @@ import argparse
 import contextlib
 import json
 import os
-import re
 import sys
 from collections.abc import Callable, Iterator
 from typing import IO, TYPE_CHECKING, Any
 
-from krec.recorder.cli.util import Progress, add_command
+from krec.recorder.cli.util import Progress
 from krec.recorder.errors import KrecError
+from krec.recorder.export.jsonl import REDACTED, jsonl_lines, redactor
 
 if TYPE_CHECKING:
     from krec.recorder.filter import Filter
     from krec.recorder.logfile import LogReader, Record
 
-REDACTED = "[REDACTED]"
-EXAMPLES = """\
+HELP = "export a log as JSON lines, a notebook or a regression test"
+READS_LOGS = True
+EPILOG = """\
 examples:
   krec export session.krec --to ipynb -o session.ipynb      the notebook of the session
   krec export session.krec --to jsonl -f 'ch:iopub' | jq -c .content
@@ -44,10 +45,7 @@ Without --to, the format is taken from the -o file name (.ipynb, .jsonl or .py).
 """
 
 
-def add_arguments(sub: argparse._SubParsersAction) -> None:  # type: ignore[type-arg]
-    p = add_command(
-        sub, "export", "export a log as JSON lines, a notebook or a regression test", EXAMPLES
-    )
+def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("log", metavar="LOG", help="a .krec log")
     p.add_argument("--to", choices=("jsonl", "ipynb", "pytest", "otlp"), help="output format")
     p.add_argument("-f", "--filter", default="", metavar="FILTER", help="only matching records")
@@ -64,30 +62,6 @@ def add_arguments(sub: argparse._SubParsersAction) -> None:  # type: ignore[type
         action="store_true",
         help="with --to otlp: spans carry code, outputs and error values (never for an audit log)",
     )
-    p.set_defaults(func=run)
-
-
-def redactor(patterns: list[str]) -> Callable[[Any], Any]:
-    """A function replacing every match of ``patterns`` in the strings of a JSON value."""
-    compiled = []
-    for pattern in patterns:
-        try:
-            compiled.append(re.compile(pattern))
-        except re.error as e:
-            raise KrecError(f"--redact {pattern!r}: bad pattern: {e}") from None
-
-    def redact(value: Any) -> Any:
-        if isinstance(value, str):
-            for p in compiled:
-                value = p.sub(REDACTED, value)
-            return value
-        if isinstance(value, dict):
-            return {k: redact(v) for k, v in value.items()}
-        if isinstance(value, list):
-            return [redact(v) for v in value]
-        return value
-
-    return redact if compiled else (lambda value: value)
 
 
 def _format(args: argparse.Namespace) -> str:
@@ -123,7 +97,8 @@ def run(args: argparse.Namespace) -> int:
             while reader.index_more(100_000):
                 progress.update(len(reader))
         if fmt == "jsonl":
-            out.writelines(_jsonl(reader, flt, redact))
+            with Progress("exporting", len(reader)) as progress:
+                out.writelines(jsonl_lines(reader, flt, redact, progress.update))
         elif fmt == "otlp":
             out.write(_otlp(reader, flt, redact, args.otlp_content))
         else:
@@ -146,26 +121,6 @@ def _output(path: str | None) -> Iterator[IO[str]]:
         raise KrecError(f"cannot write {path}: {e.strerror}") from None
     with out:
         yield out
-
-
-def _matching(reader: LogReader, flt: Filter, label: str) -> Iterator[Record]:
-    total = len(reader)
-    with Progress(label, total) as progress:
-        if flt.matches_all:
-            for record in reader.records():
-                if record.index % 4096 == 0:
-                    progress.update(record.index, total)
-                yield record
-            return
-        hits = flt.scan(reader, progress=lambda done, total: progress.update(done, total))
-        for i in hits:
-            yield reader[i]
-
-
-def _jsonl(reader: LogReader, flt: Filter, redact: Callable[[Any], Any]) -> Iterator[str]:
-    for record in _matching(reader, flt, "exporting"):
-        data = redact(record.to_json(reader.start_ns))
-        yield json.dumps(data, ensure_ascii=False) + "\n"
 
 
 def _ipynb(reader: LogReader, flt: Filter, redact: Callable[[Any], Any]) -> str:

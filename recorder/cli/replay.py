@@ -1,21 +1,24 @@
-"""`krec replay` and `krec diff`: the command-line side of replay.py and diff.py.
+"""`krec replay`: re-run a recording against a fresh kernel (replay/replayer.py).
 
-Both print the divergence report (or ``--json``) and exit 0 when the sessions
-agree, 1 when they diverge, 2 on an error (unreadable log, missing kernel).
+It prints the divergence report of `krec diff` (or ``--json``) and exits 0 when
+the sessions agree, 1 when they diverge, 2 on an error (unreadable log, missing
+kernel). Many logs are batch mode (cli/batch.py).
 """
 
 from __future__ import annotations
 
 import argparse
-import json
 import os
 import sys
-from typing import Any
 
-from krec.recorder.cli.batch import BATCH_HELP, add_batch_arguments, is_batch, run_replay_batch
-from krec.recorder.cli.util import Progress, add_command
+from krec.recorder.cli.batch import BATCH_HELP, add_batch_arguments, is_batch, run_batch_command
+from krec.recorder.cli.diff import IGNORE_HELP, print_report
+from krec.recorder.cli.util import Progress
+from krec.recorder.errors import KrecError
 
-REPLAY_EPILOG = """\
+HELP = "re-run a recording against a fresh kernel and report where the new run diverges"
+READS_LOGS = True
+EPILOG = """\
 examples:
   krec replay session.krec                     fresh kernel, same requests, report divergence
   krec replay session.krec --kernel python3    replay against another kernelspec
@@ -30,28 +33,8 @@ examples:
 exit status: 0 no divergence, 1 divergence (report printed), 2 error
 """ + BATCH_HELP.format(bad="diverged")
 
-DIFF_EPILOG = """\
-examples:
-  krec diff monday.krec tuesday.krec           two recordings of the same notebook
-  krec diff session.krec krec-logs/session-replay-*.krec
-  krec diff a.krec b.krec --ignore text/html   do not compare HTML output
 
-exit status: 0 no divergence, 1 divergence, 2 error
-"""
-
-IGNORE_HELP = (
-    "also normalize this away: a content key (e.g. text/html, execution_count) or "
-    "re:PATTERN for text; repeatable"
-)
-
-
-def add_arguments(sub: Any) -> None:
-    p = add_command(
-        sub,
-        "replay",
-        "re-run a recording against a fresh kernel and report where the new run diverges",
-        REPLAY_EPILOG,
-    )
+def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("logs", nargs="*", metavar="LOG", help="the log to replay (or many: batch mode)")
     p.add_argument(
         "--kernel",
@@ -96,33 +79,11 @@ def add_arguments(sub: Any) -> None:
     p.add_argument("--ignore", metavar="X", action="append", default=[], help=IGNORE_HELP)
     p.add_argument("--json", action="store_true", help="print the report as JSON")
     add_batch_arguments(p)
-    p.set_defaults(func=run_replay)
-
-    d = add_command(
-        sub, "diff", "compare two recordings request by request (the replay report)", DIFF_EPILOG
-    )
-    d.add_argument("log_a", metavar="LOG_A")
-    d.add_argument("log_b", metavar="LOG_B")
-    d.add_argument("--ignore", metavar="X", action="append", default=[], help=IGNORE_HELP)
-    d.add_argument("--json", action="store_true", help="print the report as JSON")
-    d.set_defaults(func=run_diff)
 
 
-def _print(report: Any, as_json: bool, extra: dict[str, Any] | None = None) -> int:
-    if as_json:
-        data = report.to_json()
-        data.update(extra or {})
-        print(json.dumps(data, indent=1))
-    else:
-        print(report.render(color=sys.stdout.isatty()))
-    return 1 if report.diverged else 0
-
-
-def run_replay(args: argparse.Namespace) -> int:
-    from krec.recorder.errors import KrecError
-
+def run(args: argparse.Namespace) -> int:
     if is_batch(args, args.logs):
-        return run_replay_batch(args)
+        return _run_batch(args)
     if not args.logs:
         raise KrecError("give a LOG to replay")
     args.log = args.logs[0]
@@ -157,7 +118,7 @@ def run_replay(args: argparse.Namespace) -> int:
             f"per replay; the original was busy {result.busy_time:.2f} s)",
             file=sys.stderr,
         )
-    return _print(
+    return print_report(
         result.report,
         args.json,
         {
@@ -169,7 +130,11 @@ def run_replay(args: argparse.Namespace) -> int:
     )
 
 
-def run_diff(args: argparse.Namespace) -> int:
-    from krec.recorder.replay.diff import compare
+def _run_batch(args: argparse.Namespace) -> int:
+    from krec.recorder.catalog.batch import replay_one
 
-    return _print(compare(args.log_a, args.log_b, ignore=args.ignore), args.json)
+    if args.timeout <= 0:
+        raise KrecError("--timeout must be positive")
+    output = os.path.abspath(args.output or "krec-logs")
+    task_args = [args.kernel, output, args.timeout, args.password, list(args.ignore)]
+    return run_batch_command(args, replay_one, task_args, "replaying", "diverged")

@@ -1,4 +1,4 @@
-"""`krec serve`: the command line over serve.py, and ``--install`` of a kernelspec serving a log.
+"""`krec serve`: the command line over serve/server.py, and ``--install`` (serve/install.py).
 
 Like a kernel given ``-f CF``, serve uses the ports and key of CF when the file
 exists (a kernel manager wrote it) and otherwise picks free ports and a new key
@@ -11,17 +11,16 @@ from __future__ import annotations
 
 import argparse
 import contextlib
-import hashlib
-import json
 import os
-import re
 import signal
 import sys
 from typing import Any
 
-from krec.recorder.cli.util import add_command
-from krec.recorder.errors import KernelSpecError, KrecError
+from krec.recorder.errors import KrecError
+from krec.recorder.serve.install import spec_name  # also imported from here by tests
 
+HELP = "stand in for the kernel: answer a live frontend from a recording"
+READS_LOGS = True
 EPILOG = """\
 examples:
   krec serve session.krec                       then: jupyter console --existing <printed file>
@@ -44,10 +43,7 @@ request, 2 error
 """
 
 
-def add_arguments(sub: Any) -> None:
-    p = add_command(
-        sub, "serve", "stand in for the kernel: answer a live frontend from a recording", EPILOG
-    )
+def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("log", metavar="LOG", help="the recording to serve")
     p.add_argument(
         "-f",
@@ -96,7 +92,7 @@ def add_arguments(sub: Any) -> None:
     where.add_argument("--user", action="store_true", help="install for this user (default)")
     where.add_argument("--sys-prefix", action="store_true", help="install into sys.prefix")
     where.add_argument("--prefix", metavar="P", help="install into prefix P")
-    p.set_defaults(func=run, strictness="normal")
+    p.set_defaults(strictness="normal")
 
 
 def run(args: argparse.Namespace) -> int:
@@ -115,7 +111,8 @@ def _say(text: str) -> None:
 
 
 def _serve(args: argparse.Namespace) -> int:
-    from krec.recorder.connect import ConnectionInfo, new_key
+    from krec.recorder.connect import ConnectionInfo, default_connection_file, new_key
+    from krec.recorder.serve.restart import load_serve_state, save_serve_state, serve_state_file
     from krec.recorder.serve.server import Server, default_output
 
     cf = args.connection_file
@@ -123,10 +120,10 @@ def _serve(args: argparse.Namespace) -> int:
     if cf and os.path.exists(cf):
         # a kernel manager wrote CF; after a restart it starts us again with the same one
         info, created = ConnectionInfo.load(cf), False
-        state_path = _state_file(cf)
-        resume = _read_state(state_path, args.log)
+        state_path = serve_state_file(cf)
+        resume = load_serve_state(state_path, args.log)
     else:
-        cf = cf or _default_connection_file()
+        cf = cf or default_connection_file("serve")
         info, created = ConnectionInfo(key=new_key()), True
     output = args.output or (resume or {}).get("output") or default_output(args.log, args.log_dir)
     server = Server(
@@ -167,106 +164,21 @@ def _serve(args: argparse.Namespace) -> int:
             with contextlib.suppress(OSError):
                 os.unlink(cf)
         if state_path:
-            _write_state(state_path, args.log, output, server)
+            save_serve_state(state_path, args.log, output, server)
     _say(f"answered {server.answered} requests ({server.unmatched} unmatched); log: {output}")
     return status
 
 
-def _state_file(connection_file: str) -> str:
-    from jupyter_core.paths import jupyter_runtime_dir
-
-    digest = hashlib.sha256(os.path.abspath(connection_file).encode()).hexdigest()[:32]
-    return os.path.join(jupyter_runtime_dir(), "krec-serve", f"{digest}.json")
-
-
-def _read_state(path: str, log_path: str) -> dict[str, Any] | None:
-    """The state a serve left for its restart, if it served the same log."""
-    try:
-        with open(path, encoding="utf-8") as f:
-            state = json.load(f)
-    except (OSError, ValueError):
-        return None
-    if not isinstance(state, dict) or state.get("log") != os.path.abspath(log_path):
-        return None
-    used, cursor = state.get("used"), state.get("cursor")
-    if not isinstance(cursor, int) or not (
-        isinstance(used, list) and all(isinstance(n, int) for n in used)
-    ):
-        return None
-    return state
-
-
-def _write_state(path: str, log_path: str, output: str, server: Any) -> None:
-    """Keep the matching state for a restart (shutdown_request restart=true); else forget it."""
-    with contextlib.suppress(OSError):
-        os.unlink(path)
-    if not server.restart_requested:
-        return
-    state = {"log": os.path.abspath(log_path), "output": os.path.abspath(output), **server.state()}
-    with contextlib.suppress(OSError):
-        os.makedirs(os.path.dirname(path), exist_ok=True)
-        with open(path, "w", encoding="utf-8") as f:
-            json.dump(state, f)
-
-
-def _default_connection_file() -> str:
-    from jupyter_core.paths import jupyter_runtime_dir
-
-    return os.path.join(jupyter_runtime_dir(), f"kernel-krec-serve-{os.urandom(4).hex()}.json")
-
-
-def spec_name(log_path: str) -> str:
-    """``krec-serve-STEM``, lower-cased to the characters kernelspec names allow."""
-    stem = os.path.splitext(os.path.basename(log_path))[0]
-    return "krec-serve-" + (re.sub(r"[^a-z0-9._-]+", "-", stem.lower()).strip("-.") or "log")
-
-
-def serve_spec(log_path: str, args: argparse.Namespace) -> dict[str, Any]:
-    """The kernel.json of a kernelspec whose kernel is `krec serve LOG`."""
-    from krec.recorder.logfile import LogReader
-
-    log_path = os.path.abspath(log_path)
-    with LogReader(log_path, index=False) as reader:
-        kernel = dict(reader.header.get("kernel") or {})
-    argv = [sys.executable, "-m", "krec.recorder", "serve", log_path, "-f", "{connection_file}"]
-    argv += ["--speed", args.speed]
-    if args.strictness != "normal":
-        argv.append(f"--{args.strictness}")
-    if args.output:
-        raise KrecError("--install writes a kernelspec: give --log-dir DIR, not -o")
-    argv += ["--log-dir", os.path.abspath(os.path.expanduser(args.log_dir))]
-    display = str(kernel.get("display_name") or kernel.get("name") or "Kernel")
-    display = re.sub(r"\s*\([^()]*\)\s*$", "", display) or display  # "Python 3 (ipykernel)"
-    return {
-        "argv": argv,
-        "display_name": f"{display} (served from {os.path.basename(log_path)})",
-        "language": str(kernel.get("language") or ""),
-        "interrupt_mode": "message",  # a signal would stop serve; interrupt_request does not
-        "metadata": {"krec_serve": log_path},
-    }
-
-
 def _install(args: argparse.Namespace) -> int:
-    import tempfile
-
-    from jupyter_client.kernelspec import KernelSpecManager
+    from krec.recorder.serve.install import check_spec_name, install_serve_spec, serve_spec
 
     name = args.name or spec_name(args.log)
-    if not re.fullmatch(r"[A-Za-z0-9._-]+", name):
-        raise KernelSpecError(f"{name!r} is not a kernelspec name (letters, digits, . _ -)")
-    spec = serve_spec(args.log, args)
+    check_spec_name(name)
+    if args.output:
+        raise KrecError("--install writes a kernelspec: give --log-dir DIR, not -o")
+    spec = serve_spec(args.log, speed=args.speed, strictness=args.strictness, log_dir=args.log_dir)
     prefix = sys.prefix if args.sys_prefix else args.prefix
-    with tempfile.TemporaryDirectory() as tmp:
-        src = os.path.join(tmp, name)
-        os.makedirs(src)
-        with open(os.path.join(src, "kernel.json"), "w", encoding="utf-8") as f:
-            json.dump(spec, f, indent=1)
-        try:
-            dest = KernelSpecManager().install_kernel_spec(
-                src, name, user=prefix is None, prefix=prefix, replace=True
-            )
-        except OSError as e:
-            raise KernelSpecError(f"cannot install {name}: {e.strerror or e}") from None
+    dest = install_serve_spec(name, spec, prefix)
     print(f"installed kernelspec {name} ({spec['display_name']!r}) in {dest}")
     print(f"start it with: jupyter console --kernel {name}, or pick it in JupyterLab")
     return 0

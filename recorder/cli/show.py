@@ -2,7 +2,7 @@
 
 Lines are coloured by channel on a terminal and plain when piped; records are
 indexed and printed in chunks, so the first line appears at once on any size of
-log and ``krec show big.krec | head`` stops early (cli.py turns the broken pipe
+log and ``krec show big.krec | head`` stops early (cli/__init__.py turns the broken pipe
 into a clean exit). ``--follow`` keeps printing records as a recording appends
 them.
 """
@@ -24,13 +24,14 @@ import time
 from collections.abc import Callable, Iterable, Iterator, Sequence
 from typing import IO, TYPE_CHECKING, Any
 
-from krec.recorder.cli.util import add_command
 from krec.recorder.errors import KrecError
 
 if TYPE_CHECKING:
     from krec.recorder.filter import Filter
     from krec.recorder.logfile import LogReader, Record
 
+HELP = "print a log's records, one line each, or as JSON lines"
+READS_LOGS = True
 EXAMPLES = """\
 examples:
   krec show session.krec                      every record, one line each
@@ -48,15 +49,11 @@ _FIRST_CHUNK = 2_000
 _CHUNK = 50_000
 
 
-def add_arguments(sub: argparse._SubParsersAction) -> None:  # type: ignore[type-arg]
+def add_arguments(p: argparse.ArgumentParser) -> None:
     from krec.recorder.filter import filter_help
 
-    p = add_command(
-        sub,
-        "show",
-        "print a log's records, one line each, or as JSON lines",
-        EXAMPLES + "\n" + filter_help(),
-    )
+    # the epilog is built here: the filter language's help is imported only when needed
+    p.epilog = EXAMPLES + "\n" + filter_help()
     p.add_argument(
         "logs", nargs="+", metavar="LOG", help="a .krec log (several: one after another)"
     )
@@ -75,7 +72,6 @@ def add_arguments(sub: argparse._SubParsersAction) -> None:  # type: ignore[type
         default="auto",
         help="colour the lines (default: on a terminal, unless NO_COLOR is set)",
     )
-    p.set_defaults(func=run)
 
 
 def _count(text: str) -> int:

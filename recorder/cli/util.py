@@ -1,8 +1,9 @@
-"""Helpers every command shares: registering a subcommand, and progress on a terminal."""
+"""What every command shares: the parser class, log URLs fetched, progress on a terminal."""
 
 from __future__ import annotations
 
 import argparse
+import os
 import sys
 from typing import IO, Any, NoReturn
 
@@ -18,18 +19,26 @@ def formatter(prog: str) -> argparse.HelpFormatter:
     return argparse.RawDescriptionHelpFormatter(prog, max_help_position=32)
 
 
-def add_command(
-    sub: Any, name: str, help_text: str, epilog: str = "", **kw: Any
-) -> argparse.ArgumentParser:
-    """Add subcommand ``name``; ``epilog`` holds its examples (shown by --help)."""
-    return sub.add_parser(
-        name,
-        help=help_text,
-        description=help_text,
-        epilog=epilog,
-        formatter_class=formatter,
-        **kw,
-    )
+def fetch_log_urls(args: argparse.Namespace) -> None:
+    """Replace every log URL (s3://..., a log in one object or in segments) or local
+    folder of segments in ``args`` by a local copy, for a command with READS_LOGS."""
+    from krec.recorder.log.storage import is_url, local_log
+
+    def local(location: Any) -> Any:
+        if isinstance(location, str) and (is_url(location) or os.path.isdir(location)):
+            return local_log(location)
+        return location
+
+    for name in ("log", "log_a", "log_b"):
+        if hasattr(args, name):
+            setattr(args, name, local(getattr(args, name)))
+    if isinstance(getattr(args, "logs", None), list):
+        if hasattr(args, "catalog"):  # check, replay: a batch's tasks fetch their own logs
+            from krec.recorder.cli.batch import is_batch
+
+            if is_batch(args, args.logs):  # (a URL prefix is no log to fetch here)
+                return
+        args.logs = [local(p) for p in args.logs]
 
 
 class Progress:

@@ -6,10 +6,11 @@ import argparse
 import json
 import sys
 
-from krec.recorder.cli.util import add_command
 from krec.recorder.errors import KrecError
 
-EXAMPLES = """\
+HELP = "check each log's hash chain; name the first record changed"
+READS_LOGS = True
+EPILOG = """\
 examples:
   krec verify session.krec                    exit 0: intact; 1: tampered; 2: error
   krec verify --seal-key /etc/krec/seal.key krec-logs/*.krec
@@ -22,10 +23,7 @@ as unsealed, not as tampering; --strict makes it, and a log with no seal at all
 """
 
 
-def add_arguments(sub: argparse._SubParsersAction) -> None:  # type: ignore[type-arg]
-    p = add_command(
-        sub, "verify", "check each log's hash chain; name the first record changed", EXAMPLES
-    )
+def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("logs", metavar="LOG", nargs="+", help="a .krec log (path, folder or URL)")
     p.add_argument(
         "--seal-key",
@@ -38,7 +36,6 @@ def add_arguments(sub: argparse._SubParsersAction) -> None:  # type: ignore[type
         action="store_true",
         help="unsealed records (a cut-short or version-1 log) are a failure (exit 1)",
     )
-    p.set_defaults(func=run)
 
 
 def run(args: argparse.Namespace) -> int:

@@ -9,11 +9,11 @@ from __future__ import annotations
 
 import argparse
 import sys
-from typing import Any
 
-from krec.recorder.cli.util import add_command
 from krec.recorder.errors import KrecError
 
+HELP = "browse, filter and thread a recording in a terminal UI"
+READS_LOGS = True
 EPILOG = """\
 examples:
   krec view session.krec                    browse: Enter opens a message, ? lists the keys
@@ -24,8 +24,7 @@ keys: / filter, Enter detail, t threads, l timeline, f follow, r replay, ? help,
 """
 
 
-def add_arguments(sub: Any) -> None:
-    p = add_command(sub, "view", "browse, filter and thread a recording in a terminal UI", EPILOG)
+def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("log", metavar="LOG", help="the .krec file to open")
     p.add_argument(
         "-f",
@@ -40,17 +39,17 @@ def add_arguments(sub: Any) -> None:
         help="keep the cursor on the newest record as the log grows "
         "(the default for a log still being recorded)",
     )
-    p.set_defaults(func=run)
 
 
 def run(args: argparse.Namespace) -> int:
+    from krec.recorder.filter import compile_filter
     from krec.recorder.logfile import LogReader, being_written
 
     # raises LogFormatError (one line, exit 2) for a missing or foreign file
     reader = LogReader(args.log, index=False)
     try:
         if args.filter:
-            _check_filter(args.filter)
+            compile_filter(args.filter)  # a bad filter: one line and exit 2, not a blank UI
         if not (sys.stdin.isatty() and sys.stderr.isatty()):  # Textual draws on stderr
             raise KrecError("krec view needs a terminal; use `krec show` to print records")
         follow = args.follow or being_written(args.log)
@@ -61,11 +60,3 @@ def run(args: argparse.Namespace) -> int:
 
     run_viewer(reader, follow=follow, filter_text=args.filter)
     return 0
-
-
-def _check_filter(text: str) -> None:
-    try:
-        from krec.recorder.filter import compile_filter
-    except ImportError:
-        raise KrecError("this krec has no filter support yet") from None
-    compile_filter(text)

@@ -9,7 +9,7 @@ import pytest
 from conftest import run_krec
 from factories import LogBuilder, display, error, stream
 
-from krec.recorder.cli.export import REDACTED
+from krec.recorder.export.jsonl import REDACTED
 from krec.recorder.export.notebook import fix_console
 
 

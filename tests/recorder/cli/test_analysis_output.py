@@ -14,12 +14,12 @@ from pathlib import Path
 import pytest
 from conftest import KREC
 
-from krec.recorder import stats
 from krec.recorder.cli import show
 from krec.recorder.filter import scan
+from krec.recorder.log import stats
 from krec.recorder.logfile import LogReader, loads_json
 
-ROOT = Path(__file__).resolve().parent.parent.parent
+ROOT = Path(__file__).resolve().parents[3]
 GOLDEN = ROOT / "tests" / "golden" / "analysis"
 COMMANDS = {
     "show": ["show"],
