@@ -302,8 +302,8 @@ def test_check_findings_mark_rows(sample_log: Path) -> None:
 
     async def body(app: KrecViewer, pilot: Pilot) -> None:
         screen = app.screen
-        await until(pilot, lambda: app.checked == len(app.model), "krec check", timeout=60)
-        assert sorted(app.findings) == sorted(by_index)
+        await until(pilot, lambda: app.session.checked == len(app.model), "krec check", timeout=60)
+        assert sorted(app.session.findings) == sorted(by_index)
         for index, found in by_index.items():
             error = any(f.severity == "error" for f in found)
             assert row_text(screen, index).startswith("✗ " if error else "⚠ ")

@@ -60,7 +60,8 @@ async def apply(pilot: Pilot, app: KrecViewer, text: str) -> None:
     await pilot.press("slash")
     app.screen.query_one("#filter-input", Input).value = text
     await pilot.press("enter")
-    await until(pilot, lambda: app.filter is None or not app.filter.running, "the scan")
+    session = app.session
+    await until(pilot, lambda: session.filter is None or not session.filter.running, "the scan")
     await pilot.pause()
 
 
@@ -87,7 +88,7 @@ def test_bad_filter_says_why_and_keeps_the_result(sample_log: Path) -> None:
         assert len(before) == 1
         await apply(pilot, app, "type:error and ch:nope")
         assert shown(app) == before
-        assert app.filter is not None and app.filter.expression == "type:error"
+        assert app.session.filter is not None and app.session.filter.expression == "type:error"
         status = app.screen.query_one("#filter-status", Static)
         assert status.has_class("error")
         # the caret sits under the bad value, after the input's one-cell padding
@@ -104,12 +105,12 @@ def test_escape_clears(sample_log: Path) -> None:
         assert len(shown(app)) == 2
         await pilot.press("escape")  # from the list
         await pilot.pause()
-        assert app.filter is None and app.screen.list.row_count == 70
+        assert app.session.filter is None and app.screen.list.row_count == 70
         assert not app.screen.query_one("#filter-bar").display
         await pilot.press("slash", *"ch:stdin")
         await pilot.press("escape")  # from the input
         await pilot.pause()
-        assert app.filter is None and app.screen.list.row_count == 70
+        assert app.session.filter is None and app.screen.list.row_count == 70
         assert app.focused is app.screen.list
 
     run_viewer(sample_log, body)
@@ -117,7 +118,10 @@ def test_escape_clears(sample_log: Path) -> None:
 
 def test_filter_given_at_start(sample_log: Path) -> None:
     async def body(app: KrecViewer, pilot: Pilot) -> None:
-        await until(pilot, lambda: app.filter is not None and app.filter.ready, "the filter")
+        session = app.session
+        await until(
+            pilot, lambda: session.filter is not None and session.filter.ready, "the filter"
+        )
         assert shown(app) == expected(sample_log, "ch:control")
 
     run_viewer(sample_log, body, filter_text="ch:control")
@@ -129,7 +133,10 @@ def test_filter_while_indexing(sample_log: Path, monkeypatch: pytest.MonkeyPatch
     want = expected(sample_log, "type:status")
 
     async def body(app: KrecViewer, pilot: Pilot) -> None:
-        await until(pilot, lambda: app.filter is not None and app.filter.ready, "the filter")
+        session = app.session
+        await until(
+            pilot, lambda: session.filter is not None and session.filter.ready, "the filter"
+        )
         await until(pilot, lambda: app.screen.list.row_count == len(want), "every match")
         assert shown(app) == want
 
@@ -154,7 +161,7 @@ def test_jump_to_a_request_the_filter_hides(sample_log: Path) -> None:
         await apply(pilot, app, "type:error")
         error = shown(app)[0]
         await pilot.press("p")
-        await until(pilot, lambda: app.filter is None, "the filter to clear")
+        await until(pilot, lambda: app.session.filter is None, "the filter to clear")
         await pilot.pause()
         assert app.model.row(app.screen.list.current).summary == "1 / 0"
         await pilot.press("backspace")

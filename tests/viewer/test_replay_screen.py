@@ -52,13 +52,13 @@ def test_replay_shows_divergences_side_by_side(
             await until(pilot, lambda: app.model.complete, "the index")
             await pilot.press("r")
             assert isinstance(app.screen, ReplayScreen)
-            assert not app.replaying  # nothing runs before the user says so
+            assert not app.session.replaying  # nothing runs before the user says so
             info = str(app.screen.query_one("#replay-info", Static).content)
             assert "Enter starts the replay" in info
             await pilot.press("enter")
-            assert app.replaying
-            await until(pilot, lambda: not app.replaying, "the replay", timeout=180)
-            assert app.replay_error == ""
+            assert app.session.replaying
+            await until(pilot, lambda: not app.session.replaying, "the replay", timeout=180)
+            assert app.session.replay_error == ""
             await until(pilot, lambda: app.screen.query(ReportList), "the report")
             screen = app.screen
             report_list = screen.query_one(ReportList)
