@@ -169,8 +169,7 @@ class KrecViewer(App[None]):
             self._start_scan(flt)
 
     def _start_scan(self, flt: FilterState) -> None:
-        flt.running = True
-        self._scan(flt, flt.scanned)
+        self._scan(flt, self.session.start_scan(flt))
 
     @work(thread=True, group="filter", exit_on_error=True)
     def _scan(self, flt: FilterState, start: int) -> None:

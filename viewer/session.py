@@ -99,6 +99,11 @@ class ViewerSession:
             return flt
         return None
 
+    def start_scan(self, flt: FilterState) -> int:
+        """Mark ``flt``'s next scan as running; return the record it starts from."""
+        flt.running = True
+        return flt.scanned
+
     def run_scan(
         self, flt: FilterState, start: int, progress: Progress, cancel: threading.Event
     ) -> tuple[array[int], int, float] | None:

@@ -2,41 +2,17 @@
 
 from __future__ import annotations
 
-import asyncio
-import time
-from collections.abc import Awaitable, Callable
 from pathlib import Path
-from typing import Any
 
 import pytest
 from textual.pilot import Pilot
 from textual.widgets import Input, Static
+from viewerpilot import run_viewer, until
 
 from krec.recorder.filter import compile_filter
 from krec.recorder.logfile import LogReader, LogWriter
 from krec.viewer import app as app_module
 from krec.viewer.app import KrecViewer
-
-Body = Callable[[KrecViewer, Pilot], Awaitable[None]]
-
-
-async def until(pilot: Pilot, predicate: Callable[[], object], what: str, timeout: float = 20):
-    deadline = time.monotonic() + timeout
-    while not predicate():
-        if time.monotonic() > deadline:
-            pytest.fail(f"timed out waiting for {what}")
-        await pilot.pause(0.05)
-
-
-def run_viewer(path: Path, body: Body, **kw: Any) -> None:
-    async def main() -> None:
-        app = KrecViewer(LogReader(path, index=False), **kw)
-        async with app.run_test(size=(160, 48)) as pilot:
-            await until(pilot, lambda: app.model.complete, "the index")
-            await pilot.pause()
-            await body(app, pilot)
-
-    asyncio.run(main())
 
 
 def expected(path: Path, text: str) -> list[int]:

@@ -3,16 +3,16 @@
 from __future__ import annotations
 
 import asyncio
-import time
 from collections.abc import Callable
+from functools import partial
 from pathlib import Path
 from typing import Any
 
 import pytest
-from rich.console import Console
 from sessions import execute
-from textual.pilot import Pilot
 from textual.widgets import Static
+from viewerpilot import plain
+from viewerpilot import until as until_20s
 
 from krec.recorder.logfile import LogReader
 from krec.viewer.app import KrecViewer
@@ -20,19 +20,8 @@ from krec.viewer.screens.main import MainScreen
 from krec.viewer.screens.replay import ReplayScreen, side_by_side
 from krec.viewer.widgets.report_list import ReportList
 
-
-async def until(pilot: Pilot, predicate: Callable[[], object], what: str, timeout: float = 30):
-    deadline = time.monotonic() + timeout
-    while not predicate():
-        if time.monotonic() > deadline:
-            pytest.fail(f"timed out waiting for {what}")
-        await pilot.pause(0.05)
-
-
-def plain(renderable: Any) -> str:
-    console = Console(width=200, record=True, color_system=None)
-    console.print(renderable)
-    return console.export_text()
+#: a real kernel: waits go up to 30 s
+until = partial(until_20s, timeout=30)
 
 
 @pytest.mark.timeout(240)
