@@ -16,7 +16,6 @@ from array import array
 from collections.abc import Callable
 from typing import Any, Literal
 
-from krec.recorder.filter import compile_filter
 from krec.viewer.model import LogModel
 
 #: logs up to this many records are checked (`krec check`, ~75 us a record) on their own;
@@ -78,6 +77,9 @@ class ViewerSession:
         if not expression:
             self.clear_filter()
             return None
+        # imported on first use: the first frame of `krec view` does not wait for it (~10 ms)
+        from krec.recorder.filter import compile_filter
+
         compiled = compile_filter(expression)
         self._filter_generation += 1
         self.filter = FilterState(expression, compiled, self._filter_generation)
