@@ -1,19 +1,19 @@
 """KrecViewer: the Textual app behind `krec view`; it owns the model and the slow work.
 
 The app indexes the log in a thread worker (the first screen shows as soon as
-the first rows are indexed), follows the file as it grows, runs filter scans
-and the threading pass in workers, and tells its screens what changed. The
-screens own their widgets: the message list (main), the thread view, the
-timeline, the help and the replay report.
+the first rows are indexed), follows the file as it grows, runs filter scans,
+`krec check`, replays and the threading pass in workers, keeps what they find in
+its ViewerSession (viewer/session.py) and tells its screens what changed through
+their declared hooks (ScreenHooks, viewer/screens/base.py). The screens own
+their widgets: the message list (main), the thread view, the timeline, the help
+and the replay report.
 """
 
 from __future__ import annotations
 
-import threading
 import time
-from array import array
 from collections.abc import Callable
-from typing import Any
+from typing import Concatenate, ParamSpec
 
 from textual import work
 from textual.app import App
@@ -21,7 +21,7 @@ from textual.binding import Binding, BindingType
 from textual.screen import Screen
 from textual.worker import get_current_worker
 
-from krec.recorder.errors import FilterError, KrecError
+from krec.recorder.errors import FilterError
 from krec.recorder.logfile import LogReader
 from krec.viewer.exchanges import ExchangeIndex
 from krec.viewer.messages import (
@@ -37,6 +37,8 @@ from krec.viewer.messages import (
     ReplayProgress,
 )
 from krec.viewer.model import LogModel
+from krec.viewer.screens.base import ScreenHooks, ViewerScreen
+from krec.viewer.session import FilterState, ViewerSession
 
 #: records indexed before the first screen, then per step (seconds after the first frame)
 FIRST_STEP = 2_000
@@ -44,9 +46,6 @@ INDEX_STEP = 100_000
 INDEX_DELAY = 0.1
 #: how often a growing log is looked at (seconds)
 FOLLOW_INTERVAL = 0.25
-#: logs up to this many records are checked (`krec check`, ~75 us a record) on their own;
-#: bigger ones on `!`
-CHECK_AUTO_LIMIT = 20_000
 #: logs up to this many records are threaded as soon as they are indexed (~3 us a
 #: record); bigger ones when the thread view, the timeline or `p` first needs it
 THREADS_AUTO_LIMIT = 200_000
@@ -57,26 +56,7 @@ THREAD_MARGIN = 20_000
 CHECK_AGAIN_AFTER = 2.0
 
 
-class FilterState:
-    """The active filter: its expression, compiled form and matches so far."""
-
-    def __init__(self, expression: str, compiled: Any, generation: int) -> None:
-        self.expression = expression
-        self.compiled = compiled
-        self.generation = generation
-        self.matches: array[int] = array("Q")  # what Filter.scan returns
-        self.scanned = 0  # records 0..scanned have been looked at
-        self.running = False
-        self.ready = False  # the first scan has finished: the list shows the matches
-
-
-def compile_filter(expression: str) -> Any:
-    """The filter language lives in krec.recorder.filter; the viewer never reimplements it."""
-    try:
-        from krec.recorder.filter import compile_filter as compile_expression
-    except ImportError:
-        raise FilterError("this krec has no filter support yet", expression, -1) from None
-    return compile_expression(expression)
+P = ParamSpec("P")
 
 
 class KrecViewer(App[None]):
@@ -106,38 +86,24 @@ class KrecViewer(App[None]):
         self.model = LogModel(reader)
         self.follow_on_start = follow
         self.initial_filter = filter_text
+        #: the filter, the findings, the replay: what the screens show beyond the index
+        self.session = ViewerSession(self.model)
         self.threads: ExchangeIndex | None = None
-        self.filter: FilterState | None = None
-        self._filter_generation = 0
         self._threading = False
         self._after_threads: list[tuple[int, Callable[[], None]]] = []
-        #: what runs in the background, for the status line ("threading 40%")
-        self.activity: dict[str, str] = {}
-        #: `krec check` findings by record index; lists mark their rows from it
-        self.findings: dict[int, list[Any]] = {}
-        self._checking = False
-        self._checked = -1  # records covered by the last check
-        self._check_asked = False
-        #: the last replay (a krec.recorder.replay.replayer.ReplayResult) or why it failed
-        self.replaying = False
-        self.replay_result: Any = None
-        self.replay_error = ""
 
     # -- screens ----------------------------------------------------------------
 
     def get_default_screen(self) -> Screen:
         from krec.viewer.screens.main import MainScreen
 
-        return MainScreen(self.model, follow=self.follow_on_start)
-
-    def _screens(self) -> list[Any]:
-        return list(self.screen_stack)
+        return MainScreen(self.session, follow=self.follow_on_start)
 
     def on_mount(self) -> None:
         # the first rows are indexed here, before the first paint; the rest in a worker
         if not self.model.complete and len(self.model) == 0:
             self.model.index_more(FIRST_STEP)
-        self._tell_screens("log_grew")
+        self.tell_screens(ScreenHooks.log_grew)
         # indexing competes for the GIL with rendering and writing the first frame
         # (~70 ms after mount): start it once that frame is out
         self.set_timer(INDEX_DELAY, self._index)
@@ -145,13 +111,19 @@ class KrecViewer(App[None]):
         if self.initial_filter:
             self.post_message(FilterSubmitted(self.initial_filter))
 
-    def _tell_screens(self, method: str, *args: Any) -> None:
+    def tell_screens(
+        self, hook: Callable[Concatenate[ScreenHooks, P], None], *args: P.args, **kw: P.kwargs
+    ) -> None:
+        """Call ``hook`` (a ScreenHooks method, e.g. ``ScreenHooks.log_grew``) on every
+        screen of the stack, as each screen overrides it; anything else is a TypeError."""
+        name = getattr(hook, "__name__", "")
+        if name.startswith("_") or getattr(ScreenHooks, name, None) is not hook:
+            raise TypeError(f"{hook!r} is not one of the ScreenHooks")
         if not self.is_running:
             return  # shutting down: the screens' widgets may be gone already
-        for screen in self._screens():
-            handler = getattr(screen, method, None)
-            if handler is not None:
-                handler(*args)
+        for screen in list(self.screen_stack):
+            if isinstance(screen, ViewerScreen):
+                getattr(screen, name)(*args, **kw)
 
     # -- indexing and following --------------------------------------------------
 
@@ -170,11 +142,11 @@ class KrecViewer(App[None]):
             self.post_message(IndexGrew(len(self.model), True))
 
     def on_index_grew(self, message: IndexGrew) -> None:
-        self._tell_screens("log_grew")
+        self.tell_screens(ScreenHooks.log_grew)
         if message.complete:
             self.check()
-        flt = self.filter
-        if flt is not None and not flt.running and flt.scanned < len(self.model):
+        flt = self.session.filter_to_rescan()
+        if flt is not None:
             self._start_scan(flt)
         if self.threads is None and message.complete and len(self.model) <= THREADS_AUTO_LIMIT:
             self.threads = ExchangeIndex()  # small enough to thread now: t, l and p are instant
@@ -184,33 +156,24 @@ class KrecViewer(App[None]):
     # -- filtering ------------------------------------------------------------------
 
     def on_filter_submitted(self, message: FilterSubmitted) -> None:
-        expression = message.expression
-        if not expression:
-            self.filter = None
-            self._filter_generation += 1
-            self.workers.cancel_group(self, "filter")
-            self._tell_screens("filter_changed")
-            return
         try:
-            compiled = compile_filter(expression)
+            flt = self.session.set_filter(message.expression)
         except FilterError as e:
             # a bad filter says why and keeps the previous result on screen
-            self._tell_screens("filter_error", e)
+            self.tell_screens(ScreenHooks.filter_error, e)
             return
         self.workers.cancel_group(self, "filter")
-        self._filter_generation += 1
-        self.filter = FilterState(expression, compiled, self._filter_generation)
-        self._start_scan(self.filter)
+        if flt is None:
+            self.tell_screens(ScreenHooks.filter_changed)
+        else:
+            self._start_scan(flt)
 
     def _start_scan(self, flt: FilterState) -> None:
-        flt.running = True
-        self._scan(flt, flt.scanned)
+        self._scan(flt, self.session.start_scan(flt))
 
     @work(thread=True, group="filter", exit_on_error=True)
     def _scan(self, flt: FilterState, start: int) -> None:
-        cancel: threading.Event = get_current_worker().cancelled_event
-        model = self.model
-        began = time.perf_counter()
+        cancel = get_current_worker().cancelled_event
         last_post = 0.0
 
         def progress(done: int, total: int) -> None:
@@ -220,34 +183,24 @@ class KrecViewer(App[None]):
                 last_post = now
                 self.post_message(FilterProgress(flt.generation, done, total))
 
-        # the lock keeps the index still (and the file open) for the whole scan
-        with model.lock:
-            if model.closed:
-                return
-            stop = len(model)
-            found = flt.compiled.scan(
-                model.reader, start=start, stop=stop, progress=progress, cancel=cancel
-            )
-        if not cancel.is_set():
-            seconds = time.perf_counter() - began
-            self.post_message(FilterDone(flt.generation, found, stop, seconds))
+        scanned = self.session.run_scan(flt, start, progress, cancel)
+        if scanned is not None and not cancel.is_set():
+            self.post_message(FilterDone(flt.generation, *scanned))
 
     def on_filter_progress(self, message: FilterProgress) -> None:
-        flt = self.filter
-        if flt is not None and flt.generation == message.generation:
-            self._tell_screens("filter_progress", message)
+        if self.session.filter_of(message.generation) is not None:
+            self.tell_screens(ScreenHooks.filter_progress, message)
 
     def on_filter_done(self, message: FilterDone) -> None:
-        flt = self.filter
-        if flt is None or flt.generation != message.generation or not flt.running:
-            return
-        flt.running = False
-        flt.matches.extend(message.matches)
-        flt.scanned = message.scanned
-        first = not flt.ready
-        flt.ready = True
-        self._tell_screens("filter_changed" if first else "matches_grew", message)
-        if flt.scanned < len(self.model):
+        first = self.session.scan_done(message.generation, message.matches, message.scanned)
+        if first is None:
+            return  # a scan of a filter since replaced
+        if first:
+            self.tell_screens(ScreenHooks.filter_changed, message)
+        else:
+            self.tell_screens(ScreenHooks.matches_grew, message)
+        flt = self.session.filter_to_rescan()
+        if flt is not None:
             self._start_scan(flt)
 
     # -- threads ----------------------------------------------------------------------
@@ -300,14 +253,11 @@ class KrecViewer(App[None]):
     def on_exchanges_progress(self, message: ExchangesProgress) -> None:
         self._activity("threads", f"threading {100 * message.done // max(message.total, 1)}%")
         self._threads_reached(everything=False)
-        self._tell_screens("threads_grew")
+        self.tell_screens(ScreenHooks.threads_grew)
 
     def _activity(self, name: str, text: str) -> None:
-        if text:
-            self.activity[name] = text
-        else:
-            self.activity.pop(name, None)
-        self._tell_screens("status_changed")
+        self.session.set_activity(name, text)
+        self.tell_screens(ScreenHooks.status_changed)
 
     def on_exchanges_ready(self, message: ExchangesReady) -> None:
         self._threading = False
@@ -318,82 +268,50 @@ class KrecViewer(App[None]):
             self._start_threading()
             return
         self._threads_reached(everything=True)
-        self._tell_screens("threads_grew")
-        self._tell_screens("status_changed")
+        self.tell_screens(ScreenHooks.threads_grew)
+        self.tell_screens(ScreenHooks.status_changed)
 
     # -- krec check -------------------------------------------------------------------
 
     def check(self, asked: bool = False) -> None:
         """Run `krec check` over the log in a worker (on its own for small logs)."""
-        self._check_asked = self._check_asked or asked
-        n = len(self.model)
-        if self._checking or not self.model.complete or n == self._checked:
-            return
-        if n > CHECK_AUTO_LIMIT and not self._check_asked:
-            return
-        self._checking = True
-        self._activity("check", "checking")
-        self._run_checks()
+        if self.session.start_check(asked):
+            self._activity("check", "checking")
+            self._run_checks()
 
     @work(thread=True, group="check")
     def _run_checks(self) -> None:
-        from krec.recorder.check import run_checks
-
-        model = self.model
-
         def progress(done: int, total: int) -> None:
             self.post_message(ChecksProgress(done, total))
 
         try:
-            with model.lock:
-                if model.closed:
-                    return
-                checked = len(model)
-                findings = run_checks(model.reader, progress=progress)
+            checked = self.session.run_checks(progress)
         except Exception as e:  # a broken rule must not take the viewer down: say so
             self.post_message(ChecksDone([], 0, f"{type(e).__name__}: {e}"))
             return
-        self.post_message(ChecksDone(findings, checked))
+        if checked is not None:
+            self.post_message(ChecksDone(*checked))
 
     def on_checks_progress(self, message: ChecksProgress) -> None:
         self._activity("check", f"checking {100 * message.done // max(message.total, 1)}%")
 
     def on_checks_done(self, message: ChecksDone) -> None:
-        self._checking = False
+        session = self.session
         self._activity("check", "")
+        session.checks_done(message.findings, message.checked, message.error)
         if message.error:
             self.notify(f"krec check failed: {message.error}", severity="error")
             return
-        self._checked = message.checked
-        self.findings.clear()
-        for finding in message.findings:
-            self.findings.setdefault(finding.index, []).append(finding)
-        self._tell_screens("findings_changed")
-        if len(self.model) > self._checked:  # a live log: again, a little later
+        self.tell_screens(ScreenHooks.findings_changed)
+        if len(self.model) > session.checked:  # a live log: again, a little later
             self.set_timer(CHECK_AGAIN_AFTER, self.check)
 
-    @property
-    def checked(self) -> int:
-        """How many records the last `krec check` covered (-1: none yet)."""
-        return self._checked
-
-    @property
-    def findings_count(self) -> int:
-        return sum(len(f) for f in self.findings.values())
-
-    def findings_for(self, index: int) -> list[str]:
-        """What `krec check` found wrong with record ``index`` (for the detail pane)."""
-        lines = []
-        for f in self.findings.get(index, []):
-            related = f"  (see {', '.join(f'#{i}' for i in f.related)})" if f.related else ""
-            lines.append(f"{f.severity} {f.rule}: {f.text}{related}")
-        return lines
-
     def action_check(self) -> None:
-        if self._checking:
+        session = self.session
+        if session.checking:
             self.notify("the check is running")
-        elif len(self.model) == self._checked:
-            self.notify(f"{self.findings_count} findings in {self._checked:,} records")
+        elif len(self.model) == session.checked:
+            self.notify(f"{session.findings_count} findings in {session.checked:,} records")
         else:
             self.check(asked=True)
 
@@ -413,12 +331,12 @@ class KrecViewer(App[None]):
 
         if isinstance(self.screen, ThreadScreen):
             return
-        if index is None:
-            index = getattr(self.screen, "current_record", None)
+        if index is None and isinstance(self.screen, ViewerScreen):
+            index = self.screen.current_record
 
         def open_view() -> None:
             assert self.threads is not None
-            self.push_screen(ThreadScreen(self.model, self.threads, index))
+            self.push_screen(ThreadScreen(self.session, self.threads, index))
 
         self.with_threads(open_view, upto=index if index is not None else 0)
 
@@ -430,7 +348,7 @@ class KrecViewer(App[None]):
 
         def open_view() -> None:
             assert self.threads is not None
-            self.push_screen(TimelineScreen(self.model, self.threads))
+            self.push_screen(TimelineScreen(self.session, self.threads))
 
         self.with_threads(open_view, upto=0)
 
@@ -438,59 +356,33 @@ class KrecViewer(App[None]):
         from krec.viewer.screens.replay import ReplayScreen
 
         if not isinstance(self.screen, ReplayScreen):
-            self.push_screen(ReplayScreen(self.model))
+            self.push_screen(ReplayScreen(self.session))
 
     # -- replay ---------------------------------------------------------------------------
 
     def start_replay(self) -> None:
         """Replay the log against a fresh kernel in a worker (krec.recorder.replay.replayer)."""
-        if self.replaying:
-            return
-        self.replaying = True
-        self.replay_error = ""
-        self.replay_result = None
-        self._activity("replay", "replaying")
-        self._replay()
+        if self.session.start_replay():
+            self._activity("replay", "replaying")
+            self._replay()
 
     @work(thread=True, group="replay")
     def _replay(self) -> None:
-        from krec.recorder.replay.replayer import replay
-
-        cancel = get_current_worker().cancelled_event
-
         def progress(done: int, total: int) -> None:
             self.post_message(ReplayProgress(done, total))
 
-        try:
-            result = replay(self.model.path, progress=progress, cancel=cancel)
-        except KrecError as e:
-            self.post_message(ReplayFinished(None, str(e)))
-        except Exception as e:  # the viewer stays up and says what went wrong
-            self.post_message(ReplayFinished(None, f"{type(e).__name__}: {e}"))
-        else:
-            self.post_message(ReplayFinished(result))
+        result, error = self.session.run_replay(progress, get_current_worker().cancelled_event)
+        self.post_message(ReplayFinished(result, error))
 
     def on_replay_progress(self, message: ReplayProgress) -> None:
         self._activity("replay", f"replaying {message.done}/{message.total}")
-        self._tell_screens("replay_progress", message.done, message.total)
+        self.tell_screens(ScreenHooks.replay_progress, message.done, message.total)
 
     def on_replay_finished(self, message: ReplayFinished) -> None:
-        self.replaying = False
-        self.replay_result = message.result
-        self.replay_error = message.error
+        text, severity = self.session.replay_done(message.result, message.error)
         self._activity("replay", "")
-        if message.error:
-            self.notify(f"replay failed: {message.error}", severity="error")
-        else:
-            report = message.result.report
-            diverged = len({d.request for d in report.divergences})
-            self.notify(
-                f"replay done: {diverged} requests diverged"
-                if diverged
-                else "replay done: no divergence",
-                severity="warning" if diverged else "information",
-            )
-        self._tell_screens("replay_finished")
+        self.notify(text, severity=severity)
+        self.tell_screens(ScreenHooks.replay_finished)
 
     def on_unmount(self) -> None:
         self.workers.cancel_all()

@@ -2,18 +2,15 @@
 
 from __future__ import annotations
 
-import asyncio
 import json
 import threading
-import time
-from collections.abc import Awaitable, Callable
 from pathlib import Path
 from typing import Any
 
 import pytest
-from rich.console import Console
 from textual.pilot import Pilot
 from textual.widgets import Static
+from viewerpilot import plain, run_viewer, until
 
 from krec.recorder.logfile import LogReader
 from krec.viewer import app as app_module
@@ -24,34 +21,6 @@ from krec.viewer.screens.main import MainScreen
 from krec.viewer.screens.threads import ThreadScreen
 from krec.viewer.screens.timeline import TimelineScreen
 from krec.viewer.widgets.detail_view import JsonTree
-
-Body = Callable[[KrecViewer, Pilot], Awaitable[None]]
-
-
-async def until(pilot: Pilot, predicate: Callable[[], object], what: str, timeout: float = 20):
-    """Let the app run until ``predicate()`` is true; fail after ``timeout`` seconds."""
-    deadline = time.monotonic() + timeout
-    while not predicate():
-        if time.monotonic() > deadline:
-            pytest.fail(f"timed out waiting for {what}")
-        await pilot.pause(0.05)
-
-
-def run_viewer(path: Path, body: Body, size: tuple[int, int] = (160, 48), **kw: Any) -> None:
-    async def main() -> None:
-        app = KrecViewer(LogReader(path, index=False), **kw)
-        async with app.run_test(size=size) as pilot:
-            await until(pilot, lambda: app.model.complete, "the index")
-            await pilot.pause()
-            await body(app, pilot)
-
-    asyncio.run(main())
-
-
-def plain(renderable: Any, width: int = 200) -> str:
-    console = Console(width=width, record=True, color_system=None)
-    console.print(renderable)  # noqa: T201
-    return console.export_text()
 
 
 def row_text(screen: Any, row: int) -> str:
@@ -302,8 +271,8 @@ def test_check_findings_mark_rows(sample_log: Path) -> None:
 
     async def body(app: KrecViewer, pilot: Pilot) -> None:
         screen = app.screen
-        await until(pilot, lambda: app.checked == len(app.model), "krec check", timeout=60)
-        assert sorted(app.findings) == sorted(by_index)
+        await until(pilot, lambda: app.session.checked == len(app.model), "krec check", timeout=60)
+        assert sorted(app.session.findings) == sorted(by_index)
         for index, found in by_index.items():
             error = any(f.severity == "error" for f in found)
             assert row_text(screen, index).startswith("✗ " if error else "⚠ ")

@@ -2,41 +2,17 @@
 
 from __future__ import annotations
 
-import asyncio
-import time
-from collections.abc import Awaitable, Callable
 from pathlib import Path
-from typing import Any
 
 import pytest
 from textual.pilot import Pilot
 from textual.widgets import Input, Static
+from viewerpilot import run_viewer, until
 
 from krec.recorder.filter import compile_filter
 from krec.recorder.logfile import LogReader, LogWriter
 from krec.viewer import app as app_module
 from krec.viewer.app import KrecViewer
-
-Body = Callable[[KrecViewer, Pilot], Awaitable[None]]
-
-
-async def until(pilot: Pilot, predicate: Callable[[], object], what: str, timeout: float = 20):
-    deadline = time.monotonic() + timeout
-    while not predicate():
-        if time.monotonic() > deadline:
-            pytest.fail(f"timed out waiting for {what}")
-        await pilot.pause(0.05)
-
-
-def run_viewer(path: Path, body: Body, **kw: Any) -> None:
-    async def main() -> None:
-        app = KrecViewer(LogReader(path, index=False), **kw)
-        async with app.run_test(size=(160, 48)) as pilot:
-            await until(pilot, lambda: app.model.complete, "the index")
-            await pilot.pause()
-            await body(app, pilot)
-
-    asyncio.run(main())
 
 
 def expected(path: Path, text: str) -> list[int]:
@@ -60,7 +36,8 @@ async def apply(pilot: Pilot, app: KrecViewer, text: str) -> None:
     await pilot.press("slash")
     app.screen.query_one("#filter-input", Input).value = text
     await pilot.press("enter")
-    await until(pilot, lambda: app.filter is None or not app.filter.running, "the scan")
+    session = app.session
+    await until(pilot, lambda: session.filter is None or not session.filter.running, "the scan")
     await pilot.pause()
 
 
@@ -87,7 +64,7 @@ def test_bad_filter_says_why_and_keeps_the_result(sample_log: Path) -> None:
         assert len(before) == 1
         await apply(pilot, app, "type:error and ch:nope")
         assert shown(app) == before
-        assert app.filter is not None and app.filter.expression == "type:error"
+        assert app.session.filter is not None and app.session.filter.expression == "type:error"
         status = app.screen.query_one("#filter-status", Static)
         assert status.has_class("error")
         # the caret sits under the bad value, after the input's one-cell padding
@@ -104,12 +81,12 @@ def test_escape_clears(sample_log: Path) -> None:
         assert len(shown(app)) == 2
         await pilot.press("escape")  # from the list
         await pilot.pause()
-        assert app.filter is None and app.screen.list.row_count == 70
+        assert app.session.filter is None and app.screen.list.row_count == 70
         assert not app.screen.query_one("#filter-bar").display
         await pilot.press("slash", *"ch:stdin")
         await pilot.press("escape")  # from the input
         await pilot.pause()
-        assert app.filter is None and app.screen.list.row_count == 70
+        assert app.session.filter is None and app.screen.list.row_count == 70
         assert app.focused is app.screen.list
 
     run_viewer(sample_log, body)
@@ -117,7 +94,10 @@ def test_escape_clears(sample_log: Path) -> None:
 
 def test_filter_given_at_start(sample_log: Path) -> None:
     async def body(app: KrecViewer, pilot: Pilot) -> None:
-        await until(pilot, lambda: app.filter is not None and app.filter.ready, "the filter")
+        session = app.session
+        await until(
+            pilot, lambda: session.filter is not None and session.filter.ready, "the filter"
+        )
         assert shown(app) == expected(sample_log, "ch:control")
 
     run_viewer(sample_log, body, filter_text="ch:control")
@@ -129,7 +109,10 @@ def test_filter_while_indexing(sample_log: Path, monkeypatch: pytest.MonkeyPatch
     want = expected(sample_log, "type:status")
 
     async def body(app: KrecViewer, pilot: Pilot) -> None:
-        await until(pilot, lambda: app.filter is not None and app.filter.ready, "the filter")
+        session = app.session
+        await until(
+            pilot, lambda: session.filter is not None and session.filter.ready, "the filter"
+        )
         await until(pilot, lambda: app.screen.list.row_count == len(want), "every match")
         assert shown(app) == want
 
@@ -154,7 +137,7 @@ def test_jump_to_a_request_the_filter_hides(sample_log: Path) -> None:
         await apply(pilot, app, "type:error")
         error = shown(app)[0]
         await pilot.press("p")
-        await until(pilot, lambda: app.filter is None, "the filter to clear")
+        await until(pilot, lambda: app.session.filter is None, "the filter to clear")
         await pilot.pause()
         assert app.model.row(app.screen.list.current).summary == "1 / 0"
         await pilot.press("backspace")

@@ -3,24 +3,19 @@
 from __future__ import annotations
 
 import asyncio
-import time
 from collections.abc import Callable
+from functools import partial
 from typing import Any
 
 import pytest
-from textual.pilot import Pilot
+from viewerpilot import until as until_20s
 
 from krec.recorder.logfile import LogReader
 from krec.viewer.app import KrecViewer
 from krec.viewer.screens.main import MainScreen
 
-
-async def until(pilot: Pilot, predicate: Callable[[], object], what: str, timeout: float = 30):
-    deadline = time.monotonic() + timeout
-    while not predicate():
-        if time.monotonic() > deadline:
-            pytest.fail(f"timed out waiting for {what}")
-        await pilot.pause(0.05)
+#: a live recording: waits go up to 30 s
+until = partial(until_20s, timeout=30)
 
 
 @pytest.mark.timeout(180)

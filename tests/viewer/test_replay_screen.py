@@ -3,16 +3,16 @@
 from __future__ import annotations
 
 import asyncio
-import time
 from collections.abc import Callable
+from functools import partial
 from pathlib import Path
 from typing import Any
 
 import pytest
-from rich.console import Console
 from sessions import execute
-from textual.pilot import Pilot
 from textual.widgets import Static
+from viewerpilot import plain
+from viewerpilot import until as until_20s
 
 from krec.recorder.logfile import LogReader
 from krec.viewer.app import KrecViewer
@@ -20,19 +20,8 @@ from krec.viewer.screens.main import MainScreen
 from krec.viewer.screens.replay import ReplayScreen, side_by_side
 from krec.viewer.widgets.report_list import ReportList
 
-
-async def until(pilot: Pilot, predicate: Callable[[], object], what: str, timeout: float = 30):
-    deadline = time.monotonic() + timeout
-    while not predicate():
-        if time.monotonic() > deadline:
-            pytest.fail(f"timed out waiting for {what}")
-        await pilot.pause(0.05)
-
-
-def plain(renderable: Any) -> str:
-    console = Console(width=200, record=True, color_system=None)
-    console.print(renderable)
-    return console.export_text()
+#: a real kernel: waits go up to 30 s
+until = partial(until_20s, timeout=30)
 
 
 @pytest.mark.timeout(240)
@@ -52,13 +41,13 @@ def test_replay_shows_divergences_side_by_side(
             await until(pilot, lambda: app.model.complete, "the index")
             await pilot.press("r")
             assert isinstance(app.screen, ReplayScreen)
-            assert not app.replaying  # nothing runs before the user says so
+            assert not app.session.replaying  # nothing runs before the user says so
             info = str(app.screen.query_one("#replay-info", Static).content)
             assert "Enter starts the replay" in info
             await pilot.press("enter")
-            assert app.replaying
-            await until(pilot, lambda: not app.replaying, "the replay", timeout=180)
-            assert app.replay_error == ""
+            assert app.session.replaying
+            await until(pilot, lambda: not app.session.replaying, "the replay", timeout=180)
+            assert app.session.replay_error == ""
             await until(pilot, lambda: app.screen.query(ReportList), "the report")
             screen = app.screen
             report_list = screen.query_one(ReportList)

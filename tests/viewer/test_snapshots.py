@@ -38,7 +38,7 @@ async def settled(pilot: Pilot) -> None:
     app = pilot.app
     assert isinstance(app, KrecViewer)
     await wait(pilot, lambda: app.model.complete and app.threads is not None)
-    await wait(pilot, lambda: not app.activity and app.checked == len(app.model))
+    await wait(pilot, lambda: not app.session.activity and app.session.checked == len(app.model))
     await pilot.pause()
 
 

@@ -1,7 +1,11 @@
-"""RecordScreen: what every screen with a list of records shares (detail pane, copy, status).
+"""The screens' bases: the hooks the app calls on them, and what list screens share.
 
-Enter on a record opens the detail pane below the list (Enter again, or
-Escape, closes it); while it is open it follows the cursor. ``c`` copies the
+``ScreenHooks`` declares everything the app tells its screens (the log grew,
+the filter changed, threading or a replay went on...), each a no-op until a
+screen overrides it; the app calls them through ``KrecViewer.tell_screens``,
+which accepts nothing else. ``RecordScreen`` is a screen whose list shows
+records: Enter on a record opens the detail pane below the list (Enter again,
+or Escape, closes it); while it is open it follows the cursor. ``c`` copies the
 record as JSON to the clipboard, ``w`` writes it to a file in the current
 directory. The status line on top names the log and what is running.
 """
@@ -10,15 +14,16 @@ from __future__ import annotations
 
 import json
 import os
-from typing import TYPE_CHECKING, Any, cast
+from typing import TYPE_CHECKING, cast
 
 from textual.binding import Binding, BindingType
 from textual.screen import Screen
 from textual.widgets import Static
 
+from krec.recorder.errors import FilterError
 from krec.viewer.detail import describe
-from krec.viewer.messages import RecordChosen, RecordHighlighted
-from krec.viewer.model import LogModel
+from krec.viewer.messages import FilterDone, FilterProgress, RecordChosen, RecordHighlighted
+from krec.viewer.session import ViewerSession
 from krec.viewer.widgets.detail_view import DetailView
 from krec.viewer.widgets.keybar import KeyBar
 from krec.viewer.widgets.records import RecordRows
@@ -27,7 +32,64 @@ if TYPE_CHECKING:
     from krec.viewer.app import KrecViewer
 
 
-class RecordScreen(Screen[None]):
+class ScreenHooks:
+    """What the app tells its screens; a screen overrides the hooks it cares about."""
+
+    def log_grew(self) -> None:
+        """More records were indexed (or the log grew on disk)."""
+
+    def filter_changed(self, message: FilterDone | None = None) -> None:
+        """The filter was cleared, or its first scan finished (``message``)."""
+
+    def matches_grew(self, message: FilterDone) -> None:
+        """A later scan of the same filter found more matches in new records."""
+
+    def filter_progress(self, message: FilterProgress) -> None:
+        """The filter's scan went on."""
+
+    def filter_error(self, error: FilterError) -> None:
+        """The expression entered does not parse; the previous filter stays."""
+
+    def threads_grew(self) -> None:
+        """Threading went through more records."""
+
+    def status_changed(self) -> None:
+        """What runs in the background changed: the status line says it."""
+
+    def findings_changed(self) -> None:
+        """`krec check` finished: the lists mark other rows now."""
+
+    def replay_progress(self, done: int, total: int) -> None:
+        """The replay has completed ``done`` of ``total`` requests."""
+
+    def replay_finished(self) -> None:
+        """The replay ended (the session holds its result or error)."""
+
+
+class ViewerScreen(ScreenHooks, Screen[None]):
+    """A screen of the viewer: it reads the session's state and hears the app's hooks."""
+
+    def __init__(self, session: ViewerSession) -> None:
+        super().__init__()
+        self.session = session
+        self.model = session.model
+        #: the widgets exist (set first thing in on_mount; the app may call in before)
+        self.composed = False
+
+    @property
+    def viewer(self) -> KrecViewer:
+        return cast("KrecViewer", self.app)
+
+    @property
+    def current_record(self) -> int | None:
+        """The record under the cursor, if this screen has one (for ``t``)."""
+        return None
+
+    def show_record(self, index: int) -> None:
+        """Coming back from another screen: put the cursor on record ``index``."""
+
+
+class RecordScreen(ViewerScreen):
     """A screen whose list shows records and can open one in the detail pane."""
 
     BINDINGS: list[BindingType] = [
@@ -35,16 +97,9 @@ class RecordScreen(Screen[None]):
         Binding("w", "write", "Write JSON", show=False),
     ]
 
-    def __init__(self, model: LogModel) -> None:
-        super().__init__()
-        self.model = model
+    def __init__(self, session: ViewerSession) -> None:
+        super().__init__(session)
         self.detail_index: int | None = None
-        #: the widgets exist (set first thing in on_mount; the app may call in before)
-        self.composed = False
-
-    @property
-    def viewer(self) -> KrecViewer:
-        return cast("KrecViewer", self.app)
 
     @property
     def current_record(self) -> int | None:
@@ -70,7 +125,7 @@ class RecordScreen(Screen[None]):
         view = await self.detail_view()
         self.detail_index = index
         detail = describe(self.model.record(index), self.model.reader.start_ns)
-        detail.findings.extend(self.viewer.findings_for(index))
+        detail.findings.extend(self.session.findings_for(index))
         kernel = self.model.header.get("kernel")
         language = kernel.get("language", "") if isinstance(kernel, dict) else ""
         view.show(detail, str(language or "python"))
@@ -130,9 +185,9 @@ class RecordScreen(Screen[None]):
         if not model.complete:
             count += " (indexing…)"
         parts.append(count)
-        parts.extend(self.viewer.activity.values())
-        if self.viewer.findings:
-            parts.append(f"{self.viewer.findings_count} findings (n/N)")
+        parts.extend(self.session.activity.values())
+        if self.session.findings:
+            parts.append(f"{self.session.findings_count} findings (n/N)")
         parts.extend(f"⚠ {w}" for w in model.warnings)
         return "  ·  ".join(parts)
 
@@ -144,11 +199,7 @@ class RecordScreen(Screen[None]):
     def log_grew(self) -> None:
         self.status_changed()
 
-    def filter_changed(self, *args: Any) -> None:
-        pass
-
     def findings_changed(self) -> None:
-        """`krec check` finished: the lists mark other rows now."""
         if self.composed:
             for lst in self.query(RecordRows):
                 lst.clear_cache()

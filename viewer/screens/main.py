@@ -9,7 +9,6 @@ growing log. Escape closes the detail pane, then clears the filter.
 from __future__ import annotations
 
 from bisect import bisect_left, bisect_right
-from typing import Any
 
 from textual.app import ComposeResult
 from textual.binding import Binding, BindingType
@@ -17,8 +16,9 @@ from textual.widgets import Static
 
 from krec.recorder.errors import FilterError
 from krec.viewer.messages import FilterDone, FilterProgress, FilterSubmitted, GotoSubmitted
-from krec.viewer.model import LogModel, parse_time
+from krec.viewer.model import parse_time
 from krec.viewer.screens.base import RecordScreen
+from krec.viewer.session import ViewerSession
 from krec.viewer.widgets.bars import FilterBar, GotoBar
 from krec.viewer.widgets.keybar import KeyBar
 from krec.viewer.widgets.records import MessageList, header_text
@@ -49,8 +49,8 @@ class MainScreen(RecordScreen):
         Binding("escape", "escape", "Close", show=False),
     ]
 
-    def __init__(self, model: LogModel, *, follow: bool = False) -> None:
-        super().__init__(model)
+    def __init__(self, session: ViewerSession, *, follow: bool = False) -> None:
+        super().__init__(session)
         self.follow_on_start = follow
         self.jumps: list[int] = []
         self._pending_jump: int | None = None
@@ -60,7 +60,7 @@ class MainScreen(RecordScreen):
         # must come quickly, and their Inputs cost style sheets to parse
         yield Static(id="status")
         yield Static(header_text(), id="columns")
-        yield MessageList(self.model, self.viewer.findings, id="messages")
+        yield MessageList(self.model, self.session.findings, id="messages")
         yield KeyBar(KEYS)
 
     def on_mount(self) -> None:
@@ -77,12 +77,12 @@ class MainScreen(RecordScreen):
     def current_record(self) -> int | None:
         return self.list.current
 
-    # -- the app tells us ---------------------------------------------------------
+    # -- the app tells us (ScreenHooks) ---------------------------------------------------------
 
     def log_grew(self) -> None:
         if not self.composed:
             return
-        flt = self.viewer.filter
+        flt = self.session.filter
         if flt is None or not flt.ready:
             first = self.list.row_count == 0
             self.list.grow(len(self.model))
@@ -107,7 +107,7 @@ class MainScreen(RecordScreen):
         self.call_later(update)
 
     def filter_changed(self, message: FilterDone | None = None) -> None:
-        flt = self.viewer.filter
+        flt = self.session.filter
         if flt is None:
             self.list.show_all(len(self.model))
             for bar in self.query(FilterBar):
@@ -123,7 +123,7 @@ class MainScreen(RecordScreen):
         self.status_changed()
 
     def matches_grew(self, message: FilterDone) -> None:
-        flt = self.viewer.filter
+        flt = self.session.filter
         if flt is not None:
             self.list.grow(len(flt.matches))
             self.say(f"{len(flt.matches):,} matches")
@@ -144,7 +144,7 @@ class MainScreen(RecordScreen):
 
     def status_text(self) -> str:
         text = super().status_text()
-        flt = self.viewer.filter
+        flt = self.session.filter
         if flt is not None:
             text += f"  ·  filter: {flt.expression}"
         if self.list.follow:
@@ -229,10 +229,10 @@ class MainScreen(RecordScreen):
 
     def action_next_finding(self, step: int) -> None:
         """Go to the next (``step`` 1) or previous (-1) record with a `krec check` finding."""
-        findings = sorted(self.viewer.findings)
+        findings = sorted(self.session.findings)
         current = self.current_record
         if not findings or current is None:
-            self.notify("no findings" + ("" if self.viewer.findings else " (! runs krec check)"))
+            self.notify("no findings" + ("" if self.session.findings else " (! runs krec check)"))
             return
         pos = bisect_right(findings, current) if step > 0 else bisect_left(findings, current) - 1
         if not 0 <= pos < len(findings):
@@ -254,9 +254,9 @@ class MainScreen(RecordScreen):
     def action_escape(self) -> None:
         if self.detail_open:
             self.close_detail()
-        elif self.viewer.filter is not None:
+        elif self.session.filter is not None:
             self.post_message(FilterSubmitted(""))
 
-    def show_record(self, index: int, *_: Any) -> None:
+    def show_record(self, index: int) -> None:
         """Put the cursor on record ``index`` (from another screen)."""
         self.jump_to(index)

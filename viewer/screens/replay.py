@@ -11,24 +11,20 @@ from __future__ import annotations
 
 import difflib
 import os
-from typing import TYPE_CHECKING, Any, cast
+from typing import Any
 
 from rich.console import Group, RenderableType
 from rich.text import Text
 from textual.app import ComposeResult
 from textual.binding import Binding, BindingType
 from textual.containers import Horizontal, VerticalScroll
-from textual.screen import Screen
 from textual.widgets import ProgressBar, Static
 
 from krec.viewer.messages import DivergenceHighlighted, RecordChosen
-from krec.viewer.model import LogModel
+from krec.viewer.screens.base import ViewerScreen
+from krec.viewer.session import ViewerSession
 from krec.viewer.widgets.keybar import KeyBar
 from krec.viewer.widgets.report_list import ReportList
-
-if TYPE_CHECKING:
-    from krec.viewer.app import KrecViewer
-
 
 KEYS = [
     ("⏎", "Start / go to the recorded message", ""),
@@ -39,7 +35,7 @@ KEYS = [
 ]
 
 
-class ReplayScreen(Screen[None]):
+class ReplayScreen(ViewerScreen):
     """Start a replay, watch it, read its report."""
 
     BINDINGS: list[BindingType] = [
@@ -48,15 +44,9 @@ class ReplayScreen(Screen[None]):
         Binding("r", "again", "Replay again"),
     ]
 
-    def __init__(self, model: LogModel) -> None:
-        super().__init__()
-        self.model = model
-        self.composed = False
+    def __init__(self, session: ViewerSession) -> None:
+        super().__init__(session)
         self.shown: Any = None  # the result whose report is on screen
-
-    @property
-    def viewer(self) -> KrecViewer:
-        return cast("KrecViewer", self.app)
 
     @property
     def kernel_name(self) -> str:
@@ -82,7 +72,7 @@ class ReplayScreen(Screen[None]):
         )
         self.refresh_state()
 
-    # -- what the app tells us -----------------------------------------------------
+    # -- what the app tells us (ScreenHooks) -----------------------------------------------------
 
     def replay_progress(self, done: int, total: int) -> None:
         if self.composed:
@@ -93,23 +83,23 @@ class ReplayScreen(Screen[None]):
             self.refresh_state()
 
     def refresh_state(self) -> None:
-        viewer = self.viewer
+        session = self.session
         info = self.query_one("#replay-info", Static)
         progress = self.query_one(ProgressBar)
         sides = self.query_one("#replay-sides")
-        progress.display = viewer.replaying
-        if viewer.replaying:
+        progress.display = session.replaying
+        if session.replaying:
             sides.display = False
             info.update(
                 f"replaying {self.model.name} against a fresh {self.kernel_name} kernel…  "
                 "(Escape: back to the list; the replay goes on)"
             )
             return
-        if viewer.replay_error:
+        if session.replay_error:
             sides.display = False
-            info.update(Text(f"replay failed: {viewer.replay_error}", style="bold red"))
+            info.update(Text(f"replay failed: {session.replay_error}", style="bold red"))
             return
-        result = viewer.replay_result
+        result = session.replay_result
         if result is None:
             sides.display = False
             info.update(
@@ -189,19 +179,18 @@ class ReplayScreen(Screen[None]):
     def on_record_chosen(self, message: RecordChosen) -> None:
         message.stop()
         self.app.pop_screen()
-        show = getattr(self.app.screen, "show_record", None)
-        if show is not None:
-            show(message.index)
+        if isinstance(self.app.screen, ViewerScreen):
+            self.app.screen.show_record(message.index)
 
     # -- keys ------------------------------------------------------------------------------
 
     def action_start(self) -> None:
         """Enter: start, unless a report is already on screen (Enter there jumps)."""
-        if self.viewer.replay_result is None:
+        if self.session.replay_result is None:
             self.action_again()
 
     def action_again(self) -> None:
-        if not self.viewer.replaying:
+        if not self.session.replaying:
             self.viewer.start_replay()
             self.refresh_state()
 

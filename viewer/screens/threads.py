@@ -14,8 +14,8 @@ from textual.binding import Binding, BindingType
 from textual.widgets import Static
 
 from krec.viewer.exchanges import ExchangeIndex
-from krec.viewer.model import LogModel
-from krec.viewer.screens.base import RecordScreen
+from krec.viewer.screens.base import RecordScreen, ViewerScreen
+from krec.viewer.session import ViewerSession
 from krec.viewer.widgets.keybar import KeyBar
 from krec.viewer.widgets.records import header_text
 from krec.viewer.widgets.thread_list import ThreadList
@@ -37,15 +37,15 @@ class ThreadScreen(RecordScreen):
         Binding("escape,t", "back", "Back to list"),
     ]
 
-    def __init__(self, model: LogModel, threads: ExchangeIndex, index: int | None) -> None:
-        super().__init__(model)
+    def __init__(self, session: ViewerSession, threads: ExchangeIndex, index: int | None) -> None:
+        super().__init__(session)
         self.threads = threads
         self.start_index = index
 
     def compose(self) -> ComposeResult:
         yield Static(id="status")
         yield Static(header_text(indent=2), id="columns")
-        yield ThreadList(self.model, self.threads, self.viewer.findings, id="threads")
+        yield ThreadList(self.model, self.threads, self.session.findings, id="threads")
         yield KeyBar(KEYS)
 
     @property
@@ -85,8 +85,5 @@ class ThreadScreen(RecordScreen):
             return
         index = self.current_record
         self.app.pop_screen()
-        if index is not None:
-            main = self.app.screen
-            show = getattr(main, "show_record", None)
-            if show is not None:
-                show(index)
+        if index is not None and isinstance(self.app.screen, ViewerScreen):
+            self.app.screen.show_record(index)

@@ -10,12 +10,13 @@ from __future__ import annotations
 from rich.text import Text
 from textual.app import ComposeResult
 from textual.binding import Binding, BindingType
-from textual.screen import Screen
 from textual.widgets import Static
 
 from krec.viewer.exchanges import ExchangeIndex
 from krec.viewer.messages import RequestChosen, TimelineWindow
-from krec.viewer.model import LogModel, format_duration, format_rel
+from krec.viewer.model import format_duration, format_rel
+from krec.viewer.screens.base import ViewerScreen
+from krec.viewer.session import ViewerSession
 from krec.viewer.widgets.keybar import KeyBar
 from krec.viewer.widgets.timeline import W_LABEL, Timeline
 
@@ -31,18 +32,16 @@ KEYS = [
 ]
 
 
-class TimelineScreen(Screen[None]):
+class TimelineScreen(ViewerScreen):
     """One bar per request, from request to idle."""
 
     BINDINGS: list[BindingType] = [
         Binding("escape,l", "back", "Back to list"),
     ]
 
-    def __init__(self, model: LogModel, threads: ExchangeIndex) -> None:
-        super().__init__()
-        self.model = model
+    def __init__(self, session: ViewerSession, threads: ExchangeIndex) -> None:
+        super().__init__(session)
         self.threads = threads
-        self.composed = False
         self._update_pending = False
         self._sorted_shown = False
 
@@ -73,9 +72,6 @@ class TimelineScreen(Screen[None]):
         self.timeline.update_rows()
         self.status_changed()
 
-    def log_grew(self) -> None:
-        pass
-
     def status_changed(self) -> None:
         for status in self.query("#status").results(Static):
             status.update(self.summary())
@@ -94,16 +90,13 @@ class TimelineScreen(Screen[None]):
         slow = sum(1 for d in durations if d >= slow_from)
         slowest = max(durations, default=0)
         order = "slowest first" if self.timeline.sorted_by_duration else "in log order"
-        running = "".join(f"  ·  {text}" for text in self.app_activity())
+        running = "".join(f"  ·  {text}" for text in self.session.activity.values())
         return (
             f"{self.model.name}  ·  {n:,} requests {order}  ·  busy {format_duration(busy)} "
             f"of {format_duration(span)} ({100 * busy / span:.0f}%)  ·  slowest "
             f"{format_duration(slowest)}  ·  {slow} slow (≥ {format_duration(self.timeline.slow)})"
             + running
         )
-
-    def app_activity(self) -> list[str]:
-        return list(getattr(self.app, "activity", {}).values())
 
     def on_timeline_window(self, message: TimelineWindow) -> None:
         width = max(self.timeline.scrollable_content_region.width - W_LABEL, 10)
@@ -124,7 +117,7 @@ class TimelineScreen(Screen[None]):
         from krec.viewer.screens.threads import ThreadScreen
 
         self.app.push_screen(
-            ThreadScreen(self.model, self.threads, self.threads.requests[message.request])
+            ThreadScreen(self.session, self.threads, self.threads.requests[message.request])
         )
 
     def show_record(self, index: int) -> None:
