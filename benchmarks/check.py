@@ -59,7 +59,7 @@ class Sampler(threading.Thread):
 def measure(path: str) -> dict[str, object]:
     """Runs in a fresh process: index + check figures and the peak anonymous RSS."""
     from krec.recorder.check import run_checks
-    from krec.recorder.logfile import LogReader
+    from krec.recorder.log.reader import LogReader
 
     sampler = Sampler()
     sampler.start()

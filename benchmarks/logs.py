@@ -46,7 +46,7 @@ def measure(path: str) -> dict[str, object]:
     """Runs in a fresh process: reading figures and this process's peak RSS."""
     from krec.recorder.filter import compile_filter
     from krec.recorder.log.oneline import short_id
-    from krec.recorder.logfile import LogReader
+    from krec.recorder.log.reader import LogReader
 
     out: dict[str, object] = {}
     start = time.perf_counter()

@@ -30,7 +30,7 @@ from pathlib import Path
 from jupyter_client import BlockingKernelClient, KernelManager
 from recording import attach, start_recording, stop_recording
 
-from krec.recorder.logfile import LogReader
+from krec.recorder.log.reader import LogReader
 
 TICKS = os.sysconf("SC_CLK_TCK")
 

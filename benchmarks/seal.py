@@ -16,7 +16,8 @@ import statistics
 import tempfile
 import time
 
-from krec.recorder.logfile import LogWriter, make_header
+from krec.recorder.log.header import log_header
+from krec.recorder.log.writer import LogWriter
 
 KEY = b"k" * 32
 
@@ -34,7 +35,7 @@ def records(n: int, size: int) -> list[tuple]:
 
 
 def run(kind: str, recs: list[tuple], folder: str) -> float:
-    header = make_header(kernel={"name": "python3"}, audit=kind == "audit")
+    header = log_header(kernel={"name": "python3"}, audit=kind == "audit")
     key = KEY if kind == "keyed" else None
     if kind == "none":
         header["version"] = 1  # a version-1 header: LogWriter keeps no chain

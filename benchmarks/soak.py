@@ -23,7 +23,7 @@ from pathlib import Path
 
 from recording import attach, start_recording, stop_recording
 
-from krec.recorder.logfile import LogReader
+from krec.recorder.log.reader import LogReader
 
 STREAM = """
 import threading, time, sys

@@ -22,7 +22,8 @@ import tempfile
 import time
 from collections.abc import Callable, Iterator
 
-from krec.recorder.logfile import LogWriter, make_header
+from krec.recorder.log.header import log_header
+from krec.recorder.log.writer import LogWriter
 
 _CODE = [
     "import numpy as np\nx = np.arange({n})\nx.sum()",
@@ -57,7 +58,7 @@ def synthesize(
     rng = random.Random(seed)
     session_c = "8f2c3d4e-9a0b1c2d3e4f5a6b7c8d9e0f"
     session_k = "5d6e7f80-91a2b3c4d5e6f7a8b9c0d1e2"
-    header = make_header(
+    header = log_header(
         kernel={
             "name": "python3",
             "display_name": "Python 3 (ipykernel)",

@@ -29,7 +29,7 @@ from typing import Any
 
 from jupyter_client import BlockingKernelClient
 
-from krec.recorder.logfile import LogReader
+from krec.recorder.log.reader import LogReader
 
 HERE = Path(__file__).resolve().parent
 

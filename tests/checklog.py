@@ -14,7 +14,9 @@ from pathlib import Path
 from typing import Any
 
 from krec.recorder.check import Finding, run_checks
-from krec.recorder.logfile import LogReader, LogWriter, make_header
+from krec.recorder.log.header import log_header
+from krec.recorder.log.reader import LogReader
+from krec.recorder.log.writer import LogWriter
 
 CREATED = 1_700_000_000.0
 T0 = int(CREATED * 1e9)
@@ -42,7 +44,7 @@ class Conversation:
         fields = {"created": CREATED, "mode": "kernel", **header}
         self.writer = LogWriter(
             path,
-            make_header({"name": "python3", "language": "python", "argv": []}, None, **fields),
+            log_header({"name": "python3", "language": "python", "argv": []}, None, **fields),
         )
         self.t = T0
         self.index = -1

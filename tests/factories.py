@@ -13,7 +13,8 @@ import json
 from pathlib import Path
 from typing import Any
 
-from krec.recorder.logfile import LogWriter, make_header
+from krec.recorder.log import header as log_headers
+from krec.recorder.log.writer import LogWriter
 
 CREATED = 1_700_000_000.0
 T0 = int(CREATED * 1e9)
@@ -34,7 +35,7 @@ def log_header(**extra: Any) -> dict[str, Any]:
     fields: dict[str, Any] = {"created": CREATED, "host": "example", "pid": 4242, "mode": "kernel"}
     fields.update(extra)
     conn = {"transport": "tcp", "ip": "127.0.0.1", "signature_scheme": "hmac-sha256"}
-    return make_header(KERNEL, conn, **fields)
+    return log_headers.log_header(KERNEL, conn, **fields)
 
 
 def route(msg_type: str) -> tuple[str, str]:

@@ -15,7 +15,7 @@ from conftest import ROOT
 
 from krec.recorder.check import ERROR, run_checks
 from krec.recorder.log.exchange import load_session
-from krec.recorder.logfile import LogReader
+from krec.recorder.log.reader import LogReader
 from krec.recorder.replay.diff import compare
 from krec.recorder.replay.replayer import replay
 

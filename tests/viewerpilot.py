@@ -12,7 +12,7 @@ import pytest
 from rich.console import Console
 from textual.pilot import Pilot
 
-from krec.recorder.logfile import LogReader
+from krec.recorder.log.reader import LogReader
 from krec.viewer.app import KrecViewer
 
 Body = Callable[[KrecViewer, Pilot], Awaitable[None]]

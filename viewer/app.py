@@ -22,7 +22,7 @@ from textual.screen import Screen
 from textual.worker import get_current_worker
 
 from krec.recorder.errors import FilterError
-from krec.recorder.logfile import LogReader
+from krec.recorder.log.reader import LogReader
 from krec.viewer.exchanges import ExchangeIndex
 from krec.viewer.messages import (
     ChecksDone,

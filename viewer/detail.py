@@ -16,7 +16,7 @@ import struct
 from dataclasses import dataclass, field
 from typing import Any
 
-from krec.recorder.logfile import Record
+from krec.recorder.log.record import Record
 from krec.viewer.model import format_rel
 
 

@@ -20,7 +20,8 @@ from typing import Any
 import msgpack
 
 from krec.recorder.log.oneline import short_id, summarize_event, summarize_message, tone
-from krec.recorder.logfile import LogReader, Record
+from krec.recorder.log.reader import LogReader
+from krec.recorder.log.record import Record
 
 #: decoded rows kept; a screen shows ~50, scrolling back and forth reuses them
 ROW_CACHE = 4096

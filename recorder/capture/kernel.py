@@ -27,7 +27,7 @@ from krec.recorder.capture.proxy import Proxy
 from krec.recorder.connect import ConnectionInfo
 from krec.recorder.errors import KrecError
 from krec.recorder.kernelspec import find_spec, kernel_argv, kernel_env, launch_kernel, stop_kernel
-from krec.recorder.logfile import LogWriteError, LogWriter
+from krec.recorder.log.writer import LogWriteError, LogWriter
 
 
 def log_name(kernel_name: str) -> str:

@@ -31,7 +31,7 @@ from krec.recorder.capture.kernel import log_name
 from krec.recorder.errors import KernelSpecError, KrecError
 from krec.recorder.export.otlp import OtlpSettings
 from krec.recorder.kernelspec import INNER_SPEC_FILE, WRAPPER_MARK, load_inner_spec, wrapped_spec
-from krec.recorder.logfile import LogWriteError
+from krec.recorder.log.writer import LogWriteError
 
 __all__ = ["AsyncRecordingKernelManager", "Recording", "RecordingKernelManager", "recording"]
 

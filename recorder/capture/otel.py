@@ -21,7 +21,8 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from krec.recorder.log.exchange import REQUEST_CHANNELS, Exchange, _owner, _stdin_owner
-from krec.recorder.logfile import Record, peek_field
+from krec.recorder.log.record import Record
+from krec.recorder.wire import peek_field
 
 #: request types that the messaging spec answers with no reply: they end at idle
 NO_REPLY = frozenset({"comm_msg", "comm_open", "comm_close"})

@@ -35,8 +35,8 @@ from krec.recorder.connect import CHANNELS, ConnectionInfo
 from krec.recorder.errors import KrecError
 from krec.recorder.export.otlp import OtlpSettings, live_traces
 from krec.recorder.kernelspec import WRAPPER_MARK, find_spec, install_spec, recorded_display_name
+from krec.recorder.log.header import log_header
 from krec.recorder.log.seal import load_key
-from krec.recorder.logfile import make_header
 
 GROUP = "jupyter_client.kernel_provisioners"
 NAME = "krec-provisioner"
@@ -200,7 +200,7 @@ class KrecProvisioner(KernelProvisionerBase):  # type: ignore[misc]
         spec = self.kernel_spec.to_dict() if self.kernel_spec is not None else {}
         entry = {"name": name, "spec": spec}
         if self._log is None:
-            header = make_header(
+            header = log_header(
                 kernel=kernel_fields(entry),
                 connection=frontend.public(),
                 mode="provisioner",

@@ -29,7 +29,7 @@ from zmq.utils.monitor import parse_monitor_message
 from krec.recorder.capture.thread import CaptureThread, name_thread
 from krec.recorder.connect import ConnectionInfo
 from krec.recorder.errors import ProxyError
-from krec.recorder.logfile import LogWriter
+from krec.recorder.log.writer import LogWriter
 from krec.recorder.wire import Signer
 
 if TYPE_CHECKING:

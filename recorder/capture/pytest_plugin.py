@@ -23,7 +23,7 @@ from typing import TYPE_CHECKING, Any
 
 import pytest
 
-from krec.recorder.logfile import being_written
+from krec.recorder.log.writer import being_written
 
 if TYPE_CHECKING:
     from _pytest.terminal import TerminalReporter

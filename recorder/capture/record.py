@@ -34,8 +34,8 @@ from krec.recorder.connect import ConnectionInfo, default_connection_file, new_k
 from krec.recorder.errors import KrecError
 from krec.recorder.export.otlp import OtlpSettings, live_traces
 from krec.recorder.kernelspec import find_spec, write_shadow_specs
+from krec.recorder.log.header import log_header
 from krec.recorder.log.storage import is_url, log_locations, redact_url
-from krec.recorder.logfile import make_header
 
 # -- krec-owned kernel (`krec record --kernel NAME`) -----------------------------------
 
@@ -57,7 +57,7 @@ def run_owned(
         frontend.curve_publickey, frontend.curve_secretkey = zmq.curve_keypair()
     output = output or f"{kernel_name}-{time.strftime('%Y%m%d-%H%M%S')}.krec"
     connection_file = connection_file or default_connection_file(kernel_name)
-    header = make_header(kernel=kernel_fields(entry), connection=frontend.public(), mode="kernel")
+    header = log_header(kernel=kernel_fields(entry), connection=frontend.public(), mode="kernel")
     leftovers = _prepare_destination(output)
     spooled = open_log_file(output, header)
     recording = KernelRecording(
@@ -131,7 +131,7 @@ def run_existing(
     )
     output = output or f"{name}-{time.strftime('%Y%m%d-%H%M%S')}.krec"
     connection_file = connection_file or default_connection_file(name)
-    header = make_header(
+    header = log_header(
         kernel=existing_kernel_fields(kernel_file, name),
         connection=frontend.public(),
         mode="existing",

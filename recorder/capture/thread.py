@@ -26,7 +26,7 @@ from typing import Any
 
 import zmq
 
-from krec.recorder.logfile import LogWriter
+from krec.recorder.log.writer import LogWriter
 from krec.recorder.wire import DELIM, Signer, make_header, new_id, peek_msg_id, serialize
 
 #: prefix code -> (channel, source). Lower case: from the client side; upper: kernel side.

@@ -35,7 +35,7 @@ from krec.recorder.log.storage import (
     redact_url,
     segment_name,
 )
-from krec.recorder.logfile import LogWriter, being_written, complete_length
+from krec.recorder.log.writer import LogWriter, being_written, complete_length
 
 DEFAULT_SEGMENT_SIZE = 64 << 20
 DEFAULT_SEGMENT_SECONDS = 300.0

@@ -28,8 +28,8 @@ from krec.recorder.connect import ConnectionInfo
 from krec.recorder.errors import KrecError
 from krec.recorder.export.otlp import OtlpSettings, live_traces
 from krec.recorder.kernelspec import find_spec, load_inner_spec
+from krec.recorder.log.header import log_header
 from krec.recorder.log.storage import is_url
-from krec.recorder.logfile import make_header
 from krec.recorder.restart import read_state, state_file, write_state
 
 
@@ -80,7 +80,7 @@ def run_wrapper(
     if previous and log is not None and not _same_log(previous, log):
         previous = None  # a stale session file: this connection file now starts a new log
     leftovers = leftovers_in_background(log or log_dir or "")
-    header = make_header(
+    header = log_header(
         kernel=kernel_fields(entry, extra_arguments),
         connection=frontend.public(),
         mode="wrapper",

@@ -81,7 +81,7 @@ def check_one(
     try:
         from krec.recorder.check import CheckOptions, resolve_rule_ids
         from krec.recorder.check.runner import check_log
-        from krec.recorder.logfile import LogReader
+        from krec.recorder.log.reader import LogReader
 
         rules = resolve_rule_ids(select, ignore)
         path = local_log(location)

@@ -23,8 +23,9 @@ import pyarrow as pa
 from krec.recorder.catalog.schema import FINDINGS, SESSIONS, arrow_schema
 from krec.recorder.check.base import Finding
 from krec.recorder.check.runner import Checker, check_log
-from krec.recorder.logfile import LogReader, peek_field
-from krec.recorder.stats import _union_length
+from krec.recorder.log.reader import LogReader
+from krec.recorder.log.stats import union_length
+from krec.recorder.wire import peek_field
 
 DAY_NS = 86_400 * 1_000_000_000
 BATCH_ROWS = 131_072
@@ -349,7 +350,7 @@ class LogExtract:
             "errors": facts.errors,
             "findings": len(findings),
             "finding_errors": errors,
-            "busy_s": _union_length(facts.busy) / 1e9,
+            "busy_s": union_length(facts.busy) / 1e9,
             "heartbeat_losses": events.get("heartbeat_lost", 0),
             "restarts": events.get("restart", 0),
             "interrupts": events.get("interrupt", 0),

@@ -29,6 +29,7 @@ import pyarrow.parquet as pq
 from krec.recorder.catalog.extract import LogExtract, check_findings
 from krec.recorder.catalog.schema import DATASETS, METADATA_KEY, SCHEMA_VERSION, arrow_schema
 from krec.recorder.errors import KrecError
+from krec.recorder.log.reader import LogReader
 from krec.recorder.log.storage import (
     StorageError,
     describe_error,
@@ -39,7 +40,6 @@ from krec.recorder.log.storage import (
     redact_url,
     segments,
 )
-from krec.recorder.logfile import LogReader
 
 STATE_FILE = "_krec_catalog.json"
 #: logs from this size on are checked in a second process while the messages are written

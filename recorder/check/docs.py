@@ -159,7 +159,7 @@ PYTHON = """\
 ## From Python
 
 ```python
-from krec.recorder.logfile import LogReader
+from krec.recorder.log.reader import LogReader
 from krec.recorder.check import run_checks, findings_by_record, findings_for, resolve_rule_ids
 
 with LogReader("session.krec") as reader:

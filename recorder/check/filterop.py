@@ -9,7 +9,7 @@ from krec.recorder.errors import KrecError
 from krec.recorder.filter import Fields, Operator, Predicate, register
 
 if TYPE_CHECKING:
-    from krec.recorder.logfile import LogReader
+    from krec.recorder.log.reader import LogReader
 
 _SEVERITIES = ("error", "warning")
 

@@ -14,7 +14,7 @@ from typing import TYPE_CHECKING, Any
 
 import orjson
 
-from krec.recorder.logfile import orjson_agrees
+from krec.recorder.log.record import orjson_agrees
 
 if TYPE_CHECKING:
     from krec.recorder.check.model import Request

@@ -21,7 +21,7 @@ from krec.recorder.check.model import Context, Request
 from krec.recorder.errors import KrecError
 
 if TYPE_CHECKING:
-    from krec.recorder.logfile import LogReader
+    from krec.recorder.log.reader import LogReader
 
 #: rule modules, in the order their families are listed and run
 FAMILY_MODULES = (

@@ -92,7 +92,7 @@ def run(args: argparse.Namespace) -> int:
     if not args.logs:
         raise KrecError("give a LOG to check (or --list to see the rules)")
     args.log = args.logs[0]
-    from krec.recorder.logfile import LogReader
+    from krec.recorder.log.reader import LogReader
 
     options = CheckOptions(kernel_info_timeout=args.kernel_info_timeout, idle_grace=args.idle_grace)
     with LogReader(args.log) as reader:

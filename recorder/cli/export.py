@@ -26,7 +26,8 @@ from krec.recorder.export.jsonl import REDACTED, jsonl_lines, redactor
 
 if TYPE_CHECKING:
     from krec.recorder.filter import Filter
-    from krec.recorder.logfile import LogReader, Record
+    from krec.recorder.log.reader import LogReader
+    from krec.recorder.log.record import Record
 
 HELP = "export a log as JSON lines, a notebook or a regression test"
 READS_LOGS = True
@@ -77,7 +78,7 @@ def _format(args: argparse.Namespace) -> str:
 
 def run(args: argparse.Namespace) -> int:
     from krec.recorder.filter import compile_filter
-    from krec.recorder.logfile import LogReader
+    from krec.recorder.log.reader import LogReader
 
     fmt = _format(args)
     if getattr(args, "otlp_content", False) and fmt != "otlp":

@@ -87,7 +87,7 @@ def run(args: argparse.Namespace) -> int:
     if not args.logs:
         raise KrecError("give a LOG to replay")
     args.log = args.logs[0]
-    from krec.recorder.logfile import LogReader
+    from krec.recorder.log.reader import LogReader
     from krec.recorder.replay.replayer import replay
 
     with LogReader(args.log) as reader:  # a bad log is exit 2 before any kernel starts

@@ -96,7 +96,7 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
-    from krec.recorder.logfile import LogReader
+    from krec.recorder.log.reader import LogReader
 
     with LogReader(args.log) as reader:  # a bad log is one line and exit 2, before any socket
         for warning in reader.warnings:

@@ -28,7 +28,8 @@ from krec.recorder.errors import KrecError
 
 if TYPE_CHECKING:
     from krec.recorder.filter import Filter
-    from krec.recorder.logfile import LogReader, Record
+    from krec.recorder.log.reader import LogReader
+    from krec.recorder.log.record import Record
 
 HELP = "print a log's records, one line each, or as JSON lines"
 READS_LOGS = True
@@ -156,7 +157,7 @@ def _use_colour(choice: str, stream: IO[str]) -> bool:
 
 
 def run(args: argparse.Namespace) -> int:
-    from krec.recorder.logfile import LogReader
+    from krec.recorder.log.reader import LogReader
 
     flt = build_filter(args.filter, args.since)
     out = sys.stdout
@@ -287,7 +288,7 @@ def _matching(
 ) -> Iterator[Record]:
     """The records at ``hits`` (sorted), read a few MB at a time; ``base`` is added to
     their indexes (a helper's reader holds a part of the log)."""
-    from krec.recorder.logfile import Record
+    from krec.recorder.log.record import Record
 
     offsets = reader.offsets
     n = len(hits)
@@ -382,7 +383,7 @@ class _ShowHelper:
 def _helper_main() -> None:
     """The helper's side: read the job from stdin, print the records' lines to stdout."""
     from krec.recorder.filter.scan import _Part, scan_part
-    from krec.recorder.logfile import decode_record
+    from krec.recorder.log.record import decode_record
 
     path, lo, offsets_bytes, end, tree, (start_ns, colour, width, arrows), as_json = pickle.loads(
         sys.stdin.buffer.read()

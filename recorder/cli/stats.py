@@ -28,8 +28,8 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
+    from krec.recorder.log.reader import LogReader
     from krec.recorder.log.stats import collect, to_json
-    from krec.recorder.logfile import LogReader
 
     with LogReader(args.log, index=False) as reader:
         with Progress("indexing") as progress:

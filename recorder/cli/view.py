@@ -43,7 +43,8 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
 
 def run(args: argparse.Namespace) -> int:
     from krec.recorder.filter import compile_filter
-    from krec.recorder.logfile import LogReader, being_written
+    from krec.recorder.log.reader import LogReader
+    from krec.recorder.log.writer import being_written
 
     # raises LogFormatError (one line, exit 2) for a missing or foreign file
     reader = LogReader(args.log, index=False)

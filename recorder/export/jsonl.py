@@ -17,7 +17,8 @@ from krec.recorder.errors import KrecError
 
 if TYPE_CHECKING:
     from krec.recorder.filter import Filter
-    from krec.recorder.logfile import LogReader, Record
+    from krec.recorder.log.reader import LogReader
+    from krec.recorder.log.record import Record
 
 REDACTED = "[REDACTED]"
 

@@ -16,7 +16,7 @@ import re
 from collections.abc import Iterable
 from typing import Any
 
-from krec.recorder.logfile import Record
+from krec.recorder.log.record import Record
 
 NBFORMAT, NBFORMAT_MINOR = 4, 5
 _PASSWORD_ECHO = "········"

@@ -30,7 +30,7 @@ from krec.recorder.capture.otel import KrecSpan, SpanBuilder
 from krec.recorder.errors import KrecError
 
 if TYPE_CHECKING:
-    from krec.recorder.logfile import LogWriter
+    from krec.recorder.log.writer import LogWriter
 
 INSTALL_HINT = "pip install 'krec[otel]'"
 TRACES_PATH = "/v1/traces"

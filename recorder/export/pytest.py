@@ -55,7 +55,7 @@ def test_{test_name}(tmp_path: Path) -> None:
 
 def pytest_module(log_path: str, test_path: str) -> str:
     """The source of a pytest module at ``test_path`` that replays ``log_path``."""
-    from krec.recorder.logfile import LogReader
+    from krec.recorder.log.reader import LogReader
 
     with LogReader(log_path, index=False) as reader:  # a bad log is an error here, not later
         kernel = str((reader.header.get("kernel") or {}).get("name") or "unknown")

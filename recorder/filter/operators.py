@@ -14,10 +14,11 @@ import re
 from typing import TYPE_CHECKING, Any, ClassVar
 
 from krec.recorder.filter.tree import Fields, Needle, Node, Operator, Predicate, frame_bytes
-from krec.recorder.logfile import CHANNELS, SOURCES, UNREADABLE, peek_field
+from krec.recorder.log.record import CHANNELS, SOURCES, UNREADABLE
+from krec.recorder.wire import peek_field
 
 if TYPE_CHECKING:
-    from krec.recorder.logfile import LogReader
+    from krec.recorder.log.reader import LogReader
 
 _MSG_TYPE = b'"msg_type"'
 _MSG_ID = b'"msg_id"'

@@ -27,7 +27,8 @@ import msgpack
 from krec.recorder.filter.tree import RAW_FIELDS, STR_FIELDS, All, Needle, Node, Predicate
 
 if TYPE_CHECKING:
-    from krec.recorder.logfile import LogReader, Record
+    from krec.recorder.log.reader import LogReader
+    from krec.recorder.log.record import Record
 
 CHUNK_BYTES = 4 << 20
 #: a sparse chunk gives up (and the next chunk goes dense) past this share of candidates

@@ -18,7 +18,7 @@ from collections.abc import Callable, Sequence
 from typing import TYPE_CHECKING, Any, ClassVar
 
 if TYPE_CHECKING:
-    from krec.recorder.logfile import LogReader
+    from krec.recorder.log.reader import LogReader
 
 #: a compiled predicate: (record index, decoded record map) -> matches
 Predicate = Callable[[int, dict[Any, Any]], bool]

@@ -20,7 +20,7 @@ from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
 if TYPE_CHECKING:
-    from krec.recorder.logfile import LogReader
+    from krec.recorder.log.reader import LogReader
 
 SLOWEST = 5
 
@@ -91,7 +91,7 @@ def collect(reader: LogReader, progress: ProgressCallback | None = None) -> Stat
     s.unanswered = len(pairing.pending)
     s.first_ns, s.last_ns = first or 0, last or 0
     s.latencies, s.answered = pairing.latencies, pairing.answered
-    s.busy_ns = _union_length(pairing.intervals)
+    s.busy_ns = union_length(pairing.intervals)
     return s
 
 
@@ -164,7 +164,7 @@ def _count(
 ) -> tuple[int | None, int | None]:
     """Count ``records`` into ``s``; return the first and last time seen (what the
     Record accessors would give, read straight from the raw maps: this is the hot loop)."""
-    from krec.recorder.logfile import peek_field as peek
+    from krec.recorder.wire import peek_field as peek
 
     first = last = None
     events, messages, sizes, requests = s.events, s.messages, s.bytes_by_channel, s.requests
@@ -301,8 +301,8 @@ class _StatsHelper:
 
 def _helper_main() -> None:
     # this file runs as __main__ here: what is pickled back must name its real module
+    from krec.recorder.log.reader import LogReader
     from krec.recorder.log.stats import Stats, _count, _Ops
-    from krec.recorder.logfile import LogReader
 
     path, lo, offsets, end = pickle.loads(sys.stdin.buffer.read())
     with LogReader.part(path, offsets, end) as reader:
@@ -313,7 +313,7 @@ def _helper_main() -> None:
     sys.stdout.buffer.flush()
 
 
-def _union_length(intervals: list[tuple[int, int]]) -> int:
+def union_length(intervals: list[tuple[int, int]]) -> int:
     total = 0
     end = None
     for a, b in sorted(intervals):

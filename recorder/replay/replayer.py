@@ -33,7 +33,10 @@ from krec.recorder.connect import ConnectionInfo, new_key
 from krec.recorder.errors import KernelSpecError, KrecError
 from krec.recorder.kernelspec import all_specs, find_spec
 from krec.recorder.log.exchange import Exchange, Marker, Session, build_session, load_session
-from krec.recorder.logfile import LogReader, LogWriter, Record, make_header
+from krec.recorder.log.header import log_header
+from krec.recorder.log.reader import LogReader
+from krec.recorder.log.record import Record
+from krec.recorder.log.writer import LogWriter
 from krec.recorder.replay.client import Incoming, KernelConnection
 from krec.recorder.replay.diff import Report, compare_sessions, merge_runs
 
@@ -269,7 +272,7 @@ class Replayer:
         self.first_send = 0.0
         self.last_done = 0.0
         frontend = ConnectionInfo(key=new_key(), kernel_name=entry["name"])
-        header = make_header(
+        header = log_header(
             kernel=kernel_fields(entry, extra_arguments, cwd),
             connection=frontend.public(),
             mode="replay",

@@ -31,7 +31,7 @@ def check_spec_name(name: str) -> None:
 
 def serve_spec(log_path: str, *, speed: str, strictness: str, log_dir: str) -> dict[str, Any]:
     """The kernel.json of a kernelspec whose kernel is `krec serve LOG`."""
-    from krec.recorder.logfile import LogReader
+    from krec.recorder.log.reader import LogReader
 
     log_path = os.path.abspath(log_path)
     with LogReader(log_path, index=False) as reader:

@@ -20,7 +20,7 @@ from typing import Any
 
 from krec.recorder import __version__
 from krec.recorder.log.exchange import Exchange
-from krec.recorder.logfile import Record
+from krec.recorder.log.record import Record
 from krec.recorder.wire import PROTOCOL_VERSION
 
 NO_RECORDING = "KrecNoRecording"

@@ -30,7 +30,9 @@ from krec.recorder.capture.thread import REDACTED
 from krec.recorder.connect import ConnectionInfo
 from krec.recorder.errors import ProxyError
 from krec.recorder.log.exchange import build_session
-from krec.recorder.logfile import LogReader, LogWriter, make_header
+from krec.recorder.log.header import log_header
+from krec.recorder.log.reader import LogReader
+from krec.recorder.log.writer import LogWriter
 from krec.recorder.serve.match import NORMAL, STRICT, Matcher, describe
 from krec.recorder.serve.playback import (
     REPLY,
@@ -112,7 +114,7 @@ class Server:
         self._socks: dict[str, zmq.Socket] = {}
         self._parent = os.getppid() if watch_parent else None
         kernel = dict(self.session.header.get("kernel") or {})
-        header = make_header(
+        header = log_header(
             kernel=kernel,
             connection=info.public(),
             mode="serve",

@@ -13,7 +13,7 @@ import pytest
 from conftest import run_krec
 from rawclient import RawClient
 
-from krec.recorder.logfile import LogReader
+from krec.recorder.log.reader import LogReader
 from krec.recorder.replay.replayer import replay
 
 pytestmark = pytest.mark.timeout(240)

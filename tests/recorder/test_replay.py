@@ -12,7 +12,8 @@ from conftest import ready_after_restart, run_krec, wait_for
 from sessions import execute, interrupted_sleep
 
 from krec.recorder.log.exchange import load_session
-from krec.recorder.logfile import LogReader, LogWriter
+from krec.recorder.log.reader import LogReader
+from krec.recorder.log.writer import LogWriter
 from krec.recorder.replay.diff import compare
 from krec.recorder.replay.replayer import plan, replay
 

@@ -19,7 +19,7 @@ import pytest
 from conftest import KREC, ROOT, run_krec
 
 from krec.recorder.log.exchange import load_session
-from krec.recorder.logfile import LogReader
+from krec.recorder.log.reader import LogReader
 from krec.recorder.replay import replayer as replay_module
 from krec.recorder.replay.normalize import Normalizer
 from krec.recorder.replay.replayer import hung_bound, plan, replay

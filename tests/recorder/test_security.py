@@ -13,7 +13,7 @@ from rawclient import RawClient
 
 from krec.recorder.connect import ConnectionInfo
 from krec.recorder.errors import KrecError
-from krec.recorder.logfile import LogReader
+from krec.recorder.log.reader import LogReader
 from krec.recorder.wire import Signer
 
 pytestmark = pytest.mark.timeout(240)

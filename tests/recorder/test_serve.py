@@ -31,7 +31,8 @@ from terminal import Pty
 from krec.recorder.cli.serve import spec_name
 from krec.recorder.connect import CHANNELS, free_ports
 from krec.recorder.log.exchange import Session, load_session
-from krec.recorder.logfile import LogReader, Record
+from krec.recorder.log.reader import LogReader
+from krec.recorder.log.record import Record
 from krec.recorder.replay.diff import compare_sessions
 from krec.recorder.serve.match import LOOSE, NORMAL, STRICT, Matcher, normalize_code
 

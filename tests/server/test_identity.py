@@ -20,8 +20,8 @@ from conftest import KREC, free_port, wait_for
 
 from krec.recorder.capture.provisioner import provisioner_spec
 from krec.recorder.kernelspec import find_spec
+from krec.recorder.log.reader import LogReader
 from krec.recorder.log.storage import local_log, log_locations
-from krec.recorder.logfile import LogReader
 
 pytestmark = pytest.mark.timeout(240)
 TESTS = Path(__file__).resolve().parent.parent

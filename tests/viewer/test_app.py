@@ -12,7 +12,7 @@ from textual.pilot import Pilot
 from textual.widgets import Static
 from viewerpilot import plain, run_viewer, until
 
-from krec.recorder.logfile import LogReader
+from krec.recorder.log.reader import LogReader
 from krec.viewer import app as app_module
 from krec.viewer.app import KrecViewer
 from krec.viewer.exchanges import ExchangeIndex

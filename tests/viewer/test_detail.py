@@ -6,7 +6,8 @@ import base64
 import struct
 from pathlib import Path
 
-from krec.recorder.logfile import LogReader, Record
+from krec.recorder.log.reader import LogReader
+from krec.recorder.log.record import Record
 from krec.viewer.detail import describe, describe_image, image_size
 
 

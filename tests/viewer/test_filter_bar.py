@@ -10,7 +10,8 @@ from textual.widgets import Input, Static
 from viewerpilot import run_viewer, until
 
 from krec.recorder.filter import compile_filter
-from krec.recorder.logfile import LogReader, LogWriter
+from krec.recorder.log.reader import LogReader
+from krec.recorder.log.writer import LogWriter
 from krec.viewer import app as app_module
 from krec.viewer.app import KrecViewer
 

@@ -10,7 +10,7 @@ from typing import Any
 import pytest
 from viewerpilot import until as until_20s
 
-from krec.recorder.logfile import LogReader
+from krec.recorder.log.reader import LogReader
 from krec.viewer.app import KrecViewer
 from krec.viewer.screens.main import MainScreen
 

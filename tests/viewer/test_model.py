@@ -7,7 +7,8 @@ from pathlib import Path
 import pytest
 
 from krec.recorder.log.oneline import short_id
-from krec.recorder.logfile import LogReader, LogWriter
+from krec.recorder.log.reader import LogReader
+from krec.recorder.log.writer import LogWriter
 from krec.viewer.model import (
     LogModel,
     format_duration,

@@ -14,7 +14,7 @@ from textual.widgets import Static
 from viewerpilot import plain
 from viewerpilot import until as until_20s
 
-from krec.recorder.logfile import LogReader
+from krec.recorder.log.reader import LogReader
 from krec.viewer.app import KrecViewer
 from krec.viewer.screens.main import MainScreen
 from krec.viewer.screens.replay import ReplayScreen, side_by_side

@@ -15,7 +15,7 @@ from factories import LogBuilder, error, stream
 from krec.recorder.check import run_checks
 from krec.recorder.errors import FilterError
 from krec.recorder.filter import compile_filter
-from krec.recorder.logfile import LogReader
+from krec.recorder.log.reader import LogReader
 from krec.recorder.replay.diff import compare
 from krec.recorder.replay.replayer import ReplayResult
 from krec.viewer import session as session_module

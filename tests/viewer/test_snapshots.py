@@ -13,7 +13,7 @@ from typing import Any
 
 from textual.pilot import Pilot
 
-from krec.recorder.logfile import LogReader
+from krec.recorder.log.reader import LogReader
 from krec.viewer.app import KrecViewer
 from krec.viewer.screens.threads import ThreadScreen
 from krec.viewer.screens.timeline import TimelineScreen

@@ -19,7 +19,7 @@ from conftest import ROOT, run_krec
 from received import QUICK_CELLS, Received, checked, kill_now, missing_from_log, run_cells
 
 from krec.recorder import RecordingKernelManager
-from krec.recorder.logfile import LogReader
+from krec.recorder.log.reader import LogReader
 
 pytestmark = pytest.mark.timeout(180)
 

@@ -18,7 +18,7 @@ import pytest
 from conftest import KREC, wait_for
 from jupyter_client import KernelManager
 
-from krec.recorder.logfile import LogReader
+from krec.recorder.log.reader import LogReader
 
 pytestmark = pytest.mark.timeout(180)
 

@@ -17,7 +17,7 @@ import pytest
 from conftest import KREC, free_port, run_krec, wait_for
 from terminal import Pty
 
-from krec.recorder.logfile import LogReader
+from krec.recorder.log.reader import LogReader
 
 pytestmark = pytest.mark.timeout(300)
 

@@ -22,7 +22,7 @@ from hypothesis import strategies as st
 from jupyter_client.session import Session
 
 from krec.recorder.connect import ConnectionInfo, new_key
-from krec.recorder.logfile import LogReader
+from krec.recorder.log.reader import LogReader
 
 pytestmark = pytest.mark.timeout(300)
 DELIM = b"<IDS|MSG>"

@@ -10,7 +10,8 @@ from factories import log_header
 from krec.recorder.capture.identity import IdentityListener, send_identity
 from krec.recorder.capture.proxy import Proxy
 from krec.recorder.connect import ConnectionInfo, new_key
-from krec.recorder.logfile import LogReader, LogWriter
+from krec.recorder.log.reader import LogReader
+from krec.recorder.log.writer import LogWriter
 
 
 def test_only_a_signed_identity_is_recorded_and_the_answer_follows_the_write(

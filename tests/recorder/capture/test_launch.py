@@ -12,7 +12,7 @@ from conftest import run_krec
 from jupyter_client import KernelManager
 
 from krec.recorder.capture.manager import RecordingKernelManager
-from krec.recorder.logfile import LogReader
+from krec.recorder.log.reader import LogReader
 
 pytestmark = pytest.mark.timeout(240)
 

@@ -19,7 +19,8 @@ from sessions import SLEEP, interrupted_sleep
 
 from krec.recorder import AsyncRecordingKernelManager, RecordingKernelManager, recording
 from krec.recorder.kernelspec import write_shadow_specs
-from krec.recorder.logfile import LogReader, LogWriteError
+from krec.recorder.log.reader import LogReader
+from krec.recorder.log.writer import LogWriteError
 
 pytestmark = pytest.mark.timeout(180)
 

@@ -17,7 +17,7 @@ from otlpreceiver import Receiver, attributes
 from sessions import execute, introspect
 
 from krec.recorder import RecordingKernelManager
-from krec.recorder.logfile import LogReader
+from krec.recorder.log.reader import LogReader
 
 pytestmark = pytest.mark.timeout(240)
 

@@ -11,7 +11,7 @@ from factories import LogBuilder, error, log_header, stream
 
 from krec.recorder.capture.otel import SpanBuilder, parse_traceparent
 from krec.recorder.export.otlp import OtlpSettings, spans_of_log, traces_endpoint
-from krec.recorder.logfile import LogReader
+from krec.recorder.log.reader import LogReader
 
 TRACE = "4bf92f3577b34da6a3ce929d0e0e4736"
 PARENT = "00f067aa0ba902b7"

@@ -20,7 +20,7 @@ from sessions import execute
 
 from krec.recorder.capture.provisioner import ProvisionerError, provisioner_spec
 from krec.recorder.kernelspec import find_spec
-from krec.recorder.logfile import LogReader
+from krec.recorder.log.reader import LogReader
 
 pytestmark = pytest.mark.timeout(240)
 

@@ -12,7 +12,7 @@ from conftest import wait_for
 from rawclient import RawClient, split
 from sessions import interrupted_sleep
 
-from krec.recorder.logfile import LogReader
+from krec.recorder.log.reader import LogReader
 
 pytestmark = pytest.mark.timeout(120)
 

@@ -11,7 +11,7 @@ from factories import log_header
 
 from krec.recorder.capture.kernel import LOG_NAME_ENV, new_log
 from krec.recorder.capture.pytest_plugin import log_stem
-from krec.recorder.logfile import LogReader
+from krec.recorder.log.reader import LogReader
 
 pytest_plugins = ["pytester"]
 pytestmark = pytest.mark.timeout(240)

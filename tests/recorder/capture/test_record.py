@@ -16,7 +16,7 @@ from jupyter_client import KernelManager
 from sessions import SLEEP, interrupted_sleep
 
 from krec.recorder.kernelspec import write_shadow_specs
-from krec.recorder.logfile import LogReader
+from krec.recorder.log.reader import LogReader
 
 pytestmark = pytest.mark.timeout(180)
 

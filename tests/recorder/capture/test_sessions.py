@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from krec.recorder.logfile import LogReader
+from krec.recorder.log.reader import LogReader
 
 
 def test_rich_log_has_every_kind_of_message(rich_log):

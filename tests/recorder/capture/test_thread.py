@@ -9,7 +9,9 @@ from pathlib import Path
 import zmq
 
 from krec.recorder.capture.thread import CaptureThread
-from krec.recorder.logfile import LogReader, LogWriter, make_header
+from krec.recorder.log.header import log_header
+from krec.recorder.log.reader import LogReader
+from krec.recorder.log.writer import LogWriter
 from krec.recorder.wire import DELIM, Signer
 
 
@@ -32,7 +34,7 @@ def run_capture(tmp_path: Path, messages: list[list[bytes]]) -> list:
     cctx, fctx = zmq.Context(), zmq.Context()
     log = tmp_path / "c.krec"
     capture = CaptureThread(
-        writer=LogWriter(log, make_header()),
+        writer=LogWriter(log, log_header()),
         capture_ctx=cctx,
         forward_ctx=fctx,
         capture_addr="inproc://cap",

@@ -15,8 +15,9 @@ from conftest import Recorder, run_krec
 from s3server import CREDENTIALS, Bucket
 from sessions import execute
 
+from krec.recorder.log.reader import LogReader
 from krec.recorder.log.storage import local_log
-from krec.recorder.logfile import LogReader, complete_length
+from krec.recorder.log.writer import complete_length
 
 pytestmark = pytest.mark.timeout(240)
 
@@ -307,10 +308,10 @@ def test_a_log_left_for_a_restart_is_not_taken_for_a_leftover_until_it_is_stale(
         open_log_file,
         upload_leftovers,
     )
-    from krec.recorder.logfile import make_header
+    from krec.recorder.log.header import log_header
 
     url = f"{s3_bucket.url}/restarting/session.krec"
-    log = open_log_file(url, make_header(kernel={"name": "python3"}))
+    log = open_log_file(url, log_header(kernel={"name": "python3"}))
     log.writer.write_event("kernel_started", pid=1)
     log.finish(keep=True)  # a wrapper whose kernel restarts: its successor appends
     assert upload_leftovers() == []

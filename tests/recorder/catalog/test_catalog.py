@@ -20,7 +20,7 @@ from factories import LogBuilder, error, log_header, stream, synthetic_log
 from krec.recorder.catalog.query import run_query
 from krec.recorder.catalog.schema import METADATA_KEY, SCHEMA_VERSION, TABLES
 from krec.recorder.catalog.writer import STATE_FILE, build_catalog
-from krec.recorder.logfile import LogReader
+from krec.recorder.log.reader import LogReader
 
 ROOT = Path(__file__).resolve().parents[3]
 SAMPLES = ROOT / "sample_sessions"

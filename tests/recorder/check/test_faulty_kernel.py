@@ -17,7 +17,8 @@ import pytest
 from checklog import check, summary
 from faulty_kernel import MARK, write_kernelspecs
 
-from krec.recorder.logfile import LogReader, Record
+from krec.recorder.log.reader import LogReader
+from krec.recorder.log.record import Record
 
 pytestmark = pytest.mark.timeout(120)
 

@@ -9,7 +9,7 @@ from checklog import Conversation
 
 from krec.recorder.check import findings_by_record, findings_for
 from krec.recorder.filter import FilterError, compile_filter, filter_help
-from krec.recorder.logfile import LogReader
+from krec.recorder.log.reader import LogReader
 
 
 @pytest.fixture

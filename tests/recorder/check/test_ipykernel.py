@@ -22,7 +22,7 @@ from conftest import wait_for
 from sessions import execute
 
 from krec.recorder.check import Finding
-from krec.recorder.logfile import LogReader
+from krec.recorder.log.reader import LogReader
 
 ROOT = Path(__file__).resolve().parents[3]
 pytestmark = pytest.mark.timeout(120)

@@ -14,7 +14,9 @@ from hypothesis import strategies as st
 from krec.recorder.check import run_checks
 from krec.recorder.check.protocol import KNOWN
 from krec.recorder.check.schemas import check_content, content_schema, known_types
-from krec.recorder.logfile import LogReader, LogWriter, make_header
+from krec.recorder.log.header import log_header
+from krec.recorder.log.reader import LogReader
+from krec.recorder.log.writer import LogWriter
 
 FIELDS = [
     "msg_id", "msg_type", "session", "username", "date", "version", "subshell_id", "status",
@@ -92,7 +94,7 @@ def records(draw: Any) -> list[dict[str, Any]]:
 def test_rules_never_crash_on_odd_records(recs: list[dict[str, Any]], mode: str) -> None:
     with tempfile.TemporaryDirectory() as tmp:
         path = Path(tmp) / "odd.krec"
-        with LogWriter(path, make_header({"name": "odd"}, None, mode=mode)) as w:
+        with LogWriter(path, log_header({"name": "odd"}, None, mode=mode)) as w:
             for n, rec in enumerate(recs):
                 t = 1_700_000_000_000_000_000 + n * 1_000_000
                 if "event" in rec:

@@ -9,7 +9,7 @@ from checklog import ERROR, Conversation, Sent, check, summary
 
 from krec.recorder.check import Checker, all_rules, findings_by_record, resolve_rule_ids
 from krec.recorder.errors import KrecError
-from krec.recorder.logfile import LogReader
+from krec.recorder.log.reader import LogReader
 
 
 @pytest.fixture

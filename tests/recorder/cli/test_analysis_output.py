@@ -17,7 +17,8 @@ from conftest import KREC
 from krec.recorder.cli import show
 from krec.recorder.filter import scan
 from krec.recorder.log import stats
-from krec.recorder.logfile import LogReader, loads_json
+from krec.recorder.log.reader import LogReader
+from krec.recorder.log.record import loads_json
 
 ROOT = Path(__file__).resolve().parents[3]
 GOLDEN = ROOT / "tests" / "golden" / "analysis"

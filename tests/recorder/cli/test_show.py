@@ -12,7 +12,7 @@ from conftest import KREC, run_krec, wait_for
 from factories import LogBuilder, stream, synthetic_log
 
 from krec.recorder.log.oneline import short_id
-from krec.recorder.logfile import LogReader
+from krec.recorder.log.reader import LogReader
 
 
 @pytest.fixture(scope="module")

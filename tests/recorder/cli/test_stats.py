@@ -7,7 +7,7 @@ import json
 from conftest import run_krec
 from factories import LogBuilder, stream
 
-from krec.recorder.logfile import LogReader
+from krec.recorder.log.reader import LogReader
 
 
 def test_stats_of_a_recorded_session(rich_log):

@@ -65,7 +65,7 @@ def test_help_has_examples() -> None:
 def test_a_log_being_written_is_followed(tmp_path: Path) -> None:
     from factories import LogBuilder
 
-    from krec.recorder.logfile import being_written
+    from krec.recorder.log.writer import being_written
 
     builder = LogBuilder(tmp_path / "live.krec")
     builder.execute("x = 1", count=1)

@@ -10,7 +10,7 @@ from factories import LogBuilder, stream
 from krec.recorder.errors import KrecError
 from krec.recorder.export.jsonl import REDACTED, jsonl_lines, redactor
 from krec.recorder.filter import compile_filter
-from krec.recorder.logfile import LogReader
+from krec.recorder.log.reader import LogReader
 
 
 def test_redactor_replaces_every_match_in_nested_strings() -> None:

@@ -33,7 +33,8 @@ from krec.recorder.filter import (
 )
 from krec.recorder.filter import scan as scan_module
 from krec.recorder.log.oneline import short_id
-from krec.recorder.logfile import LogReader, Record
+from krec.recorder.log.reader import LogReader
+from krec.recorder.log.record import Record
 
 ROOT = Path(__file__).resolve().parents[3]
 DOCS = ROOT / "docs" / "filter.md"

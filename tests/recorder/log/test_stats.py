@@ -5,8 +5,8 @@ from __future__ import annotations
 import pytest
 from factories import LogBuilder, error
 
+from krec.recorder.log.reader import LogReader
 from krec.recorder.log.stats import collect, percentile, to_json
-from krec.recorder.logfile import LogReader
 
 
 def test_latency_busy_and_errors_are_exact(tmp_path):
