@@ -30,10 +30,11 @@ from traitlets import Bool, Dict, Float, Integer, Unicode
 from krec.recorder.capture.identity import IdentityListener
 from krec.recorder.capture.kernel import kernel_fields
 from krec.recorder.capture.proxy import Proxy
+from krec.recorder.capture.traces import live_traces
 from krec.recorder.capture.upload import SpooledLog, leftovers_in_background, open_new_log
 from krec.recorder.connect import CHANNELS, ConnectionInfo
 from krec.recorder.errors import KrecError
-from krec.recorder.export.otlp import OtlpSettings, live_traces
+from krec.recorder.export.otlp import OtlpSettings
 from krec.recorder.kernelspec import WRAPPER_MARK, find_spec, install_spec, recorded_display_name
 from krec.recorder.log.header import log_header
 from krec.recorder.log.seal import load_key

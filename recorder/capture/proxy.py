@@ -33,7 +33,7 @@ from krec.recorder.log.writer import LogWriter
 from krec.recorder.wire import Signer
 
 if TYPE_CHECKING:
-    from krec.recorder.export.otlp import LiveTraces
+    from krec.recorder.capture.traces import LiveTraces
 
 _MONITOR_EVENTS = zmq.EVENT_ACCEPTED | zmq.EVENT_DISCONNECTED
 _KERNEL_EVENTS = zmq.EVENT_CONNECTED | zmq.EVENT_DISCONNECTED

@@ -29,10 +29,11 @@ from krec.recorder.capture.kernel import (
     say,
 )
 from krec.recorder.capture.proxy import Proxy
+from krec.recorder.capture.traces import live_traces
 from krec.recorder.capture.upload import check_destination, leftovers_in_background, open_log_file
 from krec.recorder.connect import ConnectionInfo, default_connection_file, new_key
 from krec.recorder.errors import KrecError
-from krec.recorder.export.otlp import OtlpSettings, live_traces
+from krec.recorder.export.otlp import OtlpSettings
 from krec.recorder.kernelspec import find_spec, write_shadow_specs
 from krec.recorder.log.header import log_header
 from krec.recorder.log.storage import is_url, log_locations, redact_url

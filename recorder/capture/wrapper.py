@@ -18,6 +18,7 @@ from typing import Any
 
 from krec.recorder.capture.identity import IdentityListener
 from krec.recorder.capture.kernel import KernelRecording, StopSignals, kernel_fields
+from krec.recorder.capture.traces import live_traces
 from krec.recorder.capture.upload import (
     leftovers_in_background,
     open_log_file,
@@ -26,7 +27,7 @@ from krec.recorder.capture.upload import (
 )
 from krec.recorder.connect import ConnectionInfo
 from krec.recorder.errors import KrecError
-from krec.recorder.export.otlp import OtlpSettings, live_traces
+from krec.recorder.export.otlp import OtlpSettings
 from krec.recorder.kernelspec import find_spec, load_inner_spec
 from krec.recorder.log.header import log_header
 from krec.recorder.log.storage import is_url

@@ -7,7 +7,8 @@ writing it. ``--redact PATTERN`` replaces every match of a regular expression in
 exported strings with a marker (export/jsonl.py), so a log can be shared without its
 secrets. ``--to pytest`` writes a regression test that replays the log (see
 export/pytest.py). ``--to otlp`` writes the session's spans as OTLP JSON, the same
-spans ``--otlp`` exports live (see capture/otel.py, export/otlp.py and docs/otel.md).
+spans ``--otlp`` exports live (see export/spans.py, export/otlp.py, capture/traces.py
+and docs/otel.md).
 """
 
 from __future__ import annotations

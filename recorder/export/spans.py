@@ -6,7 +6,7 @@ requests complete: a span runs from the client's request to the later of its rep
 its ``status: idle`` (a ``comm_*`` message, which has no reply, ends at idle), carries
 the outputs and stdin traffic as events (type and size; contents only when
 ``include_content``), and ends with an error status when the recording or the kernel
-stops before the reply. Ownership of a record follows exchange.py's rule. Span and
+stops before the reply. Ownership of a record follows log/owner.py's rule. Span and
 trace ids derive from the request (msg_id and capture time), so a live export and an
 export of the same log give the same ids. This module needs no OpenTelemetry package;
 otlp.py turns its spans into the SDK's.

@@ -1,4 +1,4 @@
-"""The span model (otel.py) on synthetic logs, and the --otlp options on the command line."""
+"""The span model (export/spans.py) on synthetic logs, and the --otlp options of the CLI."""
 
 from __future__ import annotations
 
@@ -9,8 +9,8 @@ import pytest
 from conftest import run_krec
 from factories import LogBuilder, error, log_header, stream
 
-from krec.recorder.capture.otel import SpanBuilder, parse_traceparent
 from krec.recorder.export.otlp import OtlpSettings, spans_of_log, traces_endpoint
+from krec.recorder.export.spans import SpanBuilder, parse_traceparent
 from krec.recorder.log.reader import LogReader
 
 TRACE = "4bf92f3577b34da6a3ce929d0e0e4736"
