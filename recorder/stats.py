@@ -21,6 +21,7 @@ from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
 from krec.recorder.cli.util import Progress, add_command
+from krec.recorder.units import format_seconds as _duration
 
 if TYPE_CHECKING:
     from krec.recorder.logfile import LogReader
@@ -394,16 +395,6 @@ def to_json(s: Stats, reader: LogReader) -> dict[str, Any]:
         "bytes_by_channel": dict(sorted(s.bytes_by_channel.items())),
         "warnings": list(reader.warnings),
     }
-
-
-def _duration(seconds: float) -> str:
-    if seconds < 1e-3:
-        return f"{seconds * 1e6:.0f} us"
-    if seconds < 1:
-        return f"{seconds * 1e3:.1f} ms"
-    if seconds < 120:
-        return f"{seconds:.2f} s"
-    return f"{seconds / 60:.1f} min"
 
 
 def _size(n: float) -> str:
