@@ -22,6 +22,7 @@ import msgpack
 from krec.recorder.log.oneline import short_id, summarize_event, summarize_message, tone
 from krec.recorder.log.reader import LogReader
 from krec.recorder.log.record import Record
+from krec.recorder.units import format_duration
 
 #: decoded rows kept; a screen shows ~50, scrolling back and forth reuses them
 ROW_CACHE = 4096
@@ -69,30 +70,9 @@ def format_rel(ns: int) -> str:
     return f"{sign}{int(h)}:{int(m):02d}:{sec:04.1f}"
 
 
-def format_duration(ns: int) -> str:
-    """A duration: ``850 us``, ``12.3 ms``, ``4.20 s``, ``3 m 12 s``."""
-    if ns < 1_000_000:
-        return f"{ns / 1e3:.0f} us"
-    if ns < 1_000_000_000:
-        return f"{ns / 1e6:.1f} ms"
-    if ns < 60_000_000_000:
-        return f"{ns / 1e9:.2f} s"
-    m, s = divmod(ns / 1e9, 60)
-    return f"{int(m)} m {int(s)} s"
-
-
 def format_duration_short(ns: int) -> str:
     """A duration in at most 7 cells: ``850us``, ``5.7ms``, ``404ms``, ``2.00s``, ``3m12s``."""
-    if ns < 1_000_000:
-        return f"{ns / 1e3:.0f}us"
-    if ns < 10_000_000:
-        return f"{ns / 1e6:.1f}ms"
-    if ns < 1_000_000_000:
-        return f"{ns / 1e6:.0f}ms"
-    if ns < 60_000_000_000:
-        return f"{ns / 1e9:.2f}s"
-    m, s = divmod(int(ns / 1e9), 60)
-    return f"{m}m{s:02d}s"
+    return format_duration(ns, short=True)
 
 
 def parse_time(text: str) -> float:

@@ -12,6 +12,7 @@ import sys
 from typing import Any
 
 from krec.recorder.cli.util import Progress
+from krec.recorder.units import format_seconds
 
 HELP = "counts by channel and type, reply latencies, busy time"
 READS_LOGS = True
@@ -48,16 +49,6 @@ def run(args: argparse.Namespace) -> int:
     return 0
 
 
-def _duration(seconds: float) -> str:
-    if seconds < 1e-3:
-        return f"{seconds * 1e6:.0f} us"
-    if seconds < 1:
-        return f"{seconds * 1e3:.1f} ms"
-    if seconds < 120:
-        return f"{seconds:.2f} s"
-    return f"{seconds / 60:.1f} min"
-
-
 def _size(n: float) -> str:
     for unit in ("B", "kB", "MB", "GB"):
         if n < 1000 or unit == "GB":
@@ -76,10 +67,10 @@ def render(data: dict[str, Any]) -> str:
         f"log        {data['log']}",
         f"kernel     {data['kernel'] or '?'}",
         f"records    {data['records']} ({data['messages']} messages, "
-        f"{sum(data['events'].values())} events) over {_duration(span)}",
+        f"{sum(data['events'].values())} events) over {format_seconds(span)}",
         f"requests   {data['requests']} ({data['unanswered']} without a reply)",
         f"errors     {data['error_outputs']} error outputs, {data['error_replies']} error replies",
-        f"busy       {_duration(busy)}{share}",
+        f"busy       {format_seconds(busy)}{share}",
         "",
         "messages by channel and type",
     ]
@@ -93,14 +84,15 @@ def render(data: dict[str, Any]) -> str:
         lines += ["", f"reply latency{'':<24} {'count':>8} {'median':>10} {'p95':>10} {'max':>10}"]
         for mt, v in data["latency"].items():
             lines.append(
-                f"  {mt:<35} {v['count']:>8} {_duration(v['median_s']):>10} "
-                f"{_duration(v['p95_s']):>10} {_duration(v['max_s']):>10}"
+                f"  {mt:<35} {v['count']:>8} {format_seconds(v['median_s']):>10} "
+                f"{format_seconds(v['p95_s']):>10} {format_seconds(v['max_s']):>10}"
             )
     if data["slowest"]:
         lines += ["", "slowest requests"]
         for row in data["slowest"]:
             lines.append(
-                f"  {_duration(row['latency_s']):>10}  #{row['index']:<7} {row['msg_type']:<22} "
+                f"  {format_seconds(row['latency_s']):>10}  #{row['index']:<7} "
+                f"{row['msg_type']:<22} "
                 f"{row['short_id']:<10} {row['summary'][:80]}"
             )
     lines += ["", "bytes by channel"]

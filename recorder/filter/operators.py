@@ -284,7 +284,7 @@ def parse_duration(text: str) -> int:
     return int((number * unit).to_integral_value(ROUND_HALF_EVEN))
 
 
-def format_duration(ns: int) -> str:
+def spell_duration(ns: int) -> str:
     """The shortest exact spelling of ``ns`` that parse_duration reads back."""
     from decimal import Decimal
 
@@ -315,7 +315,7 @@ class Time(Node):
         return (self.op, self.ns)
 
     def __str__(self) -> str:
-        return f"t{self.op}{format_duration(self.ns)}"
+        return f"t{self.op}{spell_duration(self.ns)}"
 
     def prepare(self, reader: LogReader) -> None:
         self.start_ns = reader.start_ns

@@ -20,7 +20,7 @@ from conftest import KREC, ROOT, run_krec
 
 from krec.recorder.log.exchange import load_session
 from krec.recorder.log.reader import LogReader
-from krec.recorder.replay import replayer as replay_module
+from krec.recorder.replay import plan as replay_plan
 from krec.recorder.replay.normalize import Normalizer
 from krec.recorder.replay.replayer import hung_bound, plan, replay
 
@@ -275,9 +275,9 @@ def test_a_hung_request_is_reported_after_a_bound_from_its_recorded_time(
     assert rec.stop() == 0, rec.stderr
     session = load_session(str(rec.log))
     quick = session.exchanges[-2]  # the waiting cell, which did not wait in the recording
-    assert hung_bound(quick, 60) == replay_module.HUNG_FLOOR
+    assert hung_bound(quick, 60) == replay_plan.HUNG_FLOOR
     assert hung_bound(quick, 2) == 2
-    monkeypatch.setattr(replay_module, "HUNG_FLOOR", 3.0)
+    monkeypatch.setattr(replay_plan, "HUNG_FLOOR", 3.0)
     hold.touch()
     try:
         result = replay(str(rec.log), output=str(tmp_path / "replay.krec"), timeout=60)

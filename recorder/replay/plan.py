@@ -1,0 +1,135 @@
+"""The plan of a replay: from a recorded session, what to send when, and what to wait for.
+
+Each client request on shell and control becomes an action that waits for the
+requests that had completed before it was originally sent, or that is sent at its
+recorded offset after a request still running (counted from when that one started
+executing, if it had); signal interrupts are anchored to what the kernel was doing,
+restarts stand where the log has them. ``hung_bound`` says how long a replayed
+request may go without a reply, from its recorded duration.
+"""
+
+from __future__ import annotations
+
+import contextlib
+from dataclasses import dataclass
+from datetime import datetime
+
+from krec.recorder.log.exchange import Exchange, Marker, Session
+from krec.recorder.log.record import Record
+
+
+@dataclass
+class Action:
+    """One step of the plan: send an exchange again, interrupt, or restart."""
+
+    kind: str  # "send", "interrupt", "restart"
+    exchange: Exchange | None
+    after: list[int]  # exchange numbers that must be complete first
+    anchor: int | None = None  # exchange number this one overlapped with
+    offset: float = 0.0  # seconds after the anchor was sent (or started executing: busy)
+    busy: bool = False  # offset counts from the anchor's busy status, not from its send
+
+
+def _sent(rec: Record) -> int:
+    """When its sender sent ``rec`` (its header's date, ns), else when krec captured it.
+
+    Capture times lag behind under load (records are timestamped in batches), while an
+    interrupt event is timestamped the moment krec sends the signal: a reply sent just
+    before jupyter_client's shutdown interrupt may be captured just after it.
+    """
+    date = rec.header.get("date")
+    if isinstance(date, str):
+        with contextlib.suppress(ValueError):
+            sent = datetime.fromisoformat(date.replace("Z", "+00:00"))
+            if sent.tzinfo is not None:
+                return min(rec.t, int(sent.timestamp() * 1e9))
+    return rec.t
+
+
+def _interrupted(session: Session, seen: list[Exchange], t: int) -> Exchange | None:
+    """The request a signal interrupt at ``t`` hit: it had started executing (its busy
+    status) and was answered after ``t`` (a shell request first); None when the kernel
+    was between requests."""
+    ends = ((e, _sent(e.reply) if e.reply is not None else e.idle_t) for e in seen)
+    running = [e for e, end in ends if end is not None and end > t]
+    # sent but not started (its busy came after the interrupt): the kernel was not running it
+    executing = [e for e in running if e.busy_t is not None and e.busy_t <= t]
+    if not executing:
+        return None
+    return ([e for e in executing if e.ch == "shell"] or executing)[0]
+
+
+def _by_time(timeline: list[Exchange | Marker]) -> list[Exchange | Marker]:
+    """The timeline with each marker moved before the first request captured after it.
+
+    An event may be logged after a message captured a moment later (the wrapper logs
+    the interrupt it forwards while the proxy logs the frontend's next request), and
+    capture times lag behind under load, so requests are placed by when the frontend
+    sent them (their header's date); the requests keep their log order.
+    """
+    requests = [i for i in timeline if isinstance(i, Exchange)]
+    out: list[Exchange | Marker] = []
+    markers = [i for i in timeline if isinstance(i, Marker)]
+    pending = list(markers)
+    for ex in requests:
+        while pending and pending[0].t < _sent(ex.request):
+            out.append(pending.pop(0))
+        out.append(ex)
+    return out + pending
+
+
+def plan(session: Session) -> list[Action]:
+    """The actions of a replay, in log order, with what each must wait for.
+
+    A request waits for the requests that had completed before it was sent, and is
+    sent at its recorded offset after a request that was still running (after it
+    started executing, if it had: its busy status). A signal
+    interrupt is anchored to what the kernel was doing: into the request it hit, at
+    the same offset after that request started executing; or, between requests
+    (jupyter_client's ``shutdown_kernel()`` interrupts after the last reply), after
+    the requests completed before it and before the next one.
+    """
+    actions: list[Action] = []
+    seen: list[Exchange] = []
+    for item in _by_time(session.timeline):
+        t = item.t
+        completed = [e.number for e in seen if e.done_t is not None and e.done_t <= t]
+        if isinstance(item, Marker):
+            if item.event == "restart":
+                actions.append(Action("restart", None, [e.number for e in seen]))
+                continue
+            hit = _interrupted(session, seen, t)
+            if hit is None:
+                actions.append(Action("interrupt", None, [e.number for e in seen]))
+            else:
+                start = max(hit.t, hit.busy_t or hit.t)
+                before = [n for n in completed if n != hit.number]
+                actions.append(
+                    Action("interrupt", None, before, hit.number, (t - start) / 1e9, busy=True)
+                )
+            continue
+        running = [e for e in seen if e.done_t is None or e.done_t > t]
+        anchor = running[0] if running else None
+        if anchor is not None and anchor.busy_t is not None and anchor.busy_t <= t:
+            # sent while the anchor was executing (a subshell request, a comm message):
+            # counted from the replayed anchor's busy, so it finds it executing again
+            start = max(anchor.t, anchor.busy_t)
+            number = anchor.number
+            actions.append(Action("send", item, completed, number, (t - start) / 1e9, busy=True))
+        else:
+            offset = (t - anchor.t) / 1e9 if anchor else 0.0
+            number = anchor.number if anchor else None
+            actions.append(Action("send", item, completed, number, offset))
+        seen.append(item)
+    return actions
+
+
+#: a request that gets no reply counts as hung after HUNG_FACTOR times its recorded
+#: duration, and never before HUNG_FLOOR seconds (a loaded machine is slower); --timeout caps it
+HUNG_FACTOR = 20.0
+HUNG_FLOOR = 10.0
+
+
+def hung_bound(ex: Exchange, timeout: float) -> float:
+    """Seconds without a reply after which replaying ``ex`` counts as hung."""
+    return min(timeout, max(HUNG_FLOOR, HUNG_FACTOR * ex.busy_time / 1e9))

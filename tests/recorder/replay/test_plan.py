@@ -1,0 +1,93 @@
+"""The plan of a replay and how its kernel is launched (krec.recorder.replay.plan and .launch),
+from built logs, without a kernel."""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+import pytest
+from factories import KERNEL, LogBuilder, stream
+
+from krec.recorder.errors import KrecError
+from krec.recorder.log.exchange import load_session
+from krec.recorder.replay.launch import Launch, recorded_launch, replay_cwd
+from krec.recorder.replay.plan import HUNG_FACTOR, HUNG_FLOOR, hung_bound, plan
+
+
+def test_requests_that_ran_one_after_another_wait_for_each_other(tmp_path: Path):
+    with LogBuilder(tmp_path / "p.krec") as b:
+        for code in ("a = 1", "b = 2", "c = 3"):
+            b.execute(code)
+    actions = plan(load_session(str(tmp_path / "p.krec")))
+    assert [(a.kind, a.exchange.number, a.after, a.anchor) for a in actions] == [
+        ("send", 1, [], None),
+        ("send", 2, [1], None),
+        ("send", 3, [1, 2], None),
+    ]
+
+
+def test_a_request_sent_while_another_ran_keeps_its_offset(tmp_path: Path):
+    with LogBuilder(tmp_path / "p.krec") as b:
+        first = b.message("execute_request", {"code": "slow()"})
+        queued = b.message("execute_request", {"code": "queued()"}, ms=2)  # before busy
+        b.message("status", {"execution_state": "busy"}, parent=first, ms=3)
+        hurry = b.message("interrupt_request", {}, ms=500)  # while it was executing
+        b.message("interrupt_reply", {"status": "ok"}, parent=hurry)
+        b.message("execute_reply", {"status": "error"}, parent=first)
+        b.message("status", {"execution_state": "idle"}, parent=first)
+        b.message("status", {"execution_state": "busy"}, parent=queued)
+        b.message("execute_reply", {"status": "ok"}, parent=queued)
+        b.message("status", {"execution_state": "idle"}, parent=queued)
+    send_first, send_queued, send_hurry = plan(load_session(str(tmp_path / "p.krec")))
+    assert (send_first.anchor, send_first.after) == (None, [])
+    assert (send_queued.anchor, send_queued.busy) == (1, False)
+    assert send_queued.offset == pytest.approx(0.002)  # after the first was sent
+    assert (send_hurry.anchor, send_hurry.busy, send_hurry.after) == (1, True, [])
+    assert send_hurry.offset == pytest.approx(0.5)  # after the first started executing
+
+
+def test_a_restart_waits_for_every_request_before_it(tmp_path: Path):
+    with LogBuilder(tmp_path / "p.krec") as b:
+        b.execute("a = 1")
+        b.execute("b = 2")
+        b.event("restart", reason="requested")
+    *sends, restart = plan(load_session(str(tmp_path / "p.krec")))
+    assert [a.kind for a in sends] == ["send", "send"]
+    assert (restart.kind, restart.exchange, restart.after) == ("restart", None, [1, 2])
+
+
+def test_the_hung_bound_grows_with_the_recorded_time_between_a_floor_and_the_timeout(
+    tmp_path: Path,
+):
+    with LogBuilder(tmp_path / "p.krec") as b:
+        b.execute("quick()")
+        b.execute("slow()", [stream("done\n")], busy_ms=2000)
+    quick, slow = load_session(str(tmp_path / "p.krec")).exchanges
+    assert hung_bound(quick, 60) == HUNG_FLOOR
+    assert slow.busy_time > 2e9 and hung_bound(slow, 600) == HUNG_FACTOR * slow.busy_time / 1e9
+    assert hung_bound(slow, 5) == 5
+
+
+def test_the_launch_comes_from_the_first_kernel_started_event(tmp_path: Path):
+    argv = [*KERNEL["argv"], "--HistoryManager.hist_file=:memory:"]
+    with LogBuilder(tmp_path / "p.krec") as b:
+        b.event("kernel_started", argv=argv, cwd="/work/notebooks")
+        b.execute("a = 1")
+    launch = recorded_launch(load_session(str(tmp_path / "p.krec")))
+    assert launch == Launch(["--HistoryManager.hist_file=:memory:"], "/work/notebooks")
+    with LogBuilder(tmp_path / "bare.krec") as b:
+        b.execute("a = 1")
+    assert recorded_launch(load_session(str(tmp_path / "bare.krec"))) == Launch([], None)
+
+
+def test_the_replay_kernel_runs_in_the_recorded_directory_when_it_exists(tmp_path: Path):
+    here = os.getcwd()
+    assert replay_cwd(Launch([], str(tmp_path)), None) == (str(tmp_path), [])
+    assert replay_cwd(Launch([], str(tmp_path)), here) == (os.path.abspath(here), [])
+    cwd, notes = replay_cwd(Launch([], None), None)
+    assert cwd == here and "does not record the kernel's working directory" in notes[0]
+    cwd, notes = replay_cwd(Launch([], str(tmp_path / "gone")), None)
+    assert cwd == here and "does not exist here" in notes[0] and "--cwd DIR" in notes[0]
+    with pytest.raises(KrecError, match="no such directory"):
+        replay_cwd(Launch([], None), str(tmp_path / "gone"))
