@@ -26,6 +26,7 @@ from typing import Any
 
 import zmq
 
+from krec.recorder.log.record import REDACTED
 from krec.recorder.log.writer import LogWriter
 from krec.recorder.wire import DELIM, Signer, make_header, new_id, peek_msg_id, serialize
 
@@ -40,8 +41,6 @@ CODES: dict[bytes, tuple[str, str]] = {
     b"O": ("iopub", "kernel"),
     b"o": ("iopub", "client"),  # subscription frames from the frontend-side XPUB
 }
-
-REDACTED = "<redacted by krec>"
 _KNOWN_REQUESTS = 20000
 
 # Batching under load: while messages keep coming (more than one per drain, or drains less

@@ -188,7 +188,7 @@ def _rule_section(rule: type[Rule]) -> str:
 
 def render() -> str:
     """The whole of docs/check.md."""
-    from krec.recorder.cli.check import _summary_line
+    from krec.recorder.check.runner import summary_line
 
     rules = all_rules()
     example = Finding(
@@ -204,7 +204,7 @@ def render() -> str:
         text="status: error, but no error output was published for execute_request #51",
         spec=f"{SPEC_URL}#execution-errors",
     )
-    summary = _summary_line(
+    summary = summary_line(
         {
             "records": 120,
             "rules": rules,

@@ -314,3 +314,22 @@ def findings_for(reader: LogReader) -> list[Finding]:
         findings = run_checks(reader)
         _CACHE[reader] = (*key, findings)
         return findings
+
+
+def summary_line(summary: dict[str, Any]) -> str:
+    """The last line of `krec check`'s text report: findings, records, rules, protocol."""
+
+    def plural(n: int, word: str) -> str:
+        return f"{n} {word}{'' if n == 1 else 's'}"
+
+    versions = ", ".join(f"{k} {v}" for k, v in summary["protocol"].items() if v)
+    found = (
+        f"{plural(summary['errors'], 'error')}, {plural(summary['warnings'], 'warning')}"
+        if summary["errors"] or summary["warnings"]
+        else "no findings"
+    )
+    text = (
+        f"{found} in {plural(summary['records'], 'record')} "
+        f"({plural(len(summary['rules']), 'rule')}"
+    )
+    return text + (f"; protocol: {versions})" if versions else ")")

@@ -123,7 +123,9 @@ def run(args: argparse.Namespace) -> int:
             out = sys.stdout
             for f in findings:
                 out.write(f.line() + "\n")
-            out.write(_summary_line(summary) + "\n")
+            from krec.recorder.check.runner import summary_line
+
+            out.write(summary_line(summary) + "\n")
     if errors or (warnings and args.strict):
         return 1
     return 0
@@ -137,23 +139,6 @@ def _run_batch(args: argparse.Namespace, select: list[str], ignore: list[str]) -
     options = {"kernel_info_timeout": args.kernel_info_timeout, "idle_grace": args.idle_grace}
     task_args = [select, ignore, options, args.strict]
     return run_batch_command(args, check_one, task_args, "checking", "violations")
-
-
-def _summary_line(summary: dict[str, Any]) -> str:
-    def plural(n: int, word: str) -> str:
-        return f"{n} {word}{'' if n == 1 else 's'}"
-
-    versions = ", ".join(f"{k} {v}" for k, v in summary["protocol"].items() if v)
-    found = (
-        f"{plural(summary['errors'], 'error')}, {plural(summary['warnings'], 'warning')}"
-        if summary["errors"] or summary["warnings"]
-        else "no findings"
-    )
-    text = (
-        f"{found} in {plural(summary['records'], 'record')} "
-        f"({plural(len(summary['rules']), 'rule')}"
-    )
-    return text + (f"; protocol: {versions})" if versions else ")")
 
 
 def _list(rules: list[Any], as_json: bool) -> int:

@@ -211,7 +211,7 @@ def _print_log(
 
 
 def _worth_a_helper(reader: LogReader) -> bool:
-    from krec.recorder.filter.scan import HELPER_BYTES
+    from krec.recorder.log.reader import HELPER_BYTES
 
     if reader.upgrade_record is not None or (os.cpu_count() or 1) < 2:
         return False

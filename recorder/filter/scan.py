@@ -25,6 +25,7 @@ from typing import TYPE_CHECKING, Any
 import msgpack
 
 from krec.recorder.filter.tree import RAW_FIELDS, STR_FIELDS, All, Needle, Node, Predicate
+from krec.recorder.log import reader as log_reader
 
 if TYPE_CHECKING:
     from krec.recorder.log.reader import LogReader
@@ -204,14 +205,11 @@ def _scan_range(
 
 # -- a second process for big scans ---------------------------------------------------
 
-#: below this many bytes a helper's start-up (~0.3 s) costs more than it saves
-HELPER_BYTES = 128 << 20
-
 
 def _worth_a_helper(reader: Any, start: int, stop: int) -> bool:
     if stop - start < 2 or (os.cpu_count() or 1) < 2 or os.environ.get("KREC_SCAN_SINGLE"):
         return False
-    return reader.record_end(stop - 1) - reader.offsets[start] >= HELPER_BYTES
+    return reader.record_end(stop - 1) - reader.offsets[start] >= log_reader.HELPER_BYTES
 
 
 class _Part:

@@ -23,6 +23,9 @@ from krec.recorder.log.compat import check_header, record_upgrader, upgrade_head
 from krec.recorder.log.record import MAX_RECORD, Record, decode_record, file_unpacker, unreadable
 
 _READ_CHUNK = 4 << 20
+#: logs with this many bytes to read get a helper process for their second half (filter
+#: scans, stats, show); below it, a helper's start-up (~0.3 s) costs more than it saves
+HELPER_BYTES = 128 << 20
 
 
 class LogReader:

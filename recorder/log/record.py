@@ -16,6 +16,9 @@ import orjson
 
 from krec.recorder.wire import peek_field
 
+#: what a log holds in place of an input_reply's value that krec did not record (a password)
+REDACTED = "<redacted by krec>"
+
 CHANNELS = ("shell", "control", "stdin", "iopub")
 SOURCES = ("client", "kernel", "krec")
 #: the event a record that cannot be decoded reads as, so record positions stay aligned

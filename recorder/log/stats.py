@@ -243,7 +243,7 @@ def _count(
 
 
 def _worth_a_helper(reader: LogReader) -> bool:
-    from krec.recorder.filter.scan import HELPER_BYTES
+    from krec.recorder.log.reader import HELPER_BYTES
 
     n = len(reader)
     if n < 2 or reader.upgrade_record is not None or (os.cpu_count() or 1) < 2:

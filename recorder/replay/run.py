@@ -21,11 +21,11 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from krec.recorder.capture.kernel import KernelRecording, kernel_fields
-from krec.recorder.capture.thread import REDACTED
 from krec.recorder.connect import ConnectionInfo, new_key
 from krec.recorder.errors import KrecError
 from krec.recorder.log.exchange import Exchange, Session
 from krec.recorder.log.header import log_header
+from krec.recorder.log.record import REDACTED
 from krec.recorder.log.writer import LogWriter
 from krec.recorder.replay.client import Incoming, KernelConnection
 from krec.recorder.replay.plan import Action, hung_bound, plan

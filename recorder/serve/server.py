@@ -26,12 +26,12 @@ from typing import Any
 
 import zmq
 
-from krec.recorder.capture.thread import REDACTED
 from krec.recorder.connect import ConnectionInfo
 from krec.recorder.errors import ProxyError
 from krec.recorder.log.exchange import build_session
 from krec.recorder.log.header import log_header
 from krec.recorder.log.reader import LogReader
+from krec.recorder.log.record import REDACTED
 from krec.recorder.log.writer import LogWriter
 from krec.recorder.serve.match import NORMAL, STRICT, Matcher, describe
 from krec.recorder.serve.playback import (

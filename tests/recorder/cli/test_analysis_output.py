@@ -15,7 +15,7 @@ import pytest
 from conftest import KREC
 
 from krec.recorder.cli import show
-from krec.recorder.filter import scan
+from krec.recorder.log import reader as log_reader
 from krec.recorder.log import stats
 from krec.recorder.log.reader import LogReader
 from krec.recorder.log.record import loads_json
@@ -52,7 +52,7 @@ def test_output_is_what_it_was(name: str):
 @pytest.fixture
 def helper_everywhere(monkeypatch: pytest.MonkeyPatch):
     """Every log is big enough for a helper process (which then takes half of it)."""
-    monkeypatch.setattr(scan, "HELPER_BYTES", 0)
+    monkeypatch.setattr(log_reader, "HELPER_BYTES", 0)
     monkeypatch.delenv("KREC_SCAN_SINGLE", raising=False)
 
 

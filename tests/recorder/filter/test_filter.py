@@ -32,6 +32,7 @@ from krec.recorder.filter import (
     tree,
 )
 from krec.recorder.filter import scan as scan_module
+from krec.recorder.log import reader as log_reader
 from krec.recorder.log.oneline import short_id
 from krec.recorder.log.reader import LogReader
 from krec.recorder.log.record import Record
@@ -378,7 +379,7 @@ def test_strategies_agree_across_many_chunks(medium_log, monkeypatch, text):
 )
 def test_a_helper_process_scans_half_and_agrees(medium_log, monkeypatch, text):
     """Big scans split the log with a helper process (here: any scan, with small chunks)."""
-    monkeypatch.setattr(scan_module, "HELPER_BYTES", 0)
+    monkeypatch.setattr(log_reader, "HELPER_BYTES", 0)
     monkeypatch.setattr(scan_module, "CHUNK_BYTES", 64 << 10)
     started = []
     real_start = scan_module._Helper.start
@@ -400,7 +401,7 @@ def test_a_helper_process_scans_half_and_agrees(medium_log, monkeypatch, text):
 
 
 def test_a_cancelled_scan_stops_its_helper(medium_log, monkeypatch):
-    monkeypatch.setattr(scan_module, "HELPER_BYTES", 0)
+    monkeypatch.setattr(log_reader, "HELPER_BYTES", 0)
     cancel = threading.Event()
     cancel.set()
     with LogReader(medium_log) as reader:
