@@ -20,6 +20,8 @@ from krec.recorder.log.record import Record
 
 NBFORMAT, NBFORMAT_MINOR = 4, 5
 _PASSWORD_ECHO = "········"
+#: at most this many kernel messages wait for a request not logged yet
+_EARLY_LIMIT = 10_000
 
 
 class _Cell:
@@ -107,6 +109,13 @@ class NotebookBuilder:
         #: output it causes travel on different sockets and may be captured in either order)
         self._input: tuple[_Cell, bool, dict[str, Any]] | None = None
         self.language_info: dict[str, Any] | None = None
+        #: kernel messages logged before their request (the request and its outputs are
+        #: captured from different sockets, so under load an output can be logged first),
+        #: by the msg_id of the request they name; fed to its cell when it comes
+        self._early: dict[str, list[Record]] = {}
+        self._early_count = 0
+        #: requests that have no cell (silent, or left out by a filter)
+        self._skipped: set[str] = set()
 
     def feed(self, record: Record, wanted: bool = True) -> None:
         """Take one record; ``wanted=False`` skips a request's cell (a filter left it out)."""
@@ -115,12 +124,17 @@ class NotebookBuilder:
         mt = record.msg_type
         if mt == "execute_request" and record.source == "client":
             content = record.content
+            early = self._early.pop(record.msg_id, [])
+            self._early_count -= len(early)
             if content.get("silent") or not wanted:
+                self._skipped.add(record.msg_id)
                 return
             code = content.get("code")
             cell = _Cell(len(self.cells) + 1, code if isinstance(code, str) else "")
             self.cells.append(cell)
             self._by_request[record.msg_id] = cell
+            for output in early:
+                self.feed(output)
             return
         if mt == "kernel_info_reply":
             info = record.content.get("language_info")
@@ -132,6 +146,7 @@ class NotebookBuilder:
             return
         cell = self._by_request.get(record.parent_id)
         if cell is None:
+            self._keep_early(record)
             return
         content = record.content
         if mt == "input_request":
@@ -144,6 +159,16 @@ class NotebookBuilder:
                 cell.cell["execution_count"] = count
         else:
             self._output(cell, mt, content)
+
+    def _keep_early(self, record: Record) -> None:
+        parent = record.parent_id
+        if not parent or record.source != "kernel" or parent in self._skipped:
+            return
+        if self._early_count >= _EARLY_LIMIT:  # a log of orphans: forget the oldest
+            oldest = next(iter(self._early))
+            self._early_count -= len(self._early.pop(oldest))
+        self._early.setdefault(parent, []).append(record)
+        self._early_count += 1
 
     def _answer(self, content: dict[str, Any]) -> None:
         if self._input is None:

@@ -117,6 +117,30 @@ def test_notebook_output_rules(tmp_path):
     assert [c.source for c in _notebook(picked).cells] == ["fail()"]
 
 
+def test_notebook_outputs_logged_before_their_request(tmp_path):
+    # a request and its outputs are captured from different sockets: under load the
+    # kernel's first messages can be logged before the request itself
+    with LogBuilder(tmp_path / "early.krec") as log:
+        log.execute("x = 21", count=1)
+        header = {"msg_id": "late-request", "msg_type": "execute_request"}
+        log.message("status", {"execution_state": "busy"}, parent=header)
+        log.message("stream", {"name": "stdout", "text": "early\n"}, parent=header)
+        hidden = {"msg_id": "silent-request", "msg_type": "execute_request"}
+        log.message("stream", {"name": "stdout", "text": "hidden\n"}, parent=hidden)
+        log.message("execute_request", {"code": "internal()", "silent": True},
+                    msg_id="silent-request")  # fmt: skip
+        log.message("execute_request", {"code": "print('early')"}, msg_id="late-request")
+        log.message("stream", {"name": "stdout", "text": "late\n"}, parent=header)
+        log.message("execute_reply", {"status": "ok", "execution_count": 2}, parent=header)
+    out = tmp_path / "early.ipynb"
+    result = run_krec("export", str(log.path), "--to", "ipynb", "-o", str(out))
+    assert result.returncode == 0, result.stderr
+    first, second = _notebook(out).cells
+    assert first.outputs == []
+    assert second.source == "print('early')" and second.execution_count == 2
+    assert [(o.name, o.text) for o in second.outputs] == [("stdout", "early\nlate\n")]
+
+
 def test_notebook_answer_sits_where_the_prompt_was(tmp_path):
     # the input_reply (stdin socket) and the output it causes (iopub) are captured on
     # different sockets: the log may hold the output first
