@@ -93,7 +93,16 @@ def plan(session: Session) -> list[Action]:
     seen: list[Exchange] = []
     for item in _by_time(session.timeline):
         t = item.t
-        completed = [e.number for e in seen if e.done_t is not None and e.done_t <= t]
+
+        def finished(e: Exchange, t: int = t) -> bool:
+            # complete, or answered: the kernel's reply and its iopub messages come through
+            # different sockets, so a frontend's next request can be logged after the reply
+            # it waited for but before the idle that, in fact, preceded it
+            return (e.done_t is not None and e.done_t <= t) or (
+                e.reply is not None and e.reply.t <= t
+            )
+
+        completed = [e.number for e in seen if finished(e)]
         if isinstance(item, Marker):
             if item.event == "restart":
                 actions.append(Action("restart", None, [e.number for e in seen]))
@@ -108,7 +117,7 @@ def plan(session: Session) -> list[Action]:
                     Action("interrupt", None, before, hit.number, (t - start) / 1e9, busy=True)
                 )
             continue
-        running = [e for e in seen if e.done_t is None or e.done_t > t]
+        running = [e for e in seen if not finished(e)]
         anchor = running[0] if running else None
         if anchor is not None and anchor.busy_t is not None and anchor.busy_t <= t:
             # sent while the anchor was executing (a subshell request, a comm message):

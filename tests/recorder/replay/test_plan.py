@@ -47,6 +47,19 @@ def test_a_request_sent_while_another_ran_keeps_its_offset(tmp_path: Path):
     assert send_hurry.offset == pytest.approx(0.5)  # after the first started executing
 
 
+def test_a_request_logged_after_the_reply_it_waited_for_ran_after_it(tmp_path: Path):
+    """The reply (shell) and the idle (iopub) reach the log through different sockets: the
+    next request can be logged between them, though the frontend sent it after both."""
+    with LogBuilder(tmp_path / "p.krec") as b:
+        first = b.message("execute_request", {"code": "a = 1"})
+        b.message("status", {"execution_state": "busy"}, parent=first)
+        b.message("execute_reply", {"status": "ok"}, parent=first)
+        b.message("execute_request", {"code": "b = 2"})
+        b.message("status", {"execution_state": "idle"}, parent=first)
+    send_first, send_next = plan(load_session(str(tmp_path / "p.krec")))
+    assert (send_next.after, send_next.anchor, send_next.offset) == ([1], None, 0.0)
+
+
 def test_a_restart_waits_for_every_request_before_it(tmp_path: Path):
     with LogBuilder(tmp_path / "p.krec") as b:
         b.execute("a = 1")
