@@ -68,8 +68,10 @@ class _Cell:
             self.clear_pending = False
 
     def finish(self) -> dict[str, Any]:
-        # a prompt nobody answered leaves no stdin output
-        self.outputs[:] = [o for o in self.outputs if o.get("text", "") is not None]
+        # a prompt nobody answered leaves no stdin output (its placeholder has no text)
+        self.outputs[:] = [
+            o for o in self.outputs if not (o["output_type"] == "stream" and o["text"] is None)
+        ]
         for output in self.streams:
             output["text"] = fix_console(output["text"])
         return self.cell
@@ -104,10 +106,10 @@ class NotebookBuilder:
         self.cells: list[_Cell] = []
         self._by_request: dict[str, _Cell] = {}
         self._displays: dict[str, list[dict[str, Any]]] = {}
-        #: the open prompt: its cell, whether it asked for a password, and the stdin output
-        #: that will hold the answer, placed where the prompt was (the input_reply and the
-        #: output it causes travel on different sockets and may be captured in either order)
-        self._input: tuple[_Cell, bool, dict[str, Any]] | None = None
+        #: the open prompt: whether it asked for a password, and the stdin output that will
+        #: hold the answer, placed where the prompt was (the input_reply and the output it
+        #: causes travel on different sockets and may be captured in either order)
+        self._input: tuple[bool, dict[str, Any]] | None = None
         self.language_info: dict[str, Any] | None = None
         #: kernel messages logged before their request (the request and its outputs are
         #: captured from different sockets, so under load an output can be logged first),
@@ -152,7 +154,7 @@ class NotebookBuilder:
         if mt == "input_request":
             answer: dict[str, Any] = {"output_type": "stream", "name": "stdin", "text": None}
             cell.add(answer)
-            self._input = (cell, bool(content.get("password")), answer)
+            self._input = (bool(content.get("password")), answer)
         elif mt in ("execute_input", "execute_reply"):
             count = content.get("execution_count")
             if isinstance(count, int) and cell.cell["execution_count"] is None:
@@ -173,7 +175,7 @@ class NotebookBuilder:
     def _answer(self, content: dict[str, Any]) -> None:
         if self._input is None:
             return
-        _cell, password, answer = self._input
+        password, answer = self._input
         self._input = None
         value = content.get("value")
         text = _PASSWORD_ECHO if password else (value if isinstance(value, str) else "")

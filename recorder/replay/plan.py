@@ -59,6 +59,16 @@ def _interrupted(session: Session, seen: list[Exchange], t: int) -> Exchange | N
     return ([e for e in executing if e.ch == "shell"] or executing)[0]
 
 
+def _finished(e: Exchange, t: int) -> bool:
+    """Whether ``e`` had completed, or been answered, by log time ``t``.
+
+    The kernel's reply and its iopub messages come through different sockets, so a
+    frontend's next request can be logged after the reply it waited for but before the
+    idle that, in fact, preceded it.
+    """
+    return (e.done_t is not None and e.done_t <= t) or (e.reply is not None and e.reply.t <= t)
+
+
 def _by_time(timeline: list[Exchange | Marker]) -> list[Exchange | Marker]:
     """The timeline with each marker moved before the first request captured after it.
 
@@ -93,16 +103,7 @@ def plan(session: Session) -> list[Action]:
     seen: list[Exchange] = []
     for item in _by_time(session.timeline):
         t = item.t
-
-        def finished(e: Exchange, t: int = t) -> bool:
-            # complete, or answered: the kernel's reply and its iopub messages come through
-            # different sockets, so a frontend's next request can be logged after the reply
-            # it waited for but before the idle that, in fact, preceded it
-            return (e.done_t is not None and e.done_t <= t) or (
-                e.reply is not None and e.reply.t <= t
-            )
-
-        completed = [e.number for e in seen if finished(e)]
+        completed = [e.number for e in seen if _finished(e, t)]
         if isinstance(item, Marker):
             if item.event == "restart":
                 actions.append(Action("restart", None, [e.number for e in seen]))
@@ -117,7 +118,7 @@ def plan(session: Session) -> list[Action]:
                     Action("interrupt", None, before, hit.number, (t - start) / 1e9, busy=True)
                 )
             continue
-        running = [e for e in seen if not finished(e)]
+        running = [e for e in seen if not _finished(e, t)]
         anchor = running[0] if running else None
         if anchor is not None and anchor.busy_t is not None and anchor.busy_t <= t:
             # sent while the anchor was executing (a subshell request, a comm message):
