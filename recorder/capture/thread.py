@@ -48,6 +48,10 @@ _KNOWN_REQUESTS = 20000
 # and the forwarders need not signal this thread for each. A lone message is stamped at once.
 _BATCH_SLEEP = 0.002
 _CAPTURE_NICE = 5
+# the events after which the kernel sends nothing more: the messages already waiting are
+# recorded first (at most this many batches of them)
+_ENDING_EVENTS = frozenset({"kernel_stopped", "kernel_died", "kernel_exited", "restart"})
+_DRAIN_BATCHES = 20
 
 
 class CaptureThread(threading.Thread):
@@ -77,6 +81,7 @@ class CaptureThread(threading.Thread):
         self._on_control = on_control
         self._warn = warn or (lambda text: print(f"krec: {text}", file=sys.stderr, flush=True))
         self._events: queue.SimpleQueue[tuple[int, str, dict[str, Any]]] = queue.SimpleQueue()
+        self._deferred_events: list[tuple[int, str, dict[str, Any]]] = []
         self._session = ""
         self._welcomes: set[bytes] = set()
         self._requests: dict[str, None] = {}  # msg_ids of recent client requests, in order
@@ -138,6 +143,7 @@ class CaptureThread(threading.Thread):
         inject.linger = 0
         inject.bind(self._inject_addr)
         self._inject = inject
+        self._pull = pull
         self._session = new_id()
         self.ready.set()
         writer = self.writer
@@ -201,8 +207,9 @@ class CaptureThread(threading.Thread):
                 break
             if flags != zmq.NOBLOCK and not self._events.empty():
                 # events other threads queued while this one waited (an interrupt krec
-                # sent, an identity) come before the messages that woke it
-                self._write_events()
+                # sent, an identity) come before the messages that woke it; an ending
+                # event waits until the messages already forwarded are recorded
+                self._write_events(defer_ending=True)
             flags = zmq.NOBLOCK
             frames = [frame.bytes]
             while frame.more:
@@ -406,17 +413,40 @@ class CaptureThread(threading.Thread):
             "bad_message", t=t, ch=ch, reason=reason, frames=list(frames), **{"from": source}
         )
 
-    def _write_events(self) -> None:
+    def _write_events(self, defer_ending: bool = False) -> None:
+        deferred = self._deferred_events
         while True:
-            try:
-                t, name, fields = self._events.get_nowait()
-            except queue.Empty:
-                return
+            late = bool(deferred) and not defer_ending  # messages were written before it
+            if late:
+                t, name, fields = deferred.pop(0)
+            else:
+                try:
+                    t, name, fields = self._events.get_nowait()
+                except queue.Empty:
+                    return
+                if defer_ending and (deferred or name in _ENDING_EVENTS):
+                    deferred.append((t, name, fields))  # the events after it wait too
+                    continue
+            if name in _ENDING_EVENTS and (self._drain_pull() or late):
+                # what was forwarded before the kernel went away comes before it went
+                # away, and the log's times stay in order
+                t = max(t, time.time_ns())
             written = fields.pop("_written", None)  # a threading.Event set once it is written
             self.writer.write_event(name, t=t, **fields)
             if written is not None:
                 self.writer.flush()
                 written.set()
+
+    def _drain_pull(self) -> int:
+        """Record the messages already waiting: an ending event is queued once the kernel
+        is gone, so they were forwarded before it, however far this thread lags."""
+        total = 0
+        for _ in range(_DRAIN_BATCHES):
+            n = self._receive(self._pull, block=False)
+            total += n
+            if not n:
+                break
+        return total
 
     def _check_writer(self) -> None:
         writer = self.writer

@@ -100,3 +100,65 @@ def test_an_answer_read_before_its_prompt_follows_it(tmp_path: Path):
         "reply",
         "stray",
     ]
+
+
+def lagging_capture(tmp_path: Path, messages: list[list[bytes]], events: list[str], wake: bool):
+    """A capture thread that has fallen behind: ``messages`` already wait on its socket
+    when other threads queue ``events``; it then records what it has, step by step
+    (``wake``: from a blocking receive, as when messages wake it, else from the top of
+    its loop). Driven from here, not run, so that the order is not left to the clock."""
+    ctx = zmq.Context()
+    log = tmp_path / "lag.krec"
+    capture = CaptureThread(
+        writer=LogWriter(log, log_header()),
+        capture_ctx=ctx,
+        forward_ctx=ctx,
+        capture_addr="inproc://cap",
+        inject_addr="inproc://inject",
+        signer=Signer(b""),
+    )
+    pull, push = ctx.socket(zmq.PULL), ctx.socket(zmq.PUSH)
+    pull.bind("inproc://cap")
+    push.connect("inproc://cap")
+    capture._pull = pull
+    try:
+        for m in messages:  # inproc: in the socket's pipe once send returns
+            push.send_multipart(m)
+        for name in events:
+            capture.event(name, exit_code=0)
+        if wake:
+            capture._receive(pull, block=True)
+        capture._write_events()
+        assert capture._receive(pull, block=False) == 0, "the ending event drained them all"
+        capture.writer.close()
+    finally:
+        push.close(linger=0)
+        pull.close(linger=0)
+        ctx.term()
+    with LogReader(log) as reader:
+        records = [r for r in reader if r.event != "seal"]
+    return [r.event or r.msg_id for r in records], [r.t for r in records]
+
+
+def test_a_kernel_stopped_under_load_ends_after_what_it_sent(tmp_path: Path):
+    # krec stops the kernel after the frontend saw a request's output; a capture thread
+    # that lags must not write kernel_stopped before that request (its trace span would
+    # then open after the kernel had gone)
+    messages = [
+        frames(b"s", "req", "", "execute_request"),
+        frames(b"O", "input", "req", "execute_input"),
+    ]
+    for wake in (False, True):
+        (tmp_path / str(wake)).mkdir()
+        order, times = lagging_capture(tmp_path / str(wake), messages, ["kernel_stopped"], wake)
+        assert order == ["protocol_version", "req", "input", "kernel_stopped"], wake
+        assert times == sorted(times), wake
+
+
+def test_an_interrupt_stays_before_the_messages_that_woke_the_thread(tmp_path: Path):
+    # an interrupt krec signalled comes before the kernel's answer to it; an ending event
+    # queued after it still waits for the messages
+    messages = [frames(b"O", "err", "", "error"), frames(b"O", "idle", "", "status")]
+    order, times = lagging_capture(tmp_path, messages, ["interrupt", "kernel_died"], wake=True)
+    assert order == ["interrupt", "err", "idle", "kernel_died"]
+    assert times == sorted(times)
