@@ -7,7 +7,8 @@ and prints the median of the per-pair ratios, as DESIGN.md section 7 asks:
 - execute round trip of ``pass`` (median per round), krec / direct (target <= 1.05)
 - iopub flood throughput of ``print(i, flush=True)``, krec / direct (target >= 0.95)
 - messages lost between kernel and frontend and between kernel and log (target 0)
-- krec's own CPU time per forwarded message (target <= 10 us)
+- krec's own CPU time per forwarded message (target <= 10 us), measured once the
+  capture thread has caught up, and split by thread (capture, forwarders, libzmq I/O)
 
     python benchmarks/proxy.py                 # defaults: 5 rounds, 200 executes, 20000 prints
     python benchmarks/proxy.py --encrypt       # the same with CurveZMQ on every hop
@@ -40,6 +41,23 @@ def cpu_seconds(pid: int) -> float:
     with open(f"/proc/{pid}/stat", "rb") as f:
         fields = f.read().rsplit(b")", 1)[1].split()
     return (int(fields[11]) + int(fields[12])) / TICKS
+
+
+def thread_cpu(pid: int) -> dict[str, float]:
+    """utime + stime per thread name of a process (libzmq's I/O threads summed as one)."""
+    out: dict[str, float] = {}
+    for tid in os.listdir(f"/proc/{pid}/task"):
+        try:
+            with open(f"/proc/{pid}/task/{tid}/stat", "rb") as f:
+                stat = f.read()
+        except OSError:  # the thread ended
+            continue
+        name = stat[stat.index(b"(") + 1 : stat.rindex(b")")].decode(errors="replace")
+        if name.startswith("ZMQbg"):
+            name = "libzmq " + name.split("/")[1]  # ZMQbg/IO/0, ZMQbg/Reaper
+        fields = stat.rsplit(b")", 1)[1].split()
+        out[name] = out.get(name, 0.0) + (int(fields[11]) + int(fields[12])) / TICKS
+    return out
 
 
 def round_trip(kc: BlockingKernelClient, n: int) -> float:
@@ -193,22 +211,26 @@ def _measure(
         otlp_rows: list[tuple[float, float, float, float]] = []  # rt, flood, their ratios, cpu
         lost_frontend = 0
         cpu_per_msg = []
+        by_thread: dict[str, list[float]] = {}  # thread name -> us per message, per round
         for r in range(args.rounds):
             rt_d = round_trip(direct, args.executes)
             rt_k = round_trip(through, args.executes)
             fl_d, _, lines_d = flood(direct, args.flood)
             with LogReader(log) as reader:
                 before_records = len(reader)
-            cpu0 = cpu_seconds(krec.pid)
+            cpu0, threads0 = cpu_seconds(krec.pid), thread_cpu(krec.pid)
             fl_k, msgs_k, lines_k = flood(through, args.flood)
-            cpu1 = cpu_seconds(krec.pid)
             time.sleep(0.3)  # let the capture thread catch up with the end of a flood
+            cpu1, threads1 = cpu_seconds(krec.pid), thread_cpu(krec.pid)
             with LogReader(log) as reader:
                 forwarded = len(reader) - before_records
             lost_frontend += args.flood - lines_k
             rt_ratios.append(rt_k / rt_d)
             flood_ratios.append(fl_k / fl_d)
             cpu_per_msg.append((cpu1 - cpu0) / max(forwarded, 1) * 1e6)
+            for name, seconds in threads1.items():
+                spent = (seconds - threads0.get(name, 0.0)) / max(forwarded, 1) * 1e6
+                by_thread.setdefault(name, []).append(spent)
             rows.append(
                 (r + 1, rt_d * 1e3, rt_k * 1e3, fl_d, fl_k, lines_d, lines_k, cpu_per_msg[-1])
             )
@@ -270,6 +292,10 @@ def _measure(
         f"krec CPU per forwarded message (median):         {statistics.median(cpu_per_msg):.1f} us"
         "   target <= 10 us"
     )
+    print("  of which, by thread (median us per forwarded message; /proc's 10 ms ticks):")
+    for name, spent in sorted(by_thread.items(), key=lambda kv: -statistics.median(kv[1])):
+        if statistics.median(spent) >= 0.05:
+            print(f"    {name:<20} {statistics.median(spent):6.1f}")
     print(f"(log: {log}, {log.stat().st_size / 1e6:.1f} MB)")
     if otlp is not None and otlp_rows:
         stop_recording(otlp.proc)
