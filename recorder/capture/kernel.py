@@ -285,6 +285,8 @@ class KernelRecording:
 
     def note_exit(self, code: int) -> None:
         time.sleep(0.2)  # let the kernel's last iopub messages through the proxy
+        # the shutdown_request it may have obeyed is seen (a loaded capture thread lags)
+        self.proxy.capture.sync()
         if self.shutdown_requested:
             self.proxy.event("kernel_exited", exit_code=code, restart=self.restart_requested)
         else:

@@ -14,6 +14,7 @@ redacts password input, and logs events that other threads hand it through
 from __future__ import annotations
 
 import contextlib
+import functools
 import itertools
 import json
 import os
@@ -48,10 +49,11 @@ _KNOWN_REQUESTS = 20000
 # and the forwarders need not signal this thread for each. A lone message is stamped at once.
 _BATCH_SLEEP = 0.002
 _CAPTURE_NICE = 5
-# the events after which the kernel sends nothing more: the messages already waiting are
-# recorded first (at most this many batches of them)
+# after these events the kernel sends nothing: the messages waiting are recorded first
 _ENDING_EVENTS = frozenset({"kernel_stopped", "kernel_died", "kernel_exited", "restart"})
-_DRAIN_BATCHES = 20
+_SYNC = ""  # sync(): drains like an ending event, writes nothing
+_DRAINING = _ENDING_EVENTS | {_SYNC}
+_DRAIN_BATCHES = 20  # at most this many batches of them
 
 
 class CaptureThread(threading.Thread):
@@ -110,6 +112,12 @@ class CaptureThread(threading.Thread):
     def event(self, name: str, **fields: Any) -> None:
         """Queue an event record (thread-safe); it is stamped now."""
         self._events.put((time.time_ns(), name, fields))
+
+    def sync(self, timeout: float = 5.0) -> bool:
+        """Until everything forwarded so far is recorded and seen by ``on_control``."""
+        done = threading.Event()
+        self._events.put((0, _SYNC, {"_written": done}))
+        return self.is_alive() and done.wait(timeout)
 
     def release_forward_sockets(self, timeout: float = 5.0) -> None:
         """Close this thread's socket in the forwarding context so it can terminate."""
@@ -424,15 +432,16 @@ class CaptureThread(threading.Thread):
                     t, name, fields = self._events.get_nowait()
                 except queue.Empty:
                     return
-                if defer_ending and (deferred or name in _ENDING_EVENTS):
+                if defer_ending and (deferred or name in _DRAINING):
                     deferred.append((t, name, fields))  # the events after it wait too
                     continue
-            if name in _ENDING_EVENTS and (self._drain_pull() or late):
+            if name in _DRAINING and (self._drain_pull() or late):
                 # what was forwarded before the kernel went away comes before it went
                 # away, and the log's times stay in order
                 t = max(t, time.time_ns())
             written = fields.pop("_written", None)  # a threading.Event set once it is written
-            self.writer.write_event(name, t=t, **fields)
+            if name != _SYNC:
+                self.writer.write_event(name, t=t, **fields)
             if written is not None:
                 self.writer.flush()
                 written.set()
@@ -476,20 +485,16 @@ def _loads(data: bytes) -> dict[str, Any]:
     return value if isinstance(value, dict) else {}
 
 
-_libc = None
+@functools.cache
+def _prctl() -> Any:
+    import ctypes
+    import ctypes.util
+
+    return ctypes.CDLL(ctypes.util.find_library("c") or "libc.so.6").prctl
 
 
 def name_thread(name: str) -> None:
     """Give the calling thread an OS-level name (seen in top -H, /proc/PID/task)."""
-    global _libc
-    if not sys.platform.startswith("linux"):
-        return
-    try:
-        if _libc is None:
-            import ctypes
-            import ctypes.util
-
-            _libc = ctypes.CDLL(ctypes.util.find_library("c") or "libc.so.6")
-        _libc.prctl(15, name.encode()[:15], 0, 0, 0)  # PR_SET_NAME
-    except OSError:
-        pass
+    if sys.platform.startswith("linux"):
+        with contextlib.suppress(OSError):
+            _prctl()(15, name.encode()[:15], 0, 0, 0)  # PR_SET_NAME

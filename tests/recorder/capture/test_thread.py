@@ -8,6 +8,7 @@ from pathlib import Path
 
 import zmq
 
+from krec.recorder.capture.thread import _SYNC as SYNC
 from krec.recorder.capture.thread import CaptureThread
 from krec.recorder.log.header import log_header
 from krec.recorder.log.reader import LogReader
@@ -102,11 +103,19 @@ def test_an_answer_read_before_its_prompt_follows_it(tmp_path: Path):
     ]
 
 
-def lagging_capture(tmp_path: Path, messages: list[list[bytes]], events: list[str], wake: bool):
+def lagging_capture(
+    tmp_path: Path,
+    messages: list[list[bytes]],
+    events: list[str],
+    wake: bool,
+    on_control=None,
+    synced=None,
+):
     """A capture thread that has fallen behind: ``messages`` already wait on its socket
     when other threads queue ``events``; it then records what it has, step by step
     (``wake``: from a blocking receive, as when messages wake it, else from the top of
-    its loop). Driven from here, not run, so that the order is not left to the clock."""
+    its loop). ``synced``: what ``sync()`` would wait on, queued after the events.
+    Driven from here, not run, so that the order is not left to the clock."""
     ctx = zmq.Context()
     log = tmp_path / "lag.krec"
     capture = CaptureThread(
@@ -116,6 +125,7 @@ def lagging_capture(tmp_path: Path, messages: list[list[bytes]], events: list[st
         capture_addr="inproc://cap",
         inject_addr="inproc://inject",
         signer=Signer(b""),
+        on_control=on_control,
     )
     pull, push = ctx.socket(zmq.PULL), ctx.socket(zmq.PUSH)
     pull.bind("inproc://cap")
@@ -126,10 +136,12 @@ def lagging_capture(tmp_path: Path, messages: list[list[bytes]], events: list[st
             push.send_multipart(m)
         for name in events:
             capture.event(name, exit_code=0)
+        if synced is not None:
+            capture._events.put((0, SYNC, {"_written": synced}))
         if wake:
             capture._receive(pull, block=True)
         capture._write_events()
-        assert capture._receive(pull, block=False) == 0, "the ending event drained them all"
+        assert capture._receive(pull, block=False) == 0, "nothing is left waiting"
         capture.writer.close()
     finally:
         push.close(linger=0)
@@ -162,3 +174,65 @@ def test_an_interrupt_stays_before_the_messages_that_woke_the_thread(tmp_path: P
     order, times = lagging_capture(tmp_path, messages, ["interrupt", "kernel_died"], wake=True)
     assert order == ["interrupt", "err", "idle", "kernel_died"]
     assert times == sorted(times)
+
+
+def test_sync_returns_once_what_was_forwarded_is_seen(tmp_path: Path):
+    # sync() on a running thread busy with a flood; a stopped thread syncs nothing
+    cctx, fctx = zmq.Context(), zmq.Context()
+    seen: list[tuple[str, dict]] = []
+    capture = CaptureThread(
+        writer=LogWriter(tmp_path / "s.krec", log_header()),
+        capture_ctx=cctx,
+        forward_ctx=fctx,
+        capture_addr="inproc://cap",
+        inject_addr="inproc://inject",
+        signer=Signer(b""),
+        on_control=lambda msg_type, content: seen.append((msg_type, content)),
+    )
+    capture.start()
+    push = cctx.socket(zmq.PUSH)
+    push.sndhwm = 0
+    push.connect("inproc://cap")
+    try:
+        assert capture.ready.wait(10)
+        for i in range(3000):
+            push.send_multipart(frames(b"O", f"out{i}", "", "stream"))
+        shutdown = frames(b"c", "bye", "", "shutdown_request")
+        shutdown[-1] = b'{"restart": true}'
+        push.send_multipart(shutdown)
+        assert capture.sync(30)
+        assert seen == [("shutdown_request", {"restart": True})]
+        assert capture.messages == 3001
+    finally:
+        capture.release_forward_sockets()
+        capture.drain_and_stop("test over")
+        push.close(linger=0)
+        fctx.term()
+        cctx.term()
+    assert not capture.sync(0.1), "a stopped capture thread syncs nothing"
+
+
+def test_a_lagging_capture_thread_has_seen_the_shutdown_request_when_synced(tmp_path: Path):
+    # the wrapper decides restart / exit / death from the shutdown_request it saw on
+    # control, once the kernel has exited; by then that request waits on the socket
+    order: list[str] = []
+
+    class Synced:
+        def set(self) -> None:
+            order.append("synced")
+
+    shutdown = frames(b"c", "bye", "", "shutdown_request")
+    shutdown[-1] = b'{"restart": true}'
+    messages = [frames(b"O", "out", "", "stream"), shutdown]
+    for wake in (False, True):
+        (tmp_path / str(wake)).mkdir()
+        order.clear()
+        lagging_capture(
+            tmp_path / str(wake),
+            messages,
+            [],
+            wake,
+            on_control=lambda msg_type, content: order.append(msg_type),
+            synced=Synced(),
+        )
+        assert order == ["shutdown_request", "synced"], wake
