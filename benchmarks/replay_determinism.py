@@ -55,10 +55,13 @@ def record_notebooks(tmp: Path) -> list[Path]:
     return sorted(logs.glob("*.krec"))
 
 
-def verdict(log: Path, out: Path) -> str:
+def verdict(log: Path, out: Path, explain: bool = False) -> str:
     password = SAMPLE_PASSWORD if log.name == "stdin.krec" else None
     report = replay(str(log), output=str(out), password=password).report
     bad = sorted({d.request for d in report.divergences})
+    if explain:
+        for d in report.divergences:
+            print(f"    {log.name}: {d}", flush=True)
     return "same" if not bad else "diverged " + ",".join(map(str, bad))
 
 
@@ -67,6 +70,7 @@ def main() -> None:
     parser.add_argument("--runs", type=int, default=20)
     parser.add_argument("--load", type=int, default=os.cpu_count() or 2, help="busy processes")
     parser.add_argument("--only", nargs="*", help="log stems to replay (default: all)")
+    parser.add_argument("--explain", action="store_true", help="print every divergence")
     args = parser.parse_args()
     tmp = Path(tempfile.mkdtemp(prefix="krec-bench-determinism-"))
     logs = sorted((ROOT / "sample_sessions").glob("*.krec")) + record_notebooks(tmp)
@@ -82,7 +86,7 @@ def main() -> None:
         for log in logs:
             counts: Counter[str] = Counter()
             for i in range(args.runs):
-                counts[verdict(log, tmp / "replays" / f"{log.stem}-{i}.krec")] += 1
+                counts[verdict(log, tmp / "replays" / f"{log.stem}-{i}.krec", args.explain)] += 1
             ok = len(counts) == 1
             stable += ok
             shown = "; ".join(f"{v} x{n}" for v, n in counts.most_common())

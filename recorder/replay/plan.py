@@ -69,6 +69,11 @@ def _finished(e: Exchange, t: int) -> bool:
     return (e.done_t is not None and e.done_t <= t) or (e.reply is not None and e.reply.t <= t)
 
 
+def _answered(e: Exchange) -> bool:
+    """Whether the recorded kernel answered ``e`` at all (a reply, or its idle)."""
+    return e.reply is not None or e.done_t is not None
+
+
 def _by_time(timeline: list[Exchange | Marker]) -> list[Exchange | Marker]:
     """The timeline with each marker moved before the first request captured after it.
 
@@ -97,7 +102,8 @@ def plan(session: Session) -> list[Action]:
     interrupt is anchored to what the kernel was doing: into the request it hit, at
     the same offset after that request started executing; or, between requests
     (jupyter_client's ``shutdown_kernel()`` interrupts after the last reply), after
-    the requests completed before it and before the next one.
+    the requests completed before it and before the next one. A shutdown_request
+    waits for every request the recorded kernel answered, whenever it answered it.
     """
     actions: list[Action] = []
     seen: list[Exchange] = []
@@ -117,6 +123,15 @@ def plan(session: Session) -> list[Action]:
                 actions.append(
                     Action("interrupt", None, before, hit.number, (t - start) / 1e9, busy=True)
                 )
+            continue
+        if item.msg_type == "shutdown_request":
+            # the kernel handles shell messages still queued when a shutdown arrives, or
+            # not, as its threads race: the replay sends the shutdown once every request
+            # the recorded kernel answered has been answered (a comm_msg sent just before
+            # jupyter_client's shutdown, say), and so reproduces what the frontend saw
+            after = [e.number for e in seen if _finished(e, t) or _answered(e)]
+            actions.append(Action("send", item, after))
+            seen.append(item)
             continue
         running = [e for e in seen if not _finished(e, t)]
         anchor = running[0] if running else None

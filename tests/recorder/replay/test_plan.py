@@ -70,6 +70,25 @@ def test_a_restart_waits_for_every_request_before_it(tmp_path: Path):
     assert (restart.kind, restart.exchange, restart.after) == ("restart", None, [1, 2])
 
 
+def test_a_shutdown_waits_for_every_request_the_recorded_kernel_answered(tmp_path: Path):
+    """nbclient's shutdown right after a widget's comm_msgs (tests/notebooks/nbclient/Output):
+    the kernel handled the last comm_msg after the shutdown_request had arrived; sent at
+    its recorded offset, the shutdown could win the race and the comm_msg go unanswered."""
+    with LogBuilder(tmp_path / "p.krec") as b:
+        b.execute("w = Output()")
+        first = b.message("comm_msg", {"comm_id": "c1"}, ch="shell", source="client")
+        last = b.message("comm_msg", {"comm_id": "c1"}, ch="shell", source="client")
+        b.message("status", {"execution_state": "busy"}, parent=first)
+        bye = b.message("shutdown_request", {"restart": False})
+        b.message("status", {"execution_state": "idle"}, parent=first)
+        b.message("status", {"execution_state": "busy"}, parent=last)
+        b.message("status", {"execution_state": "idle"}, parent=last)
+        b.message("shutdown_reply", {"status": "ok", "restart": False}, parent=bye)
+    *_, shutdown = plan(load_session(str(tmp_path / "p.krec")))
+    assert (shutdown.kind, shutdown.exchange.msg_type) == ("send", "shutdown_request")
+    assert (shutdown.after, shutdown.anchor) == ([1, 2, 3], None)
+
+
 def test_the_hung_bound_grows_with_the_recorded_time_between_a_floor_and_the_timeout(
     tmp_path: Path,
 ):
