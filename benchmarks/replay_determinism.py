@@ -55,14 +55,13 @@ def record_notebooks(tmp: Path) -> list[Path]:
     return sorted(logs.glob("*.krec"))
 
 
-def verdict(log: Path, out: Path, explain: bool = False) -> str:
+def verdict(log: Path, out: Path) -> tuple[str, list[str]]:
+    """The replay's verdict, and its divergences as text."""
     password = SAMPLE_PASSWORD if log.name == "stdin.krec" else None
     report = replay(str(log), output=str(out), password=password).report
     bad = sorted({d.request for d in report.divergences})
-    if explain:
-        for d in report.divergences:
-            print(f"    {log.name}: {d}", flush=True)
-    return "same" if not bad else "diverged " + ",".join(map(str, bad))
+    said = [f"{d.request} {d.msg_type} {d.field}: {d.diff or d.actual}" for d in report.divergences]
+    return ("same" if not bad else "diverged " + ",".join(map(str, bad))), said
 
 
 def main() -> None:
@@ -70,7 +69,9 @@ def main() -> None:
     parser.add_argument("--runs", type=int, default=20)
     parser.add_argument("--load", type=int, default=os.cpu_count() or 2, help="busy processes")
     parser.add_argument("--only", nargs="*", help="log stems to replay (default: all)")
-    parser.add_argument("--explain", action="store_true", help="print every divergence")
+    parser.add_argument(
+        "--explain", action="store_true", help="print the divergences of a verdict seen once"
+    )
     args = parser.parse_args()
     tmp = Path(tempfile.mkdtemp(prefix="krec-bench-determinism-"))
     logs = sorted((ROOT / "sample_sessions").glob("*.krec")) + record_notebooks(tmp)
@@ -86,7 +87,11 @@ def main() -> None:
         for log in logs:
             counts: Counter[str] = Counter()
             for i in range(args.runs):
-                counts[verdict(log, tmp / "replays" / f"{log.stem}-{i}.krec", args.explain)] += 1
+                said, details = verdict(log, tmp / "replays" / f"{log.stem}-{i}.krec")
+                if args.explain and said not in counts:
+                    for line in details:
+                        print(f"    {log.name} (replay {i + 1}): {line}", flush=True)
+                counts[said] += 1
             ok = len(counts) == 1
             stable += ok
             shown = "; ".join(f"{v} x{n}" for v, n in counts.most_common())

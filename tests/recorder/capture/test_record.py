@@ -85,8 +85,8 @@ def test_wrapper_interrupt_restart_shutdown_one_log(manager):
     assert events.count("kernel_started") == 2
     assert "restart" in events
     assert events.index("restart") < len(events) - 1 - events[::-1].index("kernel_started")
-    assert any(r.event == "interrupt" and r.fields["mode"] == "signal" for r in records)
-    assert any(r.event == "kernel_exited" and r.fields["restart"] for r in records)
+    assert any(r.event == "interrupt" and r.fields["mode"] == "signal" for r in records), events
+    assert any(r.event == "kernel_exited" and r.fields["restart"] for r in records), events
     assert events[-1] == "seal"  # the final seal, after recording_stopped
     assert [e for e in events if e != "seal"][-1] == "recording_stopped"
     codes = [r.content.get("code") for r in records if r.msg_type == "execute_request"]
