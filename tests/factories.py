@@ -93,8 +93,10 @@ class LogBuilder:
         metadata: dict[str, Any] | None = None,
         buffers: tuple[bytes, ...] = (),
         raw_content: bytes | None = None,
+        date: str = "2023-11-14T22:13:20.000000Z",
     ) -> dict[str, Any]:
-        """Write one message; return its header (pass it as ``parent`` to answer it)."""
+        """Write one message; return its header (pass it as ``parent`` to answer it).
+        ``date`` is its header's (when its sender sent it), whatever its place in the log."""
         default_ch, default_source = route(msg_type)
         ch = ch or default_ch
         source = source or default_source
@@ -107,7 +109,7 @@ class LogBuilder:
             "msg_type": msg_type,
             "username": "ada",
             "session": session,
-            "date": "2023-11-14T22:13:20.000000Z",
+            "date": date,
             "version": "5.4",
         }
         if subshell_id is not None:

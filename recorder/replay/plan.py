@@ -75,14 +75,17 @@ def _answered(e: Exchange) -> bool:
 
 
 def _by_time(timeline: list[Exchange | Marker]) -> list[Exchange | Marker]:
-    """The timeline with each marker moved before the first request captured after it.
+    """The timeline in the order the frontend sent its requests, each marker before the
+    first request sent after it.
 
-    An event may be logged after a message captured a moment later (the wrapper logs
-    the interrupt it forwards while the proxy logs the frontend's next request), and
-    capture times lag behind under load, so requests are placed by when the frontend
-    sent them (their header's date); the requests keep their log order.
+    Each channel reaches the capture thread through its own socket, taken in turns, so
+    under load a control request (jupyter_client's shutdown_request after the last
+    cell) can be logged before shell requests sent earlier. An event may be logged
+    after a message captured a moment later (the wrapper logs the interrupt it forwards
+    while the proxy logs the frontend's next request). So requests are placed by when
+    the frontend sent them (their header's date; log order among equal dates).
     """
-    requests = [i for i in timeline if isinstance(i, Exchange)]
+    requests = sorted((i for i in timeline if isinstance(i, Exchange)), key=_request_sent)
     out: list[Exchange | Marker] = []
     markers = [i for i in timeline if isinstance(i, Marker)]
     pending = list(markers)
@@ -91,6 +94,10 @@ def _by_time(timeline: list[Exchange | Marker]) -> list[Exchange | Marker]:
             out.append(pending.pop(0))
         out.append(ex)
     return out + pending
+
+
+def _request_sent(ex: Exchange) -> int:
+    return _sent(ex.request)
 
 
 def plan(session: Session) -> list[Action]:
@@ -107,8 +114,11 @@ def plan(session: Session) -> list[Action]:
     """
     actions: list[Action] = []
     seen: list[Exchange] = []
+    latest = 0  # a request moved after others (by its date) counts as captured after them
     for item in _by_time(session.timeline):
         t = item.t
+        if isinstance(item, Exchange):
+            t = latest = max(t, latest)
         completed = [e.number for e in seen if _finished(e, t)]
         if isinstance(item, Marker):
             if item.event == "restart":

@@ -89,6 +89,37 @@ def test_a_shutdown_waits_for_every_request_the_recorded_kernel_answered(tmp_pat
     assert (shutdown.after, shutdown.anchor) == ([1, 2, 3], None)
 
 
+def test_a_request_logged_before_requests_sent_earlier_is_planned_after_them(tmp_path: Path):
+    """Each channel reaches the capture thread through its own socket: under load the
+    shutdown_request nbclient sent after the last cell was logged after the second of six
+    (a replay shut the kernel down there and the last cells found it dead)."""
+
+    def at(ms: int) -> str:
+        return f"2023-11-14T22:13:20.{ms:03d}000Z"
+
+    with LogBuilder(tmp_path / "p.krec") as b:
+        # captured a second after the first was sent, as a loaded capture thread may
+        first = b.message("execute_request", {"code": "a = 1"}, date=at(1), ms=1000)
+        b.message("status", {"execution_state": "busy"}, parent=first)
+        b.message("execute_reply", {"status": "ok"}, parent=first)
+        b.message("status", {"execution_state": "idle"}, parent=first)
+        bye = b.message("shutdown_request", {"restart": False}, date=at(900))
+        for n in range(2, 5):
+            req = b.message("execute_request", {"code": f"v = {n}"}, date=at(100 * n))
+            b.message("status", {"execution_state": "busy"}, parent=req)
+            b.message("execute_reply", {"status": "ok"}, parent=req)
+            b.message("status", {"execution_state": "idle"}, parent=req)
+        b.message("shutdown_reply", {"status": "ok", "restart": False}, parent=bye)
+    actions = plan(load_session(str(tmp_path / "p.krec")))
+    assert [(a.exchange.number, a.after, a.anchor) for a in actions] == [
+        (1, [], None),
+        (3, [1], None),
+        (4, [1, 3], None),
+        (5, [1, 3, 4], None),
+        (2, [1, 3, 4, 5], None),  # the shutdown, last, once every cell is answered
+    ]
+
+
 def test_the_hung_bound_grows_with_the_recorded_time_between_a_floor_and_the_timeout(
     tmp_path: Path,
 ):
