@@ -44,6 +44,24 @@ from krec.recorder.log.storage import (
 STATE_FILE = "_krec_catalog.json"
 #: logs from this size on are checked in a second process while the messages are written
 PARALLEL_CHECK_BYTES = 32 << 20
+#: message columns of few distinct values get dictionary pages; ids, times, sizes and code
+#: are written plain (a dictionary of unique values only costs time)
+_DICTIONARY_COLUMNS = {
+    "messages": [
+        "log_id",
+        "channel",
+        "direction",
+        "msg_type",
+        "parent_msg_type",
+        "session",
+        "username",
+        "subshell_id",
+        "version",
+        "status",
+        "execution_state",
+        "ename",
+    ],
+}
 
 
 class CatalogError(KrecError):
@@ -155,7 +173,10 @@ class Catalog:
                     handle = self.fs.open(self.path(rel), "wb")
                     handles.append(handle)
                     writer = writers[key] = pq.ParquetWriter(
-                        handle, batch.schema, compression="zstd", use_dictionary=True
+                        handle,
+                        batch.schema,
+                        compression="zstd",
+                        use_dictionary=_DICTIONARY_COLUMNS.get(dataset, True),
                     )
                 writer.write_batch(batch)
                 if dataset == "messages":
