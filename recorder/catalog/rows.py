@@ -29,8 +29,9 @@ from krec.recorder.catalog.schema import arrow_schema
 from krec.recorder.wire import peek_field
 
 DAY_NS = 86_400 * 1_000_000_000
-#: rows per Arrow batch, and so per Parquet row group at most
-BATCH_ROWS = 131_072
+#: rows per Arrow batch (one Parquet row group): until a batch is built its records and
+#: parsed headers take about 3 KB a row
+BATCH_ROWS = 65_536
 #: the fields of a message record, in the order ``MessageRows.fields`` keeps them
 RECORD_FIELDS = operator.itemgetter(
     "t", "ch", "from", "header", "parent", "metadata", "content", "buffers"
@@ -238,7 +239,8 @@ class MessageRows:
 
         # execution_state, and the busy spans it opens and closes
         states, memo = [], self._states
-        for body in _pick(content, status_rows):
+        rows = _rows(status_rows)
+        for body in _pick(content, rows):
             value = memo.get(body, _MISSING)
             if value is _MISSING:
                 value = peek_field(body, b'"execution_state"')
@@ -247,9 +249,7 @@ class MessageRows:
                 memo[body] = value
             states.append(value)
         busy_since, busy = facts.busy_since, facts.busy
-        for value, key, t in zip(
-            states, _pick(parent_id, status_rows), _pick(times, status_rows), strict=True
-        ):
+        for value, key, t in zip(states, _pick(parent_id, rows), _pick(times, rows), strict=True):
             if value == "busy":
                 busy_since.setdefault(key or "", t)
             elif value == "idle" and (key or "") in busy_since:
@@ -259,7 +259,8 @@ class MessageRows:
         status: list[str | None] = []
         ename: list[str | None] = []
         evalue: list[str | None] = []
-        for mt, body in zip(_pick(msg_type, answer_rows), _pick(content, answer_rows), strict=True):
+        rows = _rows(answer_rows)
+        for mt, body in zip(_pick(msg_type, rows), _pick(content, rows), strict=True):
             value = None
             if mt == "kernel_info_reply" and not facts.kernel_info:
                 facts.kernel_info = _json(body)
@@ -280,12 +281,12 @@ class MessageRows:
 
         # latency: a reply pairs with the latest request before it that has its parent's id
         paired = pc.or_(request, reply_rows)
-        pending, latency = self._pending, []
+        pending, latency, rows = self._pending, [], _rows(paired)
         for is_request, mid, pid, t in zip(
             request.filter(paired).to_pylist(),
-            _pick(msg_id, paired),
-            _pick(parent_id, paired),
-            _pick(times, paired),
+            _pick(msg_id, rows),
+            _pick(parent_id, rows),
+            _pick(times, rows),
             strict=True,
         ):
             if is_request:
@@ -299,8 +300,9 @@ class MessageRows:
         code: list[str | None] = []
         code_rows = _and(request, pc.equal(type_array, "execute_request"))
         if not self.audit:
-            code = [_str(_json(c).get("code")) if c else None for c in _pick(content, code_rows)]
-        counts = [_count(body) for body in _pick(content, counted_rows)]
+            picked = _pick(content, _rows(code_rows))
+            code = [_str(_json(c).get("code")) if c else None for c in picked]
+        counts = [_count(body) for body in _pick(content, _rows(counted_rows))]
         return [
             _scatter(n, counted_rows, _integers(counts)),
             _scatter(n, answer_rows, pa.array(status, pa.string())),
@@ -322,9 +324,13 @@ def _and(a: pa.Array, b: pa.Array) -> pa.Array:
     return pc.and_(a, b).fill_null(False)
 
 
-def _pick(values: Sequence[Any], mask: pa.Array) -> list[Any]:
-    """The values of the rows ``mask`` selects, in order."""
-    return list(map(values.__getitem__, pc.indices_nonzero(mask).to_pylist()))
+def _rows(mask: pa.Array) -> list[int]:
+    """The rows ``mask`` selects, in order."""
+    return pc.indices_nonzero(mask).to_pylist()
+
+
+def _pick(values: Sequence[Any], rows: list[int]) -> list[Any]:
+    return list(map(values.__getitem__, rows))
 
 
 def _scatter(n: int, mask: pa.Array, values: pa.Array) -> pa.Array:

@@ -26,7 +26,7 @@ from typing import Any
 import pyarrow as pa
 import pyarrow.parquet as pq
 
-from krec.recorder.catalog.extract import LogExtract, check_findings
+from krec.recorder.catalog.extract import LogExtract, check_findings, log_id
 from krec.recorder.catalog.schema import DATASETS, METADATA_KEY, SCHEMA_VERSION, arrow_schema
 from krec.recorder.errors import KrecError
 from krec.recorder.log.reader import LogReader
@@ -284,17 +284,21 @@ def _catalog_one(
         return "unchanged"
     path = local_log(location)
     size = _size(path)
-    with LogReader(path) as reader, _checked_aside(path, size) as checked:
-        extract = LogExtract(reader, location, size, progress=progress, checked=checked)
-        if extract.id in seen:
-            note = f"the same recording as {seen[extract.id]}: catalogued once"
+    with LogReader(path, index=False) as reader:  # the header only, so far
+        lid = log_id(reader.header)
+        if lid in seen:
+            note = f"the same recording as {seen[lid]}: catalogued once"
             result.warnings.append((location, note))
             return f"skipped: {note}"
-        seen[extract.id] = location
-        try:
-            files, messages = catalog.write_log(extract, fp)
-        except Exception as e:
-            raise catalog.write_error(e) from None
+        seen[lid] = location
+        # the check, the longer half, starts before this process indexes the log
+        with _checked_aside(path, size) as checked:
+            reader.refresh()
+            extract = LogExtract(reader, location, size, progress=progress, checked=checked)
+            try:
+                files, messages = catalog.write_log(extract, fp)
+            except Exception as e:
+                raise catalog.write_error(e) from None
         for warning in reader.warnings:
             result.warnings.append((location, warning))
     result.messages += messages
