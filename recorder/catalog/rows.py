@@ -348,8 +348,14 @@ def _count(body: bytes) -> int | None:
 def _record_strings(values: Sequence[Any]) -> pa.Array:
     """A string column of a record's own fields (msgpack may give bytes): other values are
     null."""
-    if set(map(type, values)) <= _STR_TYPES:
-        return pa.array(values, pa.string())
+    try:
+        array = pa.array(values)  # one pass: its type says whether all were str (or None)
+    except (pa.ArrowTypeError, pa.ArrowInvalid):
+        array = None
+    if array is not None and array.type == pa.string():
+        return array
+    if array is not None and array.type == pa.null():
+        return pa.nulls(len(values), pa.string())
     return pa.array([v if isinstance(v, str) else None for v in values], pa.string())
 
 
