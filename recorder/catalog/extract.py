@@ -113,7 +113,9 @@ class LogExtract:
     def _messages(self) -> Iterator[tuple[str, str, pa.RecordBatch]]:
         # the gathered records are a batch's worth of tuples that live until it is built:
         # CPython's collector would scan them again and again for cycles they cannot have
-        with _collector_paused():
+        # (a checker fed in this pass may make cycles: the collector runs then)
+        paused = _collector_paused() if self.checked is not None else contextlib.nullcontext()
+        with paused:
             yield from self._gather()
 
     def _gather(self) -> Iterator[tuple[str, str, pa.RecordBatch]]:
