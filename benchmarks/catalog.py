@@ -2,6 +2,8 @@
 
 * `krec catalog` of the 1M-message synthetic log, as a whole process: wall time
   (target <= 5 s) and peak memory (the process's peak RSS, VmHWM; target <= 500 MB);
+  beside it the same catalog with the findings left out (krec check stubbed) and
+  `krec check LOG` alone, the two halves that run in parallel;
 * `krec query` of a GROUP BY over 10M messages (ten such logs, catalogued once
   beforehand), as a whole process (target <= 1 s);
 * batch replay of 8 recorded sessions (recorded here through `krec record`) with
@@ -37,14 +39,31 @@ SESSION_CELLS = [
 ]
 
 
+#: `krec catalog LOG -o OUT` with no findings: what the catalog costs besides krec check
+NO_FINDINGS = """\
+import contextlib, sys
+from krec.recorder.catalog import writer
+writer._checked_aside = lambda path, size: contextlib.nullcontext(lambda: ([], {}))
+writer.build_catalog([sys.argv[1]], sys.argv[2])
+"""
+
+
 def timed(cmd: list[str]) -> tuple[float, float, int]:
     """(wall seconds, peak RSS MB, exit status) of a whole process."""
+    wall, _, peak, code = measured(cmd)
+    return wall, peak, code
+
+
+def measured(cmd: list[str]) -> tuple[float, float, float, int]:
+    """(wall seconds, CPU seconds, peak RSS MB, exit status) of a whole process (CPU and
+    peak of it and the children it waited for)."""
     start = time.perf_counter()
     proc = subprocess.Popen(cmd, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
     _, status, usage = os.wait4(proc.pid, 0)
     wall = time.perf_counter() - start
     proc.returncode = os.waitstatus_to_exitcode(status)
-    return wall, usage.ru_maxrss / 1024, proc.returncode
+    cpu = usage.ru_utime + usage.ru_stime
+    return wall, cpu, usage.ru_maxrss / 1024, proc.returncode
 
 
 def record_sessions(n: int, folder: Path) -> list[Path]:
@@ -74,11 +93,17 @@ def main() -> None:
     try:
         with big_log(args.log, args.count) as path:
             out = tmp / "one"
-            wall, peak, code = timed([*KREC, "catalog", path, "-o", str(out), "-q"])
+            wall, cpu, peak, code = measured([*KREC, "catalog", path, "-o", str(out), "-q"])
             size = os.path.getsize(path) / 1e6
             print(f"krec catalog, {args.count:,} messages ({size:.0f} MB log), whole process:")
             print(f"  wall {wall:6.2f} s   target <= 5 s     (exit {code})")
+            print(f"  cpu  {cpu:6.2f} s   (krec check runs in a process of its own, not counted)")
             print(f"  peak {peak:6.0f} MB  target <= 500 MB")
+            bare = [sys.executable, "-c", NO_FINDINGS, path, str(tmp / "bare")]
+            wall, cpu, peak, _ = measured(bare)
+            print(f"  without the findings: wall {wall:.2f} s, cpu {cpu:.2f} s, peak {peak:.0f} MB")
+            wall, cpu, peak, _ = measured([*KREC, "check", path])
+            print(f"  krec check alone:     wall {wall:.2f} s, cpu {cpu:.2f} s, peak {peak:.0f} MB")
             folder = tmp / "ten"
             folder.mkdir()
             for i in range(args.logs):

@@ -1,39 +1,39 @@
 """One pass over a log: its message rows, its session row and its findings, as Arrow batches.
 
-The pass decodes each record once and feeds it both to krec check's Checker (the
-findings) and to the row builder. Only the fields a column needs are taken from
-the JSON frames: headers are parsed, content is peeked at (status, ename,
-execution_count) and fully parsed only for execute requests (their code) and
-kernel_info_reply. Rows are handed out in batches per UTC day, so a log of any size
-is written in bounded memory.
+The pass reads each record once, feeds it to krec check's Checker when the findings
+are not computed elsewhere, and gathers the message records' fields for rows.py,
+which turns them into columns a batch at a time; events count for the session row
+as they go by. Batches are handed out per UTC day, so a log of any size is written
+in bounded memory.
 """
 
 from __future__ import annotations
 
+import contextlib
+import gc
 import hashlib
-import re
 import time
 from collections.abc import Callable, Iterator
-from dataclasses import dataclass, field
 from typing import Any
 
 import orjson
 import pyarrow as pa
 
+from krec.recorder.catalog.rows import (
+    BATCH_ROWS,
+    RECORD_FIELDS,
+    MessageRows,
+    SessionFacts,
+    loose_fields,
+)
 from krec.recorder.catalog.schema import FINDINGS, SESSIONS, arrow_schema
 from krec.recorder.check.base import Finding
 from krec.recorder.check.runner import Checker, check_log
 from krec.recorder.log.reader import LogReader
 from krec.recorder.log.stats import union_length
-from krec.recorder.wire import peek_field
 
-DAY_NS = 86_400 * 1_000_000_000
-BATCH_ROWS = 131_072
-_COUNT = re.compile(rb'"execution_count"\s*:\s*(-?\d+)')
-_REQUEST_CHANNELS = ("shell", "control")
-_CONTENT_WANTED = frozenset(
-    {"execute_reply", "error", "execute_input", "execute_result", "status", "kernel_info_reply"}
-)
+#: records read between two progress reports
+_STEP = 16_384
 
 
 def log_id(header: dict[str, Any]) -> str:
@@ -47,61 +47,8 @@ def day(t_ns: int) -> str:
     return time.strftime("%Y-%m-%d", time.gmtime(t_ns // 1_000_000_000))
 
 
-def _json(frame: bytes) -> dict[str, Any]:
-    try:
-        value = orjson.loads(frame)
-    except orjson.JSONDecodeError:
-        return {}
-    return value if isinstance(value, dict) else {}
-
-
 def _str(value: Any) -> str | None:
     return value if isinstance(value, str) and value else None
-
-
-@dataclass
-class SessionFacts:
-    """What the session row gathers while the messages go by."""
-
-    records: int = 0
-    messages: int = 0
-    requests: int = 0
-    errors: int = 0
-    first: int = 0
-    last: int = 0
-    events: dict[str, int] = field(default_factory=dict)
-    identity: dict[str, str] = field(default_factory=dict)
-    kernel_info: dict[str, Any] = field(default_factory=dict)
-    busy_since: dict[str, int] = field(default_factory=dict)
-    busy: list[tuple[int, int]] = field(default_factory=list)
-
-
-class _Columns:
-    """One day's message rows, turned into columns a batch at a time."""
-
-    __slots__ = ("rows",)
-
-    def __init__(self) -> None:
-        self.rows: list[tuple[Any, ...]] = []
-
-    def __len__(self) -> int:
-        return len(self.rows)
-
-    def batch(self) -> pa.RecordBatch:
-        schema = arrow_schema("messages")
-        columns = list(zip(*self.rows, strict=True))
-        arrays = []
-        for col, f in zip(columns, schema, strict=True):
-            try:
-                arrays.append(pa.array(col, type=f.type))
-            except (pa.ArrowTypeError, pa.ArrowInvalid):  # a malformed header's number
-                arrays.append(pa.array(_strings(col), type=f.type))
-        return pa.RecordBatch.from_arrays(arrays, schema=schema)
-
-
-def _strings(col: tuple[Any, ...]) -> list[str | None]:
-    """A string column; anything else (a malformed header's number) becomes null."""
-    return [v if isinstance(v, str) else None for v in col]
 
 
 class LogExtract:
@@ -125,8 +72,8 @@ class LogExtract:
         self.id = log_id(reader.header)
         self.audit = bool(reader.header.get("audit"))
         self.facts = SessionFacts()
-        self.checker = Checker(reader.header, start_ns=reader.start_ns)
         self.checked = checked
+        self.checker = Checker(reader.header, start_ns=reader.start_ns)
         self.protocol: dict[str, str | None] = {}
         self.progress = progress
 
@@ -164,140 +111,47 @@ class LogExtract:
         yield "sessions", day(self.reader.start_ns or self.facts.first), row
 
     def _messages(self) -> Iterator[tuple[str, str, pa.RecordBatch]]:
-        reader, facts = self.reader, self.facts
-        feed = self.checker.feed if self.checked is None else _ignore
-        audit, lid = self.audit, self.id
-        pending: dict[str, int] = {}  # request msg_id -> t
-        days: dict[int, _Columns] = {}
+        # the gathered records are a batch's worth of tuples that live until it is built:
+        # CPython's collector would scan them again and again for cycles they cannot have
+        # (a checker fed in this pass may make cycles: the collector runs then)
+        paused = _collector_paused() if self.checked is not None else contextlib.nullcontext()
+        with paused:
+            yield from self._gather()
+
+    def _gather(self) -> Iterator[tuple[str, str, pa.RecordBatch]]:
+        reader = self.reader
+        feed = self.checker.feed if self.checked is None else None
+        rows = MessageRows(self.id, self.audit, self.facts)
         total = len(reader)
-        progress = self.progress
-        loads = orjson.loads
-        for index, raw in reader.raw_records():
-            feed(index, raw)
-            facts.records += 1
-            if progress is not None and not index & 0x3FFF:
-                progress(index, total)
-            t = raw.get("t")
-            t = t if isinstance(t, int) else 0
-            if t:
-                if not facts.first:
-                    facts.first = t
-                facts.last = max(facts.last, t)
-            if "event" in raw:
-                self._event(raw)
-                continue
-            facts.messages += 1
-            header_frame = raw.get("header", b"")
-            parent_frame = raw.get("parent", b"")
-            content = raw.get("content", b"")
-            if not isinstance(header_frame, bytes):
-                header_frame = b""
-            if not isinstance(parent_frame, bytes):
-                parent_frame = b""
-            if not isinstance(content, bytes):
-                content = b""
-            try:
-                header = loads(header_frame) if header_frame else {}
-            except orjson.JSONDecodeError:
-                header = {}
-            if not isinstance(header, dict):
-                header = {}
-            msg_type = _str(header.get("msg_type"))
-            msg_id = _str(header.get("msg_id"))
-            if len(parent_frame) > 2:
+        progress, event, fields = self.progress, self._event, RECORD_FIELDS
+        for start in range(0, total, _STEP):
+            if progress is not None:
+                progress(start, total)
+            gather, index = rows.fields.append, rows.index.append
+            for i, raw in reader.raw_records(start, start + _STEP):
+                if feed is not None:
+                    feed(i, raw)
+                if "event" in raw:
+                    event(i, raw)
+                    continue
                 try:
-                    parent = loads(parent_frame)
-                except orjson.JSONDecodeError:
-                    parent = {}
-                if not isinstance(parent, dict):
-                    parent = {}
-                parent_id = _str(parent.get("msg_id"))
-                parent_type = _str(parent.get("msg_type"))
-            else:
-                parent_id = parent_type = None
-            ch = raw.get("ch")
-            source = raw.get("from")
-            buffers = raw.get("buffers") or ()
-            size = len(header_frame) + len(parent_frame) + len(content)
-            size += len(raw.get("metadata") or b"")
-            for b in buffers:
-                size += len(b) if isinstance(b, bytes) else 0
-            count = status = state = ename = evalue = code = None
-            latency = None
-            mt = msg_type or ""
-            if source == "client" and ch in _REQUEST_CHANNELS:
-                facts.requests += 1
-                if msg_id:
-                    pending[msg_id] = t
-                if mt == "execute_request" and not audit:
-                    code = _str(_json(content).get("code")) if content else None
-            elif mt in _CONTENT_WANTED or mt.endswith("_reply"):
-                if mt == "status":
-                    state = peek_field(content, b'"execution_state"')
-                    key = parent_id or ""
-                    if state == "busy":
-                        facts.busy_since.setdefault(key, t)
-                    elif state == "idle" and key in facts.busy_since:
-                        facts.busy.append((facts.busy_since.pop(key), t))
-                elif mt == "error" or mt.endswith("_reply"):
-                    if mt == "kernel_info_reply" and not facts.kernel_info:
-                        facts.kernel_info = _json(content)
-                        status = _str(facts.kernel_info.get("status"))
-                    else:
-                        status = peek_field(content, b'"status"') if mt != "error" else None
-                    if status == "error":
-                        facts.errors += 1
-                    if mt == "error" or status == "error":
-                        body = _json(content)
-                        ename = _str(body.get("ename"))
-                        evalue = body.get("evalue") if isinstance(body.get("evalue"), str) else None
-                    if mt.endswith("_reply") and parent_id is not None:
-                        sent = pending.pop(parent_id, None)
-                        if sent is not None:
-                            latency = (t - sent) / 1e6
-                if mt in ("execute_reply", "execute_input", "execute_result"):
-                    m = _COUNT.search(content)
-                    count = int(m.group(1)) if m else None
-            number = t // DAY_NS
-            cols = days.get(number)
-            if cols is None:
-                cols = days[number] = _Columns()
-            get = header.get
-            cols.rows.append(
-                (
-                    lid,
-                    index,
-                    t // 1000,
-                    ch,
-                    source,
-                    msg_type,
-                    msg_id,
-                    parent_id,
-                    parent_type,
-                    get("session"),
-                    get("username"),
-                    get("subshell_id"),
-                    get("version"),
-                    size,
-                    count,
-                    status,
-                    state,
-                    ename,
-                    evalue,
-                    latency,
-                    code,
-                )
-            )
-            if len(cols) >= BATCH_ROWS:
-                yield "messages", day(t), cols.batch()
-                days[number] = _Columns()
+                    gather(fields(raw))
+                except KeyError:  # a message record without some frame
+                    gather(loose_fields(raw))
+                index(i)
+            if len(rows) >= BATCH_ROWS:
+                for date, batch in rows.batches():
+                    yield "messages", date, batch
         if progress is not None:
             progress(total, total)
-        for number, cols in sorted(days.items()):
-            if len(cols):
-                yield "messages", day(number * DAY_NS), cols.batch()
+        for date, batch in rows.batches():
+            yield "messages", date, batch
 
-    def _event(self, raw: dict[str, Any]) -> None:
+    def _event(self, index: int, raw: dict[str, Any]) -> None:
+        facts = self.facts
+        facts.records += 1
+        t = raw.get("t")
+        facts.saw(index, t if isinstance(t, int) else 0)
         name = raw.get("event")
         if not isinstance(name, str):
             return
@@ -364,8 +218,15 @@ class LogExtract:
         return pa.RecordBatch.from_arrays(arrays, schema=schema)
 
 
-def _ignore(index: int, raw: dict[str, Any]) -> None:
-    pass
+@contextlib.contextmanager
+def _collector_paused() -> Iterator[None]:
+    enabled = gc.isenabled()
+    gc.disable()
+    try:
+        yield
+    finally:
+        if enabled:
+            gc.enable()
 
 
 def check_findings(path: str) -> tuple[list[Finding], dict[str, str | None]]:

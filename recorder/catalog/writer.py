@@ -26,7 +26,7 @@ from typing import Any
 import pyarrow as pa
 import pyarrow.parquet as pq
 
-from krec.recorder.catalog.extract import LogExtract, check_findings
+from krec.recorder.catalog.extract import LogExtract, check_findings, log_id
 from krec.recorder.catalog.schema import DATASETS, METADATA_KEY, SCHEMA_VERSION, arrow_schema
 from krec.recorder.errors import KrecError
 from krec.recorder.log.reader import LogReader
@@ -44,6 +44,24 @@ from krec.recorder.log.storage import (
 STATE_FILE = "_krec_catalog.json"
 #: logs from this size on are checked in a second process while the messages are written
 PARALLEL_CHECK_BYTES = 32 << 20
+#: message columns of few distinct values get dictionary pages; ids, times, sizes and code
+#: are written plain (a dictionary of unique values only costs time)
+_DICTIONARY_COLUMNS = {
+    "messages": [
+        "log_id",
+        "channel",
+        "direction",
+        "msg_type",
+        "parent_msg_type",
+        "session",
+        "username",
+        "subshell_id",
+        "version",
+        "status",
+        "execution_state",
+        "ename",
+    ],
+}
 
 
 class CatalogError(KrecError):
@@ -155,7 +173,10 @@ class Catalog:
                     handle = self.fs.open(self.path(rel), "wb")
                     handles.append(handle)
                     writer = writers[key] = pq.ParquetWriter(
-                        handle, batch.schema, compression="zstd", use_dictionary=True
+                        handle,
+                        batch.schema,
+                        compression="zstd",
+                        use_dictionary=_DICTIONARY_COLUMNS.get(dataset, True),
                     )
                 writer.write_batch(batch)
                 if dataset == "messages":
@@ -263,17 +284,21 @@ def _catalog_one(
         return "unchanged"
     path = local_log(location)
     size = _size(path)
-    with LogReader(path) as reader, _checked_aside(path, size) as checked:
-        extract = LogExtract(reader, location, size, progress=progress, checked=checked)
-        if extract.id in seen:
-            note = f"the same recording as {seen[extract.id]}: catalogued once"
+    with LogReader(path, index=False) as reader:  # the header only, so far
+        lid = log_id(reader.header)
+        if lid in seen:
+            note = f"the same recording as {seen[lid]}: catalogued once"
             result.warnings.append((location, note))
             return f"skipped: {note}"
-        seen[extract.id] = location
-        try:
-            files, messages = catalog.write_log(extract, fp)
-        except Exception as e:
-            raise catalog.write_error(e) from None
+        seen[lid] = location
+        # the check, the longer half, starts before this process indexes the log
+        with _checked_aside(path, size) as checked:
+            reader.refresh()
+            extract = LogExtract(reader, location, size, progress=progress, checked=checked)
+            try:
+                files, messages = catalog.write_log(extract, fp)
+            except Exception as e:
+                raise catalog.write_error(e) from None
         for warning in reader.warnings:
             result.warnings.append((location, warning))
     result.messages += messages
