@@ -191,9 +191,17 @@ def test_follow_prints_records_as_they_are_written(tmp_path):
         log.flush()
         wait_for(lambda: "stdout: live" in out.read_text(), 30, "the appended records")
     finally:
+        with open(f"/proc/{proc.pid}/status") as f:
+            state = [ln for ln in f.read().splitlines() if ln.startswith(("Sig", "State"))]
         proc.send_signal(signal.SIGINT)
-        code = proc.wait(timeout=30)
-        log.close()
+        try:
+            code = proc.wait(timeout=30)
+        except subprocess.TimeoutExpired:
+            proc.kill()
+            proc.wait(10)
+            pytest.fail(f"krec show -F ignored SIGINT: {state}; stderr {proc.stderr.read()!r}")
+        finally:
+            log.close()
     assert code == 0
     assert proc.stderr is not None and proc.stderr.read() == b""
     proc.stderr.close()
