@@ -163,18 +163,47 @@ def _count(
     total: int,
 ) -> tuple[int | None, int | None]:
     """Count ``records`` into ``s``; return the first and last time seen (what the
-    Record accessors would give, read straight from the raw maps: this is the hot loop)."""
-    from krec.recorder.wire import peek_field as peek
+    Record accessors would give, read straight from the raw maps: this is the hot loop).
+
+    Parent headers and small contents repeat (every message a request causes has the
+    same parent; ``status: busy`` is always the same bytes), so what is peeked in them
+    is remembered by their bytes."""
+    from krec.recorder.log.record import peek_id_and_type, peek_str
 
     first = last = None
     events, messages, sizes, requests = s.events, s.messages, s.bytes_by_channel, s.requests
+    parent_ids: dict[bytes, str] = {}
+    small: dict[tuple[bytes, bytes], str | None] = {}
+
+    def parent_id_of(parent: bytes | None) -> str:
+        if parent is None:
+            return ""
+        found = parent_ids.get(parent)
+        if found is None:
+            found = peek_str(parent, b'"msg_id"') or ""
+            if len(parent_ids) >= 1024:
+                parent_ids.clear()
+            parent_ids[parent] = found
+        return found
+
+    def content_field(content: bytes, key: bytes) -> str | None:
+        if len(content) > 96:
+            return peek_str(content, key)
+        cached = small.get((content, key), small)
+        if cached is small:
+            cached = peek_str(content, key)
+            if len(small) >= 1024:
+                small.clear()
+            small[(content, key)] = cached
+        return cached  # type: ignore[return-value]
+
     n = 0
     for index, raw in records:
         n += 1
         get = raw.get
         t = get("t")
-        if not isinstance(t, int):
-            t = 0
+        if t.__class__ is not int:
+            t = t if isinstance(t, int) else 0
         if t:
             if first is None or t < first:
                 first = t
@@ -187,11 +216,11 @@ def _count(
             events[event if isinstance(event, str) and event else "?"] += 1
             continue
         ch = get("ch")
-        if not isinstance(ch, str):
-            ch = ""
+        if ch.__class__ is not str:
+            ch = ch if isinstance(ch, str) else ""
         source = get("from")
-        if not isinstance(source, str):
-            source = ""
+        if source.__class__ is not str:
+            source = source if isinstance(source, str) else ""
         header, parent, metadata, content = (
             get("header"),
             get("parent"),
@@ -210,7 +239,10 @@ def _count(
             header = _frame(header) if header is not None else None
             parent = _frame(parent) if parent is not None else None
             content = _frame(content)
-        mt = (peek(header, b'"msg_type"') or "") if header is not None else ""
+        if header is not None:
+            msg_id, mt = peek_id_and_type(header)
+        else:
+            msg_id = mt = ""
         messages[(ch, source, mt)] += 1
         buffers = get("buffers")
         if buffers:
@@ -222,19 +254,19 @@ def _count(
         sizes[ch] += size
         if source == "client" and mt.endswith("_request") and ch in ("shell", "control"):
             requests[mt] += 1
-            msg_id = (peek(header, b'"msg_id"') or "") if header is not None else ""
             pairing.request(msg_id, t, index, mt)
         elif source == "kernel" and mt.endswith("_reply"):
-            parent_id = (peek(parent, b'"msg_id"') or "") if parent is not None else ""
-            pairing.reply(parent_id, t)
-            if peek(content, b'"status"') == "error":
+            pairing.reply(parent_id_of(parent), t)
+            # a status of "error" is spelled "error" in the frame, unless escaped
+            if (b'"error"' in content or b"\\" in content) and content_field(
+                content, b'"status"'
+            ) == "error":
                 s.error_replies += 1
         elif mt == "error":
             s.error_outputs += 1
         elif mt == "status":
-            state = peek(content, b'"execution_state"')
-            parent_id = (peek(parent, b'"msg_id"') or "") if parent is not None else ""
-            pairing.status(parent_id, state, t)
+            state = content_field(content, b'"execution_state"')
+            pairing.status(parent_id_of(parent), state, t)
     s.records += n
     return first, last
 
