@@ -146,9 +146,16 @@ class Record:
         found = peeked.get((frame, key))
         if found is None:
             value = self.raw.get(frame)
-            found = peeked[(frame, key)] = (
-                peek_field(self.frame(frame), _QUOTED[key]) or "" if value is not None else ""
-            )
+            if value is None:
+                found = peeked[(frame, key)] = ""
+            elif frame == "header" and key in _ID_OR_TYPE:
+                # a listing wants both: one match reads them together
+                msg_id, msg_type = peek_id_and_type(self.frame(frame))
+                peeked[("header", "msg_id")] = msg_id
+                peeked[("header", "msg_type")] = msg_type
+                found = msg_id if key == "msg_id" else msg_type
+            else:
+                found = peeked[(frame, key)] = peek_field(self.frame(frame), _QUOTED[key]) or ""
         return found
 
     @property
@@ -197,6 +204,7 @@ class Record:
 
 
 _QUOTED = {k: f'"{k}"'.encode() for k in ("msg_type", "msg_id", "subshell_id")}
+_ID_OR_TYPE = ("msg_id", "msg_type")
 
 
 # every ASCII digit -> "0", every other byte -> "x": a number of 19 digits or more reads as

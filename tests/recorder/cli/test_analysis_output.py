@@ -134,3 +134,63 @@ def test_loads_json_reads_as_json_does(frame: bytes):
         return
     got = loads_json(frame)
     assert repr(got) == repr(expected)
+
+
+def _broken_log(path: Path) -> Path:
+    """A session with unusable frames, misplaced and odd messages: every `alone` rule's case."""
+    from checklog import Conversation
+
+    conv = Conversation(path)
+    conv.start_kernel()
+    req = conv.kernel_info()
+    conv.execute("1/0", [], status="error")
+    conv.msg("shell", "client", "execute_request", frames={"content": b"{not json"})
+    conv.msg("iopub", "kernel", "stream", {"name": "stdout"}, req, frames={"metadata": b"[1]"})
+    conv.msg("shell", "kernel", "stream", {"name": "stdout", "text": "x"}, req)
+    conv.msg("shell", "client", "execute_request", frames={"header": b'{"msg_id": 1}'})
+    conv.msg("nowhere", "client", "kernel_info_request")
+    conv.msg("shell", "kernel", "kernel_info_reply", {"status": "aborted"}, req)
+    return conv.close()
+
+
+@pytest.mark.parametrize("sample", ["basics", "interrupt", "restart", "widgets", "stdin", None])
+def test_check_with_a_helper_finds_what_check_without_finds(
+    sample, helper_everywhere, monkeypatch, tmp_path
+):
+    from krec.recorder.check import helper, resolve_rule_ids
+    from krec.recorder.check.runner import check_log
+
+    if sample is None:
+        path = _broken_log(tmp_path / "broken.krec")
+    else:
+        path = ROOT / "sample_sessions" / f"{sample}.krec"
+    started: list[int] = []
+    start = helper.AloneHelper.start
+
+    def counted(*a, **kw):
+        started.append(1)
+        return start(*a, **kw)
+
+    monkeypatch.setattr(helper.AloneHelper, "start", counted)
+    for rules in (None, resolve_rule_ids(["structure", "comms"])):
+        with LogReader(path) as reader:
+            helped = check_log(reader, rules, helper=True)
+            alone = check_log(reader, rules)
+        assert started, "no helper process was used"
+        assert [f.to_json() for f in helped.findings] == [f.to_json() for f in alone.findings]
+        assert helped.protocol() == alone.protocol()
+        if sample is None and rules is None:
+            assert {f.rule for f in alone.findings} >= {"frames", "header", "channel"}
+
+
+def test_check_without_a_helper_process_judges_here(helper_everywhere, monkeypatch, tmp_path):
+    from krec.recorder.check import helper
+    from krec.recorder.check.runner import check_log
+
+    path = _broken_log(tmp_path / "broken.krec")
+    result = helper.AloneHelper.result
+    monkeypatch.setattr(helper.AloneHelper, "result", lambda self: result(self) and None)  # failed
+    with LogReader(path) as reader:
+        helped = check_log(reader, helper=True)
+        alone = check_log(reader)
+    assert [f.to_json() for f in helped.findings] == [f.to_json() for f in alone.findings]
