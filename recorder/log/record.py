@@ -37,7 +37,16 @@ def file_unpacker(f: Any) -> msgpack.Unpacker:
 class Record:
     """One record of a log, decoded from msgpack; JSON frames are parsed on first use."""
 
-    __slots__ = ("index", "raw", "_header", "_parent", "_metadata", "_content", "_peeked")
+    __slots__ = (
+        "index",
+        "raw",
+        "_header",
+        "_parent",
+        "_metadata",
+        "_content",
+        "_peeked",
+        "_id_and_type",
+    )
 
     def __init__(self, index: int, raw: dict[str, Any]) -> None:
         self.index = index
@@ -47,6 +56,8 @@ class Record:
         self._metadata: Any = None
         self._content: Any = None
         self._peeked: dict[tuple[str, str], str] | None = None
+        #: the header's (msg_id, msg_type), peeked together (every listing wants both)
+        self._id_and_type: tuple[str, str] | None = None
 
     def __repr__(self) -> str:
         if self.is_event:
@@ -146,25 +157,31 @@ class Record:
         found = peeked.get((frame, key))
         if found is None:
             value = self.raw.get(frame)
-            if value is None:
-                found = peeked[(frame, key)] = ""
-            elif frame == "header" and key in _ID_OR_TYPE:
-                # a listing wants both: one match reads them together
-                msg_id, msg_type = peek_id_and_type(self.frame(frame))
-                peeked[("header", "msg_id")] = msg_id
-                peeked[("header", "msg_type")] = msg_type
-                found = msg_id if key == "msg_id" else msg_type
-            else:
-                found = peeked[(frame, key)] = peek_field(self.frame(frame), _QUOTED[key]) or ""
+            found = peeked[(frame, key)] = (
+                peek_field(self.frame(frame), _QUOTED[key]) or "" if value is not None else ""
+            )
+        return found
+
+    def _peek_id_and_type(self) -> tuple[str, str]:
+        found = self._id_and_type
+        if found is None:
+            header = self.raw.get("header")
+            found = self._id_and_type = (
+                peek_id_and_type(self.frame("header")) if header is not None else ("", "")
+            )
         return found
 
     @property
     def msg_type(self) -> str:
-        return self._peek("header", self._header, "msg_type")
+        if self._header is not None:
+            return self._peek("header", self._header, "msg_type")
+        return self._peek_id_and_type()[1]
 
     @property
     def msg_id(self) -> str:
-        return self._peek("header", self._header, "msg_id")
+        if self._header is not None:
+            return self._peek("header", self._header, "msg_id")
+        return self._peek_id_and_type()[0]
 
     @property
     def subshell_id(self) -> str:
@@ -204,7 +221,6 @@ class Record:
 
 
 _QUOTED = {k: f'"{k}"'.encode() for k in ("msg_type", "msg_id", "subshell_id")}
-_ID_OR_TYPE = ("msg_id", "msg_type")
 
 
 # every ASCII digit -> "0", every other byte -> "x": a number of 19 digits or more reads as
