@@ -9,6 +9,8 @@ big log a helper process (``python -m krec.recorder.log.stats``) counts half.
 
 from __future__ import annotations
 
+import contextlib
+import heapq
 import math
 import os
 import pickle
@@ -62,18 +64,27 @@ class Stats:
         self.error_replies += other.error_replies
 
 
-def collect(reader: LogReader, progress: ProgressCallback | None = None) -> Stats:
+def collect(
+    reader: LogReader,
+    progress: ProgressCallback | None = None,
+    helper: _StatsHelper | None = None,
+) -> Stats:
     """Statistics of every indexed record of ``reader``.
 
     One pass over the records' raw maps, reading only the fields each record needs
     (most headers are peeked at, not parsed). On a big log a helper process takes the
-    second half: it counts on its own and hands back, in order, what pairs requests
+    second half (a little less): it counts on its own and hands back, in order, what pairs requests
     with replies and busy with idle, which is replayed here after the first half.
+    ``helper`` is one ``start_helper`` started before the log was indexed.
     """
     s = Stats()
     pairing = _Pairing()
     total = len(reader)
-    helper = _StatsHelper.start(reader) if _worth_a_helper(reader) else None
+    if helper is None and _worth_a_helper(reader):
+        helper = _StatsHelper.spawn()
+    if helper is not None and not (_worth_a_helper(reader) and helper.send(reader)):
+        helper.cancel()
+        helper = None
     stop = helper.lo if helper is not None else total
     first, last = _count(reader.raw_records(0, stop), s, pairing, progress, total)
     if helper is not None:
@@ -285,20 +296,35 @@ def _worth_a_helper(reader: LogReader) -> bool:
     return reader.record_end(n - 1) - reader.offsets[0] >= HELPER_BYTES
 
 
+#: the share of the records a helper counts: a little less than half, as it also notes
+#: and pickles each pairing step (this process replays them, a cheaper part)
+_HELPER_SHARE = 0.45
+
+
+def start_helper(reader: LogReader) -> _StatsHelper | None:
+    """A helper process for ``collect``, started before ``reader`` is indexed so that its
+    start-up overlaps the indexing (None when the log is too small to need one)."""
+    from krec.recorder.log.reader import HELPER_BYTES
+
+    if reader.upgrade_record is not None or (os.cpu_count() or 1) < 2:
+        return None
+    if os.environ.get("KREC_SCAN_SINGLE"):
+        return None
+    if os.fstat(reader._fd).st_size - reader.indexed_bytes < HELPER_BYTES:
+        return None
+    return _StatsHelper.spawn()
+
+
 class _StatsHelper:
     """``python -m krec.recorder.log.stats`` counting records ``lo``.. of a log."""
 
-    def __init__(self, process: subprocess.Popen[bytes], lo: int) -> None:
+    def __init__(self, process: subprocess.Popen[bytes]) -> None:
         self._process = process
-        self.lo = lo
+        self.lo = 0
 
     @classmethod
-    def start(cls, reader: LogReader) -> _StatsHelper | None:
-        n = len(reader)
-        lo = n // 2
-        job = pickle.dumps(
-            (reader.path, lo, reader.offsets[lo:].tobytes(), reader.record_end(n - 1))
-        )
+    def spawn(cls) -> _StatsHelper | None:
+        """Start the process; it waits for its job (``send``) or for ``cancel``."""
         try:
             process = subprocess.Popen(
                 [sys.executable, "-m", "krec.recorder.log.stats"],
@@ -306,12 +332,36 @@ class _StatsHelper:
                 stdout=subprocess.PIPE,
                 stderr=subprocess.DEVNULL,
             )
-            assert process.stdin is not None
-            process.stdin.write(job)
-            process.stdin.close()
         except Exception:  # no second process here: count everything in this one
             return None
-        return cls(process, lo)
+        return cls(process)
+
+    def send(self, reader: LogReader) -> bool:
+        """Give the helper the second half of ``reader``; False if it cannot take it."""
+        n = len(reader)
+        self.lo = n - int(n * _HELPER_SHARE)
+        job = pickle.dumps(
+            (reader.path, self.lo, reader.offsets[self.lo :].tobytes(), reader.record_end(n - 1))
+        )
+        assert self._process.stdin is not None
+        try:
+            self._process.stdin.write(job)
+            self._process.stdin.close()
+        except OSError:
+            return False
+        return True
+
+    def cancel(self) -> None:
+        """Let the helper go without a job (it exits at once)."""
+        for stream in (self._process.stdin, self._process.stdout):
+            if stream is not None:
+                with contextlib.suppress(OSError):
+                    stream.close()
+        try:
+            self._process.wait(10)
+        except subprocess.TimeoutExpired:
+            self._process.kill()
+            self._process.wait()
 
     def result(self) -> tuple[Stats, int | None, int | None, list[tuple[Any, ...]]] | None:
         assert self._process.stdout is not None
@@ -336,7 +386,10 @@ def _helper_main() -> None:
     from krec.recorder.log.reader import LogReader
     from krec.recorder.log.stats import Stats, _count, _Ops
 
-    path, lo, offsets, end = pickle.loads(sys.stdin.buffer.read())
+    job = sys.stdin.buffer.read()
+    if not job:  # cancelled: the log was not worth a helper after all
+        return
+    path, lo, offsets, end = pickle.loads(job)
     with LogReader.part(path, offsets, end) as reader:
         s = Stats()
         ops = _Ops()
@@ -377,7 +430,7 @@ def to_json(s: Stats, reader: LogReader) -> dict[str, Any]:
             "max_s": values[-1] / 1e9,
         }
     slowest = []
-    for ns, index, mt in sorted(s.answered, reverse=True)[:SLOWEST]:
+    for ns, index, mt in heapq.nlargest(SLOWEST, s.answered):  # sorted(reverse)[:5]
         record = reader[index]
         slowest.append(
             {

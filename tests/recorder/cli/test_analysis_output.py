@@ -73,6 +73,25 @@ def test_stats_with_a_helper_equal_stats_without(sample, helper_everywhere, monk
     assert helped["latency"] and helped["busy_s"] > 0  # pairs crossed the halves
 
 
+def test_stats_with_a_helper_started_before_indexing(helper_everywhere, monkeypatch):
+    path = ROOT / "sample_sessions" / "basics.krec"
+    with LogReader(path) as reader:
+        alone = stats.to_json(stats.collect(reader), reader)
+    with LogReader(path, index=False) as reader:
+        helper = stats.start_helper(reader)
+        assert helper is not None
+        while reader.index_more():
+            pass
+        assert stats.to_json(stats.collect(reader, None, helper), reader) == alone
+    with LogReader(path, index=False) as reader:
+        helper = stats.start_helper(reader)
+        while reader.index_more():
+            pass
+        monkeypatch.setattr(log_reader, "HELPER_BYTES", 1 << 40)  # not worth it after all
+        assert stats.to_json(stats.collect(reader, None, helper), reader) == alone
+        assert helper is not None and helper._process.returncode == 0  # let go
+
+
 @pytest.mark.parametrize(
     "args",
     [
