@@ -89,6 +89,14 @@ class AloneHelper:
         except Exception:
             return None
 
+    def stop(self) -> None:
+        """End the helper now (the pass it helps was given up)."""
+        if self._process.poll() is None:
+            self._process.kill()
+        self._process.wait()
+        if self._process.stdout is not None:
+            self._process.stdout.close()
+
 
 def _main() -> None:
     from krec.recorder.check.runner import Checker, all_rules

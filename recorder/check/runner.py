@@ -300,15 +300,20 @@ def check_log(
     checker = Checker(reader.header, classes, options, start_ns=reader.start_ns)
     total = len(reader)
     feed = checker.feed
-    if progress is None:
-        for index, raw in reader.raw_records():
-            feed(index, raw)
-    else:
-        for index, raw in reader.raw_records():
-            feed(index, raw)
-            if not index & 0x3FFF:
-                progress(index, total)
-        progress(total, total)
+    try:
+        if progress is None:
+            for index, raw in reader.raw_records():
+                feed(index, raw)
+        else:
+            for index, raw in reader.raw_records():
+                feed(index, raw)
+                if not index & 0x3FFF:
+                    progress(index, total)
+            progress(total, total)
+    except BaseException:  # Ctrl-C, an error: the helper must not outlive this pass
+        if job is not None:
+            job.stop()
+        raise
     if job is not None:
         found = job.result()
         if found is None:  # the helper failed: judge here, in a second pass

@@ -213,3 +213,25 @@ def test_check_without_a_helper_process_judges_here(helper_everywhere, monkeypat
         helped = check_log(reader, helper=True)
         alone = check_log(reader)
     assert [f.to_json() for f in helped.findings] == [f.to_json() for f in alone.findings]
+
+
+def test_check_given_up_ends_its_helper(helper_everywhere, monkeypatch):
+    from krec.recorder.check import helper
+    from krec.recorder.check.runner import check_log
+
+    started: list[helper.AloneHelper] = []
+    start = helper.AloneHelper.start
+
+    def kept(*a, **kw):
+        job = start(*a, **kw)
+        started.append(job)
+        return job
+
+    def interrupted(index: int, total: int) -> None:
+        raise KeyboardInterrupt
+
+    monkeypatch.setattr(helper.AloneHelper, "start", kept)
+    path = ROOT / "sample_sessions" / "basics.krec"
+    with LogReader(path) as reader, pytest.raises(KeyboardInterrupt):
+        check_log(reader, progress=interrupted, helper=True)
+    assert started and started[0]._process.returncode is not None
