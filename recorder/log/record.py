@@ -263,7 +263,10 @@ def peek_str(frame: bytes, key: bytes) -> str | None:
 
 
 # how jupyter_client and ipykernel write a header: msg_id, then msg_type, first
-_ID_AND_TYPE = re.compile(rb'\{\s*"msg_id"\s*:\s*"([^"\\]*)"\s*,\s*"msg_type"\s*:\s*"([^"\\]*)"')
+_ID_AND_TYPE = re.compile(
+    rb'\{\s*"msg_id"\s*:\s*"(?!msg_type")([^"\\]*)"'
+    rb'\s*,\s*"msg_type"\s*:\s*"([^"\\]*)"'
+)
 
 
 def peek_id_and_type(header: bytes) -> tuple[str, str]:
@@ -271,8 +274,9 @@ def peek_id_and_type(header: bytes) -> tuple[str, str]:
     in one step for a header written as jupyter_client writes them."""
     m = _ID_AND_TYPE.match(header)
     if m is not None and header.count(b"{") == 1:
-        # both keys are their first occurrences (no quote can come before them), the
-        # frame is flat: exactly what peek_field's fast path reads
+        # both keys are their first occurrences (only a msg_id "msg_type" could come
+        # before the second, and the regex refuses it), the frame is flat: exactly what
+        # peek_field's fast path reads
         try:
             return m.group(1).decode(), m.group(2).decode()
         except UnicodeDecodeError:

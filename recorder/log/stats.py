@@ -179,7 +179,7 @@ def _count(
     Parent headers and small contents repeat (every message a request causes has the
     same parent; ``status: busy`` is always the same bytes), so what is peeked in them
     is remembered by their bytes."""
-    from krec.recorder.log.record import peek_id_and_type, peek_str
+    from krec.recorder.log.record import _ID_AND_TYPE, peek_id_and_type, peek_str
 
     first = last = None
     events, messages, sizes, requests = s.events, s.messages, s.bytes_by_channel, s.requests
@@ -208,6 +208,8 @@ def _count(
             small[(content, key)] = cached
         return cached  # type: ignore[return-value]
 
+    id_and_type = _ID_AND_TYPE.match
+    request, reply, status = pairing.request, pairing.reply, pairing.status
     n = 0
     for index, raw in records:
         n += 1
@@ -250,10 +252,17 @@ def _count(
             header = _frame(header) if header is not None else None
             parent = _frame(parent) if parent is not None else None
             content = _frame(content)
-        if header is not None:
-            msg_id, mt = peek_id_and_type(header)
+        # peek_id_and_type's common case inline, the msg_id only for a request (the hot spot)
+        m = id_and_type(header) if header is not None else None
+        if m is not None and header.count(b"{") == 1:  # type: ignore[union-attr]
+            try:
+                mt = m.group(2).decode()
+            except UnicodeDecodeError:
+                m = None
         else:
-            msg_id = mt = ""
+            m = None
+        if m is None:
+            msg_id, mt = peek_id_and_type(header) if header is not None else ("", "")
         messages[(ch, source, mt)] += 1
         buffers = get("buffers")
         if buffers:
@@ -265,9 +274,14 @@ def _count(
         sizes[ch] += size
         if source == "client" and mt.endswith("_request") and ch in ("shell", "control"):
             requests[mt] += 1
-            pairing.request(msg_id, t, index, mt)
+            if m is not None:
+                try:
+                    msg_id = m.group(1).decode()
+                except UnicodeDecodeError:  # peek_id_and_type's own way with it
+                    msg_id = peek_id_and_type(header)[0]  # type: ignore[arg-type]
+            request(msg_id, t, index, mt)
         elif source == "kernel" and mt.endswith("_reply"):
-            pairing.reply(parent_id_of(parent), t)
+            reply(parent_id_of(parent), t)
             # a status of "error" is spelled "error" in the frame, unless escaped
             if (b'"error"' in content or b"\\" in content) and content_field(
                 content, b'"status"'
@@ -277,7 +291,8 @@ def _count(
             s.error_outputs += 1
         elif mt == "status":
             state = content_field(content, b'"execution_state"')
-            pairing.status(parent_id_of(parent), state, t)
+            parent_id = parent_ids.get(parent) if parent is not None else None  # type: ignore[arg-type]
+            status(parent_id_of(parent) if parent_id is None else parent_id, state, t)
     s.records += n
     return first, last
 

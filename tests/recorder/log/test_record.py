@@ -44,6 +44,7 @@ _FRAMES = [
     b'{"msg_id": "\\u0061", "msg_type": "\\u0062"}',
     b'{"msg_id": "m", "msg_type": "t", "nested": {"msg_type": "x"}}',
     b'{"msg_id": "m", "msg_type": "t", "msg_type": "u"}',
+    b'{"msg_id": "msg_type", "msg_type": "t", "msg_type": "u"}',
     b'{"msg_id": "\xff", "msg_type": "t"}',
     b'{"status": "ok", "user_expressions": {}, "payload": []}',
     b'{"status": "\\u0065rror", "user_expressions": {}}',
