@@ -14,6 +14,7 @@ import os
 import pickle
 import subprocess
 import sys
+import time
 from collections.abc import Sequence
 from typing import TYPE_CHECKING
 
@@ -23,7 +24,7 @@ if TYPE_CHECKING:
 
 
 def worth_a_helper(reader: LogReader) -> bool:
-    """Is the log big enough, and a second core there, for a helper to pay off?"""
+    """Is the log big enough, and a second core idle, for a helper to pay off?"""
     from krec.recorder.log.reader import HELPER_BYTES
 
     n = len(reader)
@@ -31,7 +32,30 @@ def worth_a_helper(reader: LogReader) -> bool:
         return False
     if os.environ.get("KREC_SCAN_SINGLE"):
         return False
-    return reader.record_end(n - 1) - reader.offsets[0] >= HELPER_BYTES
+    return reader.record_end(n - 1) - reader.offsets[0] >= HELPER_BYTES and a_core_is_idle()
+
+
+def a_core_is_idle() -> bool:
+    """Does no other process keep every other core busy right now?
+
+    The helper reads and parses the whole log again (about half again the CPU of a
+    pass): with a core to itself it shortens the pass by a fifth, but where other
+    processes load the machine it competes with them and the pass takes longer.
+    Judged by the number of runnable threads (Linux's /proc/loadavg), the least of a
+    few samples so that a passing spike does not count; True where it cannot be read.
+    """
+    cores = os.cpu_count() or 1
+    try:
+        fewest = None
+        for attempt in range(3):
+            if attempt:
+                time.sleep(0.01)
+            with open("/proc/loadavg") as f:
+                running = int(f.read().split()[3].split("/")[0])  # this process included
+            fewest = running if fewest is None else min(fewest, running)
+    except (OSError, ValueError, IndexError):
+        return True
+    return fewest is not None and fewest < cores
 
 
 class AloneHelper:

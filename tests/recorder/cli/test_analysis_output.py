@@ -52,8 +52,11 @@ def test_output_is_what_it_was(name: str):
 @pytest.fixture
 def helper_everywhere(monkeypatch: pytest.MonkeyPatch):
     """Every log is big enough for a helper process (which then takes half of it)."""
+    from krec.recorder.check import helper
+
     monkeypatch.setattr(log_reader, "HELPER_BYTES", 0)
     monkeypatch.delenv("KREC_SCAN_SINGLE", raising=False)
+    monkeypatch.setattr(helper, "a_core_is_idle", lambda: True)  # pytest -n 2 keeps both busy
 
 
 def _single(monkeypatch: pytest.MonkeyPatch) -> None:
@@ -235,3 +238,9 @@ def test_check_given_up_ends_its_helper(helper_everywhere, monkeypatch):
     with LogReader(path) as reader, pytest.raises(KeyboardInterrupt):
         check_log(reader, progress=interrupted, helper=True)
     assert started and started[0]._process.returncode is not None
+
+
+def test_a_core_is_idle_reads_the_machine():
+    from krec.recorder.check import helper
+
+    assert helper.a_core_is_idle() in (True, False)
