@@ -131,6 +131,9 @@ class Rule:
     problem_messages: ClassVar[bool] = False
     #: reads the content of (nearly) every message: contents are parsed as they are read
     reads_all_content: ClassVar[bool] = False
+    #: judges each message by itself (no session model, no order, no events, no finish):
+    #: on a big log a helper process runs such rules while this one runs the others
+    alone: ClassVar[bool] = False
     deviations: ClassVar[tuple[Deviation, ...]] = ()
 
     def __init__(self, ctx: Context) -> None:

@@ -14,6 +14,7 @@ _UNSEEN: Any = object()
 
 class ContentSchema(Rule):
     id = "content-schema"
+    alone = True
     family = "content"
     summary = "content fits the schema of its msg_type (jupyter_kernel_test's, completed)"
     help = (

@@ -181,6 +181,22 @@ class Checker:
             for late in self._waiting.pop(msg.msg_id, ()):
                 self._process(late)
 
+    def judge(self, index: int, raw: dict[str, Any]) -> None:
+        """Check one record with rules that judge each message alone (``Rule.alone``):
+        no session model, no waiting for requests (what a helper process does)."""
+        if "event" in raw:
+            return
+        msg = self.ctx.message(index, raw)
+        if not msg.msg_type or msg.ch not in _CHANNELS or msg.source not in _SOURCES:
+            for handler in self._broken:
+                handler(msg)
+            return
+        if msg.problems:
+            for handler in self._problems:
+                handler(msg)
+        for handler in self._handlers((msg.ch, msg.source, msg.msg_type)):
+            handler(msg)
+
     def _release_expired(self, horizon: int) -> None:
         expiry = self._expiry
         while expiry and expiry[0][0] < horizon:
@@ -264,20 +280,48 @@ def check_log(
     rules: Sequence[type[Rule]] | None = None,
     options: CheckOptions | None = None,
     progress: Callable[[int, int], None] | None = None,
+    *,
+    helper: bool = False,
 ) -> Checker:
-    """Run a whole pass over ``reader``; the finished Checker has ``findings`` and ``protocol``."""
-    checker = Checker(reader.header, rules, options, start_ns=reader.start_ns)
+    """Run a whole pass over ``reader``; the finished Checker has ``findings`` and ``protocol``.
+
+    With ``helper``, a big log's rules that judge each message alone run in a second
+    process (check/helper.py) while this one runs the others; the findings are the same.
+    """
+    from krec.recorder.check.helper import AloneHelper, worth_a_helper
+
+    classes = list(rules) if rules is not None else all_rules()
+    alone = [c for c in classes if c.alone]
+    job = None
+    if helper and alone and len(alone) < len(classes) and worth_a_helper(reader):
+        job = AloneHelper.start(reader, alone, options)
+        if job is not None:
+            classes = [c for c in classes if not c.alone]
+    checker = Checker(reader.header, classes, options, start_ns=reader.start_ns)
     total = len(reader)
     feed = checker.feed
-    if progress is None:
-        for index, raw in reader.raw_records():
-            feed(index, raw)
-    else:
-        for index, raw in reader.raw_records():
-            feed(index, raw)
-            if not index & 0x3FFF:
-                progress(index, total)
-        progress(total, total)
+    try:
+        if progress is None:
+            for index, raw in reader.raw_records():
+                feed(index, raw)
+        else:
+            for index, raw in reader.raw_records():
+                feed(index, raw)
+                if not index & 0x3FFF:
+                    progress(index, total)
+            progress(total, total)
+    except BaseException:  # Ctrl-C, an error: the helper must not outlive this pass
+        if job is not None:
+            job.stop()
+        raise
+    if job is not None:
+        found = job.result()
+        if found is None:  # the helper failed: judge here, in a second pass
+            judge = Checker(reader.header, alone, options, start_ns=reader.start_ns)
+            for index, raw in reader.raw_records():
+                judge.judge(index, raw)
+            found = judge.ctx.findings
+        checker.ctx.findings.extend(found)
     checker.finish()
     return checker
 

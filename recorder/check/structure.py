@@ -18,6 +18,7 @@ _SOURCES = ("client", "kernel", "krec")
 
 class Frames(Rule):
     id = "frames"
+    alone = True
     family = "structure"
     summary = "header, parent, metadata and content are each a JSON object"
     help = (
@@ -43,6 +44,7 @@ class Frames(Rule):
 
 class Header(Rule):
     id = "header"
+    alone = True
     family = "structure"
     summary = "header fields present and typed; date is ISO 8601 with a time zone; version 5.x"
     help = (
@@ -125,6 +127,7 @@ SHUTDOWN_BROADCAST = Deviation(
 
 class Channel(Rule):
     id = "channel"
+    alone = True
     family = "structure"
     summary = "each msg_type travels on its channel, in its direction"
     help = (
@@ -168,6 +171,7 @@ ABORTED = Deviation(
 
 class Deprecated(Rule):
     id = "deprecated"
+    alone = True
     family = "structure"
     severity = "warning"
     summary = "no deprecated message forms (aborted status, shutdown on shell, 'debugger' key)"

@@ -99,7 +99,7 @@ def run(args: argparse.Namespace) -> int:
         for warning in reader.warnings:
             print(f"krec: warning: {args.log}: {warning}", file=sys.stderr)
         with Progress("checking", len(reader)) as progress:
-            checker = check_log(reader, rules, options, progress=progress.update)
+            checker = check_log(reader, rules, options, progress=progress.update, helper=True)
         findings = checker.findings
         errors = sum(f.severity == "error" for f in findings)
         warnings = len(findings) - errors

@@ -30,14 +30,15 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
 
 def run(args: argparse.Namespace) -> int:
     from krec.recorder.log.reader import LogReader
-    from krec.recorder.log.stats import collect, to_json
+    from krec.recorder.log.stats import collect, start_helper, to_json
 
     with LogReader(args.log, index=False) as reader:
+        helper = start_helper(reader)  # it starts up while this process indexes
         with Progress("indexing") as progress:
             while reader.index_more(100_000):
                 progress.update(len(reader))
         with Progress("reading", len(reader)) as progress:
-            stats = collect(reader, progress.update)
+            stats = collect(reader, progress.update, helper)
         data = to_json(stats, reader)
         if args.json:
             print(json.dumps(data, indent=2, ensure_ascii=False))

@@ -23,9 +23,20 @@ _SESSION_ID = re.compile(r"([0-9A-Za-z]{4})[0-9A-Za-z-]*_\d+_(\d+)")
 
 def short_id(msg_id: str) -> str:
     """A short, distinctive form of a msg_id: ``d7f3_45`` for ``d7f3d2ef-..._6809_45``."""
-    m = _SESSION_ID.fullmatch(msg_id)
-    if m:
-        return f"{m.group(1)}_{m.group(2)}"
+    # _SESSION_ID.fullmatch, by str methods (this runs for every line of a listing)
+    parts = msg_id.split("_")
+    if len(parts) == 3:
+        session, pid, n = parts
+        rest = session[4:].replace("-", "")
+        if (
+            len(session) >= 4
+            and session.isascii()
+            and session[:4].isalnum()
+            and (not rest or rest.isalnum())
+            and pid.isdecimal()
+            and n.isdecimal()
+        ):
+            return f"{session[:4]}_{n}"
     return msg_id[:8]
 
 
@@ -34,7 +45,8 @@ def one_line(text: object, limit: int = MAX_SUMMARY) -> str:
     s = text if isinstance(text, str) else str(text)
     s = s.replace("\r\n", "\n").rstrip("\n")
     s = s.replace("\n", " ⏎ ").replace("\t", " ").replace("\r", " ")
-    s = _CONTROL.sub("", s)
+    if not s.isprintable():  # a printable text holds no control character to remove
+        s = _CONTROL.sub("", s)
     if len(s) > limit:
         s = s[: limit - 1] + "…"
     return s

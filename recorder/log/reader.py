@@ -107,25 +107,25 @@ class LogReader:
             return False
         self._file.seek(self._end)
         unpacker = file_unpacker(self._file)
-        base = self._end
-        offsets = self.offsets
-        n = 0
-        while n < limit:
-            try:
-                unpacker.skip()
-            except msgpack.OutOfData:
-                self._note_tail()
-                return False
-            except Exception:
-                self._corrupt_at = self._end
-                self.warnings.append(
-                    f"corrupt data at byte {self._end}: {len(offsets)} records before it are "
-                    "readable, the rest of the file is ignored"
-                )
-                return False
-            offsets.append(self._end)
-            self._end = base + unpacker.tell()
-            n += 1
+        skip, tell, append = unpacker.skip, unpacker.tell, self.offsets.append
+        base = end = self._end
+        try:
+            for _ in range(limit):  # the hot loop of indexing: locals only
+                skip()
+                append(end)
+                end = base + tell()
+        except msgpack.OutOfData:
+            self._end = end
+            self._note_tail()
+            return False
+        except Exception:
+            self._end = self._corrupt_at = end
+            self.warnings.append(
+                f"corrupt data at byte {end}: {len(self.offsets)} records before it are "
+                "readable, the rest of the file is ignored"
+            )
+            return False
+        self._end = end
         return True
 
     def _note_tail(self) -> None:

@@ -9,6 +9,7 @@ every reader of frames uses. docs/format.md specifies the record maps.
 from __future__ import annotations
 
 import json
+import re
 from typing import Any
 
 import msgpack
@@ -36,7 +37,16 @@ def file_unpacker(f: Any) -> msgpack.Unpacker:
 class Record:
     """One record of a log, decoded from msgpack; JSON frames are parsed on first use."""
 
-    __slots__ = ("index", "raw", "_header", "_parent", "_metadata", "_content", "_peeked")
+    __slots__ = (
+        "index",
+        "raw",
+        "_header",
+        "_parent",
+        "_metadata",
+        "_content",
+        "_peeked",
+        "_id_and_type",
+    )
 
     def __init__(self, index: int, raw: dict[str, Any]) -> None:
         self.index = index
@@ -46,6 +56,8 @@ class Record:
         self._metadata: Any = None
         self._content: Any = None
         self._peeked: dict[tuple[str, str], str] | None = None
+        #: the header's (msg_id, msg_type), peeked together (every listing wants both)
+        self._id_and_type: tuple[str, str] | None = None
 
     def __repr__(self) -> str:
         if self.is_event:
@@ -150,13 +162,26 @@ class Record:
             )
         return found
 
+    def _peek_id_and_type(self) -> tuple[str, str]:
+        found = self._id_and_type
+        if found is None:
+            header = self.raw.get("header")
+            found = self._id_and_type = (
+                peek_id_and_type(self.frame("header")) if header is not None else ("", "")
+            )
+        return found
+
     @property
     def msg_type(self) -> str:
-        return self._peek("header", self._header, "msg_type")
+        if self._header is not None:
+            return self._peek("header", self._header, "msg_type")
+        return self._peek_id_and_type()[1]
 
     @property
     def msg_id(self) -> str:
-        return self._peek("header", self._header, "msg_id")
+        if self._header is not None:
+            return self._peek("header", self._header, "msg_id")
+        return self._peek_id_and_type()[0]
 
     @property
     def subshell_id(self) -> str:
@@ -222,6 +247,41 @@ def loads_json(data: bytes | str) -> Any:
         except orjson.JSONDecodeError:
             pass
     return json.loads(data)
+
+
+def peek_str(frame: bytes, key: bytes) -> str | None:
+    """``wire.peek_field(frame, key)``, with its full parse of a nested frame done by
+    ``loads_json`` (the same value, several times faster)."""
+    if frame.count(b"{") == 1 or frame.find(key) < 0:
+        return peek_field(frame, key)
+    try:
+        parsed = loads_json(frame)
+    except (ValueError, UnicodeDecodeError, RecursionError):
+        return None
+    value = parsed.get(key[1:-1].decode()) if isinstance(parsed, dict) else None
+    return value if isinstance(value, str) else None
+
+
+# how jupyter_client and ipykernel write a header: msg_id, then msg_type, first
+_ID_AND_TYPE = re.compile(
+    rb'\{\s*"msg_id"\s*:\s*"(?!msg_type")([^"\\]*)"'
+    rb'\s*,\s*"msg_type"\s*:\s*"([^"\\]*)"'
+)
+
+
+def peek_id_and_type(header: bytes) -> tuple[str, str]:
+    """``(peek_field(header, b'"msg_id"') or "", peek_field(header, b'"msg_type"') or "")``
+    in one step for a header written as jupyter_client writes them."""
+    m = _ID_AND_TYPE.match(header)
+    if m is not None and header.count(b"{") == 1:
+        # both keys are their first occurrences (only a msg_id "msg_type" could come
+        # before the second, and the regex refuses it), the frame is flat: exactly what
+        # peek_field's fast path reads
+        try:
+            return m.group(1).decode(), m.group(2).decode()
+        except UnicodeDecodeError:
+            pass
+    return peek_field(header, b'"msg_id"') or "", peek_field(header, b'"msg_type"') or ""
 
 
 def parse_object(data: bytes) -> dict[str, Any]:

@@ -9,6 +9,8 @@ big log a helper process (``python -m krec.recorder.log.stats``) counts half.
 
 from __future__ import annotations
 
+import contextlib
+import heapq
 import math
 import os
 import pickle
@@ -62,18 +64,27 @@ class Stats:
         self.error_replies += other.error_replies
 
 
-def collect(reader: LogReader, progress: ProgressCallback | None = None) -> Stats:
+def collect(
+    reader: LogReader,
+    progress: ProgressCallback | None = None,
+    helper: _StatsHelper | None = None,
+) -> Stats:
     """Statistics of every indexed record of ``reader``.
 
     One pass over the records' raw maps, reading only the fields each record needs
     (most headers are peeked at, not parsed). On a big log a helper process takes the
-    second half: it counts on its own and hands back, in order, what pairs requests
+    second half (a little less): it counts on its own and hands back, in order, what pairs requests
     with replies and busy with idle, which is replayed here after the first half.
+    ``helper`` is one ``start_helper`` started before the log was indexed.
     """
     s = Stats()
     pairing = _Pairing()
     total = len(reader)
-    helper = _StatsHelper.start(reader) if _worth_a_helper(reader) else None
+    if helper is None and _worth_a_helper(reader):
+        helper = _StatsHelper.spawn()
+    if helper is not None and not (_worth_a_helper(reader) and helper.send(reader)):
+        helper.cancel()
+        helper = None
     stop = helper.lo if helper is not None else total
     first, last = _count(reader.raw_records(0, stop), s, pairing, progress, total)
     if helper is not None:
@@ -163,18 +174,49 @@ def _count(
     total: int,
 ) -> tuple[int | None, int | None]:
     """Count ``records`` into ``s``; return the first and last time seen (what the
-    Record accessors would give, read straight from the raw maps: this is the hot loop)."""
-    from krec.recorder.wire import peek_field as peek
+    Record accessors would give, read straight from the raw maps: this is the hot loop).
+
+    Parent headers and small contents repeat (every message a request causes has the
+    same parent; ``status: busy`` is always the same bytes), so what is peeked in them
+    is remembered by their bytes."""
+    from krec.recorder.log.record import _ID_AND_TYPE, peek_id_and_type, peek_str
 
     first = last = None
     events, messages, sizes, requests = s.events, s.messages, s.bytes_by_channel, s.requests
+    parent_ids: dict[bytes, str] = {}
+    small: dict[tuple[bytes, bytes], str | None] = {}
+
+    def parent_id_of(parent: bytes | None) -> str:
+        if parent is None:
+            return ""
+        found = parent_ids.get(parent)
+        if found is None:
+            found = peek_str(parent, b'"msg_id"') or ""
+            if len(parent_ids) >= 1024:
+                parent_ids.clear()
+            parent_ids[parent] = found
+        return found
+
+    def content_field(content: bytes, key: bytes) -> str | None:
+        if len(content) > 96:
+            return peek_str(content, key)
+        cached = small.get((content, key), small)
+        if cached is small:
+            cached = peek_str(content, key)
+            if len(small) >= 1024:
+                small.clear()
+            small[(content, key)] = cached
+        return cached  # type: ignore[return-value]
+
+    id_and_type = _ID_AND_TYPE.match
+    request, reply, status = pairing.request, pairing.reply, pairing.status
     n = 0
     for index, raw in records:
         n += 1
         get = raw.get
         t = get("t")
-        if not isinstance(t, int):
-            t = 0
+        if t.__class__ is not int:
+            t = t if isinstance(t, int) else 0
         if t:
             if first is None or t < first:
                 first = t
@@ -187,11 +229,11 @@ def _count(
             events[event if isinstance(event, str) and event else "?"] += 1
             continue
         ch = get("ch")
-        if not isinstance(ch, str):
-            ch = ""
+        if ch.__class__ is not str:
+            ch = ch if isinstance(ch, str) else ""
         source = get("from")
-        if not isinstance(source, str):
-            source = ""
+        if source.__class__ is not str:
+            source = source if isinstance(source, str) else ""
         header, parent, metadata, content = (
             get("header"),
             get("parent"),
@@ -210,7 +252,17 @@ def _count(
             header = _frame(header) if header is not None else None
             parent = _frame(parent) if parent is not None else None
             content = _frame(content)
-        mt = (peek(header, b'"msg_type"') or "") if header is not None else ""
+        # peek_id_and_type's common case inline, the msg_id only for a request (the hot spot)
+        m = id_and_type(header) if header is not None else None
+        if m is not None and header.count(b"{") == 1:  # type: ignore[union-attr]
+            try:
+                mt = m.group(2).decode()
+            except UnicodeDecodeError:
+                m = None
+        else:
+            m = None
+        if m is None:
+            msg_id, mt = peek_id_and_type(header) if header is not None else ("", "")
         messages[(ch, source, mt)] += 1
         buffers = get("buffers")
         if buffers:
@@ -222,19 +274,25 @@ def _count(
         sizes[ch] += size
         if source == "client" and mt.endswith("_request") and ch in ("shell", "control"):
             requests[mt] += 1
-            msg_id = (peek(header, b'"msg_id"') or "") if header is not None else ""
-            pairing.request(msg_id, t, index, mt)
+            if m is not None:
+                try:
+                    msg_id = m.group(1).decode()
+                except UnicodeDecodeError:  # peek_id_and_type's own way with it
+                    msg_id = peek_id_and_type(header)[0]  # type: ignore[arg-type]
+            request(msg_id, t, index, mt)
         elif source == "kernel" and mt.endswith("_reply"):
-            parent_id = (peek(parent, b'"msg_id"') or "") if parent is not None else ""
-            pairing.reply(parent_id, t)
-            if peek(content, b'"status"') == "error":
+            reply(parent_id_of(parent), t)
+            # a status of "error" is spelled "error" in the frame, unless escaped
+            if (b'"error"' in content or b"\\" in content) and content_field(
+                content, b'"status"'
+            ) == "error":
                 s.error_replies += 1
         elif mt == "error":
             s.error_outputs += 1
         elif mt == "status":
-            state = peek(content, b'"execution_state"')
-            parent_id = (peek(parent, b'"msg_id"') or "") if parent is not None else ""
-            pairing.status(parent_id, state, t)
+            state = content_field(content, b'"execution_state"')
+            parent_id = parent_ids.get(parent) if parent is not None else None  # type: ignore[arg-type]
+            status(parent_id_of(parent) if parent_id is None else parent_id, state, t)
     s.records += n
     return first, last
 
@@ -253,20 +311,35 @@ def _worth_a_helper(reader: LogReader) -> bool:
     return reader.record_end(n - 1) - reader.offsets[0] >= HELPER_BYTES
 
 
+#: the share of the records a helper counts: a little less than half, as it also notes
+#: and pickles each pairing step (this process replays them, a cheaper part)
+_HELPER_SHARE = 0.45
+
+
+def start_helper(reader: LogReader) -> _StatsHelper | None:
+    """A helper process for ``collect``, started before ``reader`` is indexed so that its
+    start-up overlaps the indexing (None when the log is too small to need one)."""
+    from krec.recorder.log.reader import HELPER_BYTES
+
+    if reader.upgrade_record is not None or (os.cpu_count() or 1) < 2:
+        return None
+    if os.environ.get("KREC_SCAN_SINGLE"):
+        return None
+    if os.fstat(reader._fd).st_size - reader.indexed_bytes < HELPER_BYTES:
+        return None
+    return _StatsHelper.spawn()
+
+
 class _StatsHelper:
     """``python -m krec.recorder.log.stats`` counting records ``lo``.. of a log."""
 
-    def __init__(self, process: subprocess.Popen[bytes], lo: int) -> None:
+    def __init__(self, process: subprocess.Popen[bytes]) -> None:
         self._process = process
-        self.lo = lo
+        self.lo = 0
 
     @classmethod
-    def start(cls, reader: LogReader) -> _StatsHelper | None:
-        n = len(reader)
-        lo = n // 2
-        job = pickle.dumps(
-            (reader.path, lo, reader.offsets[lo:].tobytes(), reader.record_end(n - 1))
-        )
+    def spawn(cls) -> _StatsHelper | None:
+        """Start the process; it waits for its job (``send``) or for ``cancel``."""
         try:
             process = subprocess.Popen(
                 [sys.executable, "-m", "krec.recorder.log.stats"],
@@ -274,12 +347,36 @@ class _StatsHelper:
                 stdout=subprocess.PIPE,
                 stderr=subprocess.DEVNULL,
             )
-            assert process.stdin is not None
-            process.stdin.write(job)
-            process.stdin.close()
         except Exception:  # no second process here: count everything in this one
             return None
-        return cls(process, lo)
+        return cls(process)
+
+    def send(self, reader: LogReader) -> bool:
+        """Give the helper the second half of ``reader``; False if it cannot take it."""
+        n = len(reader)
+        self.lo = n - int(n * _HELPER_SHARE)
+        job = pickle.dumps(
+            (reader.path, self.lo, reader.offsets[self.lo :].tobytes(), reader.record_end(n - 1))
+        )
+        assert self._process.stdin is not None
+        try:
+            self._process.stdin.write(job)
+            self._process.stdin.close()
+        except OSError:
+            return False
+        return True
+
+    def cancel(self) -> None:
+        """Let the helper go without a job (it exits at once)."""
+        for stream in (self._process.stdin, self._process.stdout):
+            if stream is not None:
+                with contextlib.suppress(OSError):
+                    stream.close()
+        try:
+            self._process.wait(10)
+        except subprocess.TimeoutExpired:
+            self._process.kill()
+            self._process.wait()
 
     def result(self) -> tuple[Stats, int | None, int | None, list[tuple[Any, ...]]] | None:
         assert self._process.stdout is not None
@@ -304,7 +401,10 @@ def _helper_main() -> None:
     from krec.recorder.log.reader import LogReader
     from krec.recorder.log.stats import Stats, _count, _Ops
 
-    path, lo, offsets, end = pickle.loads(sys.stdin.buffer.read())
+    job = sys.stdin.buffer.read()
+    if not job:  # cancelled: the log was not worth a helper after all
+        return
+    path, lo, offsets, end = pickle.loads(job)
     with LogReader.part(path, offsets, end) as reader:
         s = Stats()
         ops = _Ops()
@@ -345,7 +445,7 @@ def to_json(s: Stats, reader: LogReader) -> dict[str, Any]:
             "max_s": values[-1] / 1e9,
         }
     slowest = []
-    for ns, index, mt in sorted(s.answered, reverse=True)[:SLOWEST]:
+    for ns, index, mt in heapq.nlargest(SLOWEST, s.answered):  # sorted(reverse)[:5]
         record = reader[index]
         slowest.append(
             {
