@@ -36,6 +36,11 @@ KREC = [sys.executable, "-m", "krec.recorder"]
 os.environ.setdefault("PYDEVD_DISABLE_FILE_VALIDATION", "1")
 # kernels of concurrent test workers should not share one IPython history database
 os.environ.setdefault("IPYTHONDIR", tempfile.mkdtemp(prefix="krec-tests-ipython-"))
+# tests stop krec processes with Ctrl-C's SIGINT, and a child inherits an ignored signal:
+# a suite started in the background of a non-interactive shell (`cmd &` ignores SIGINT)
+# must still reach them. Children get the default action.
+if signal.getsignal(signal.SIGINT) == signal.SIG_IGN:
+    signal.signal(signal.SIGINT, signal.default_int_handler)
 
 
 def wait_for(predicate: Callable[[], object], timeout: float = 30.0, what: str = "") -> object:

@@ -199,6 +199,7 @@ def test_follow_prints_records_as_they_are_written(tmp_path):
         except subprocess.TimeoutExpired:
             proc.kill()
             proc.wait(10)
+            proc.stderr.close()
             pytest.fail(f"krec show -F ignored SIGINT: {state}; stderr {proc.stderr.read()!r}")
         finally:
             log.close()
