@@ -96,22 +96,9 @@ class AloneHelper:
 
     def result(self) -> list[Finding] | None:
         """The helper's findings, or None when it failed (the caller judges itself)."""
-        assert self._process.stdout is not None
-        try:
-            data = self._process.stdout.read()
-            code = self._process.wait(60)
-        except (OSError, subprocess.TimeoutExpired):
-            self._process.kill()
-            self._process.wait()
-            return None
-        finally:
-            self._process.stdout.close()
-        if code != 0:
-            return None
-        try:
-            return pickle.loads(data)  # type: ignore[no-any-return]
-        except Exception:
-            return None
+        from krec.recorder.log.reader import helper_result
+
+        return helper_result(self._process)  # type: ignore[no-any-return]
 
     def stop(self) -> None:
         """End the helper now (the pass it helps was given up)."""

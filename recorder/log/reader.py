@@ -12,7 +12,9 @@ from __future__ import annotations
 import array
 import bisect
 import os
+import pickle
 import stat
+import subprocess
 from collections.abc import Iterator
 from typing import Any, overload
 
@@ -253,3 +255,25 @@ class LogReader:
 
     def __exit__(self, *exc: object) -> None:
         self.close()
+
+
+def helper_result(process: subprocess.Popen[bytes], timeout: float = 60.0) -> Any | None:
+    """What a helper process (a reader of part of a log, see ``LogReader.part``) pickled
+    to its stdout, once it has exited; None when it failed or timed out (the caller then
+    does the work itself)."""
+    assert process.stdout is not None
+    try:
+        data = process.stdout.read()
+        code = process.wait(timeout)
+    except (OSError, subprocess.TimeoutExpired):
+        process.kill()
+        process.wait()
+        return None
+    finally:
+        process.stdout.close()
+    if code != 0:
+        return None
+    try:
+        return pickle.loads(data)
+    except Exception:
+        return None

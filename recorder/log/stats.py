@@ -379,21 +379,9 @@ class _StatsHelper:
             self._process.wait()
 
     def result(self) -> tuple[Stats, int | None, int | None, list[tuple[Any, ...]]] | None:
-        assert self._process.stdout is not None
-        try:
-            data = self._process.stdout.read()
-            code = self._process.wait(60)
-        except (OSError, subprocess.TimeoutExpired):
-            self._process.kill()
-            return None
-        finally:
-            self._process.stdout.close()
-        if code != 0:
-            return None
-        try:
-            return pickle.loads(data)  # type: ignore[no-any-return]
-        except Exception:
-            return None
+        from krec.recorder.log.reader import helper_result
+
+        return helper_result(self._process)  # type: ignore[no-any-return]
 
 
 def _helper_main() -> None:
