@@ -101,7 +101,8 @@ def _request_sent(ex: Exchange) -> int:
 
 
 def plan(session: Session) -> list[Action]:
-    """The actions of a replay, in log order, with what each must wait for.
+    """The actions of a replay, in the order the frontend sent its requests (``_by_time``),
+    with what each must wait for.
 
     A request waits for the requests that had completed before it was sent, and is
     sent at its recorded offset after a request that was still running (after it
