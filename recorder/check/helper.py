@@ -25,14 +25,12 @@ if TYPE_CHECKING:
 
 def worth_a_helper(reader: LogReader) -> bool:
     """Is the log big enough, and a second core idle, for a helper to pay off?"""
-    from krec.recorder.log.reader import HELPER_BYTES
+    from krec.recorder.log.reader import helper_pays_off
 
     n = len(reader)
-    if n < 2 or reader.upgrade_record is not None or (os.cpu_count() or 1) < 2:
+    if n < 2 or reader.upgrade_record is not None:
         return False
-    if os.environ.get("KREC_SCAN_SINGLE"):
-        return False
-    return reader.record_end(n - 1) - reader.offsets[0] >= HELPER_BYTES and a_core_is_idle()
+    return helper_pays_off(reader.span_bytes(0, n)) and a_core_is_idle()
 
 
 def a_core_is_idle() -> bool:

@@ -211,13 +211,9 @@ def _print_log(
 
 
 def _worth_a_helper(reader: LogReader) -> bool:
-    from krec.recorder.log.reader import HELPER_BYTES
+    from krec.recorder.log.reader import helper_pays_off
 
-    if reader.upgrade_record is not None or (os.cpu_count() or 1) < 2:
-        return False
-    if os.environ.get("KREC_SCAN_SINGLE"):
-        return False
-    return os.fstat(reader._fd).st_size - reader.indexed_bytes >= HELPER_BYTES
+    return reader.upgrade_record is None and helper_pays_off(reader.unindexed_bytes())
 
 
 def _print_halves(

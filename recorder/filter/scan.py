@@ -207,9 +207,7 @@ def _scan_range(
 
 
 def _worth_a_helper(reader: Any, start: int, stop: int) -> bool:
-    if stop - start < 2 or (os.cpu_count() or 1) < 2 or os.environ.get("KREC_SCAN_SINGLE"):
-        return False
-    return reader.record_end(stop - 1) - reader.offsets[start] >= log_reader.HELPER_BYTES
+    return stop - start >= 2 and log_reader.helper_pays_off(reader.span_bytes(start, stop))
 
 
 class _Part:

@@ -164,6 +164,14 @@ class LogReader:
         """File offset just past record ``i``."""
         return self.offsets[i + 1] if i + 1 < len(self.offsets) else self._end
 
+    def span_bytes(self, start: int, stop: int) -> int:
+        """How many bytes records ``start``..``stop`` (exclusive, non-empty) take."""
+        return self.record_end(stop - 1) - self.offsets[start]
+
+    def unindexed_bytes(self) -> int:
+        """How many bytes of the file are not indexed yet."""
+        return os.fstat(self._fd).st_size - self._end
+
     def read_span(self, start: int, stop: int) -> bytes:
         """The msgpack bytes of records ``start``..``stop`` (exclusive), as stored."""
         if start >= stop:
@@ -277,3 +285,13 @@ def helper_result(process: subprocess.Popen[bytes], timeout: float = 60.0) -> An
         return pickle.loads(data)
     except Exception:
         return None
+
+
+def helper_pays_off(nbytes: int) -> bool:
+    """Whether a helper process should take a share of ``nbytes`` of a log: that many are
+    at least HELPER_BYTES, there is a second core, and KREC_SCAN_SINGLE is not set."""
+    return (
+        nbytes >= HELPER_BYTES
+        and (os.cpu_count() or 1) >= 2
+        and not os.environ.get("KREC_SCAN_SINGLE")
+    )

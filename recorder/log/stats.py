@@ -12,7 +12,6 @@ from __future__ import annotations
 import contextlib
 import heapq
 import math
-import os
 import pickle
 import subprocess
 import sys
@@ -301,14 +300,10 @@ def _count(
 
 
 def _worth_a_helper(reader: LogReader) -> bool:
-    from krec.recorder.log.reader import HELPER_BYTES
+    from krec.recorder.log.reader import helper_pays_off
 
     n = len(reader)
-    if n < 2 or reader.upgrade_record is not None or (os.cpu_count() or 1) < 2:
-        return False
-    if os.environ.get("KREC_SCAN_SINGLE"):
-        return False
-    return reader.record_end(n - 1) - reader.offsets[0] >= HELPER_BYTES
+    return n >= 2 and reader.upgrade_record is None and helper_pays_off(reader.span_bytes(0, n))
 
 
 #: the share of the records a helper counts: a little less than half, as it also notes
@@ -319,13 +314,9 @@ _HELPER_SHARE = 0.45
 def start_helper(reader: LogReader) -> _StatsHelper | None:
     """A helper process for ``collect``, started before ``reader`` is indexed so that its
     start-up overlaps the indexing (None when the log is too small to need one)."""
-    from krec.recorder.log.reader import HELPER_BYTES
+    from krec.recorder.log.reader import helper_pays_off
 
-    if reader.upgrade_record is not None or (os.cpu_count() or 1) < 2:
-        return None
-    if os.environ.get("KREC_SCAN_SINGLE"):
-        return None
-    if os.fstat(reader._fd).st_size - reader.indexed_bytes < HELPER_BYTES:
+    if reader.upgrade_record is not None or not helper_pays_off(reader.unindexed_bytes()):
         return None
     return _StatsHelper.spawn()
 
